@@ -1,0 +1,5 @@
+import sys
+
+from lmplug.cli import main
+
+sys.exit(main())

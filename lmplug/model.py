@@ -1,0 +1,279 @@
+"""Decoder-only Transformer language model with a KV cache for incremental scoring.
+
+One file, one config. Pre-norm blocks, rotary position embeddings (so a cache can slide past the
+trained context without re-encoding: relative distances stay exact), PyTorch SDPA attention
+(FlashAttention on CUDA when the shapes allow), tied input/output embeddings.
+
+Shapes: B batch, T new tokens, L cached keys, V vocabulary, nh heads, hs head size, C = n_embd.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = 4000  # sentencepiece vocabulary size, incl. <unk>, <s>, </s>
+    n_layer: int = 4  # Transformer blocks
+    n_head: int = 4  # attention heads; n_embd % n_head == 0
+    n_embd: int = 256  # model width C
+    block_size: int = 256  # longest context seen in training (tokens)
+    dropout: float = 0.1  # on attention output, MLP output and embeddings (training only)
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    rope_base: float = 10000.0  # rotary embedding base
+    bos_id: int = 1  # token fed as the first context of every sentence
+    eos_id: int = 2  # token scored at the end of every sentence
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd must be divisible by n_head, found {self.n_embd} and {self.n_head}")
+        if (self.n_embd // self.n_head) % 2 != 0:
+            raise ValueError(f"head size must be even for rotary embeddings, found {self.n_embd // self.n_head}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LMConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown LMConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer for a batch of token sequences.
+
+    New tokens are always appended at the end; ``valid`` marks which cached columns a row may
+    attend to, so rows of different lengths share one tensor (a row gathered from a shorter
+    parent simply has more invalid columns). ``positions`` is the next rotary position per row.
+    """
+
+    keys: list[torch.Tensor]  # per layer (B, nh, L, hs)
+    values: list[torch.Tensor]  # per layer (B, nh, L, hs)
+    valid: torch.Tensor  # (B, L) bool
+    positions: torch.Tensor  # (B,) long: tokens seen so far per row
+
+    @property
+    def batch_size(self) -> int:
+        return self.valid.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.valid.shape[1]
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        """Rows ``index`` (a (B',) long tensor) as a new cache, e.g. the parents of new beams."""
+        return KVCache(
+            keys=[k.index_select(0, index) for k in self.keys],
+            values=[v.index_select(0, index) for v in self.values],
+            valid=self.valid.index_select(0, index),
+            positions=self.positions.index_select(0, index),
+        )
+
+    def trim(self, max_len: int) -> "KVCache":
+        """Drop leading columns so that at most ``max_len`` remain (oldest context first)."""
+        if self.length <= max_len:
+            return self
+        cut = self.length - max_len
+        return KVCache(
+            keys=[k[:, :, cut:] for k in self.keys],
+            values=[v[:, :, cut:] for v in self.values],
+            valid=self.valid[:, cut:],
+            positions=self.positions,
+        )
+
+    def compact(self) -> "KVCache":
+        """Drop columns that no row attends to (they accumulate as beams are re-gathered)."""
+        keep = self.valid.any(0)
+        if bool(keep.all()):
+            return self
+        idx = keep.nonzero().squeeze(1)
+        return KVCache(
+            keys=[k.index_select(2, idx) for k in self.keys],
+            values=[v.index_select(2, idx) for v in self.values],
+            valid=self.valid.index_select(1, idx),
+            positions=self.positions,
+        )
+
+
+def _rope_tables(positions: torch.Tensor, head_size: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (B, 1, T, hs/2) for integer positions (B, T)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2, device=positions.device, dtype=torch.float32) / head_size))
+    angles = positions.float().unsqueeze(-1) * inv_freq  # (B, T, hs/2)
+    return angles.cos().unsqueeze(1), angles.sin().unsqueeze(1)
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x1, x2) of the last dim; x (B, nh, T, hs)."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return out.type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_size = config.n_embd // config.n_head
+        self.rope_base = config.rope_base
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, C)
+        cos: torch.Tensor,  # (B, 1, T, hs/2)
+        sin: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, nh, L, hs) each
+        mask: torch.Tensor | None,  # (B, 1, T, L+T) bool, True = attend; None = plain causal
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, nh, L+T, hs)
+            v = torch.cat([past[1], v], dim=2)
+        drop = self.dropout if self.training else 0.0
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.proj(y)), (k, v)
+
+
+class Block(nn.Module):
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        hidden = config.mlp_ratio * config.n_embd
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, hidden, bias=False),
+            nn.GELU(),
+            nn.Linear(hidden, config.n_embd, bias=False),
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x, cos, sin, past, mask):
+        a, kv = self.attn(self.ln1(x), cos, sin, past, mask)
+        x = x + a
+        x = x + self.mlp(self.ln2(x))
+        return x, kv
+
+
+class TransformerLM(nn.Module):
+    """Causal LM. ``forward(idx)`` for training; ``forward(idx, cache)`` for incremental scoring."""
+
+    def __init__(self, config: LMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def empty_cache(self, batch_size: int, device: torch.device | str | None = None) -> KVCache:
+        """A cache with no tokens for ``batch_size`` rows."""
+        device = device or self.wte.weight.device
+        c = self.config
+        hs = c.n_embd // c.n_head
+        dtype = self.wte.weight.dtype
+        empty = torch.zeros(batch_size, c.n_head, 0, hs, device=device, dtype=dtype)
+        return KVCache(
+            keys=[empty] * c.n_layer,
+            values=[empty] * c.n_layer,
+            valid=torch.zeros(batch_size, 0, dtype=torch.bool, device=device),
+            positions=torch.zeros(batch_size, dtype=torch.long, device=device),
+        )
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        token_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """Logits for every position.
+
+        Args:
+            idx: (B, T) token ids.
+            cache: previous context per row; ``None`` means no context and no cache is returned
+                (the training path: plain causal attention).
+            token_mask: (B, T) bool, with a cache only: False marks padding among the new tokens
+                (right-padded rows of different lengths); padded columns are never attended to.
+
+        Returns:
+            logits (B, T, V) in float32, and the extended cache (or None without one).
+        """
+        if idx.dim() != 2:
+            raise ValueError(f"expected token ids of shape (B, T), found {tuple(idx.shape)}")
+        B, T = idx.shape
+        x = self.drop(self.wte(idx))
+        if cache is None:
+            if T > self.config.block_size:
+                raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
+            pos = torch.arange(T, device=idx.device).expand(B, T)
+            cos, sin = _rope_tables(pos, self.config.n_embd // self.config.n_head, self.config.rope_base)
+            for block in self.blocks:
+                x, _ = block(x, cos, sin, None, None)
+            return self.lm_head(self.ln_f(x)).float(), None
+
+        if cache.batch_size != B:
+            raise ValueError(f"cache holds {cache.batch_size} rows, tokens have {B}")
+        if token_mask is None:
+            token_mask = torch.ones(B, T, dtype=torch.bool, device=idx.device)
+        # positions of new tokens: next position + number of real tokens before them in the row
+        pos = cache.positions.unsqueeze(1) + token_mask.long().cumsum(1) - token_mask.long()  # (B, T)
+        cos, sin = _rope_tables(pos, self.config.n_embd // self.config.n_head, self.config.rope_base)
+        causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
+        new_valid = token_mask.unsqueeze(1) & causal.unsqueeze(0)  # (B, T, T)
+        old_valid = cache.valid.unsqueeze(1).expand(B, T, cache.length)  # (B, T, L)
+        mask = torch.cat([old_valid, new_valid], dim=2)
+        # a padded query row may see nothing: let it see itself to keep softmax finite
+        eye = torch.eye(T, dtype=torch.bool, device=idx.device).unsqueeze(0)
+        mask[:, :, cache.length:] |= eye & ~token_mask.unsqueeze(2)
+        mask = mask.unsqueeze(1)  # (B, 1, T, L+T)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask)
+            keys.append(k)
+            values.append(v)
+        logits = self.lm_head(self.ln_f(x)).float()
+        new_cache = KVCache(
+            keys=keys,
+            values=values,
+            valid=torch.cat([cache.valid, token_mask], dim=1),
+            positions=cache.positions + token_mask.long().sum(1),
+        )
+        return logits, new_cache

@@ -1,0 +1,114 @@
+"""KenLM n-gram baseline: build with lmplz/build_binary, load, score sentences.
+
+lmplz and build_binary are not packaged in Debian or on PyPI; ``tools/setup.sh`` builds them
+from the kenlm sdist into the virtual environment's ``bin/``, which is where we look first.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from lmplug.errors import LmplugError
+from lmplug.scoring import SentenceScore
+
+LN10 = math.log(10.0)
+INSTALL_HINT = "pip install kenlm==0.3.0 (or run tools/setup.sh)"
+
+
+def find_kenlm_binary(name: str) -> str:
+    """Path of ``lmplz`` or ``build_binary``: next to this Python first, then on PATH."""
+    cand = Path(sys.executable).parent / name
+    if cand.is_file():
+        return str(cand)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise LmplugError(f"KenLM's {name} not found next to {sys.executable} or on PATH; run tools/setup.sh to build it")
+
+
+def train_ngram(
+    text_path: str | Path,
+    out_prefix: str | Path,
+    order: int = 5,
+    memory: str = "20%",
+    prune: Sequence[int] = (),
+    binary: bool = True,
+) -> dict[str, str]:
+    """Build ``<out_prefix>.arpa`` (and ``.bin``) with lmplz on one-sentence-a-line text.
+
+    Discount fallback is on, so tiny corpora (tests) build too. Returns the written paths.
+    """
+    text = Path(text_path)
+    if not text.is_file() or text.stat().st_size == 0:
+        raise LmplugError(f"n-gram training text missing or empty: {text}")
+    if not 1 <= order <= 6:
+        raise LmplugError(f"n-gram order must be between 1 and 6 (KENLM_MAX_ORDER), found {order}")
+    out = Path(out_prefix)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arpa = out.with_name(out.name + ".arpa")
+    cmd = [find_kenlm_binary("lmplz"), "-o", str(order), "-S", memory, "-T", str(out.parent), "--discount_fallback"]
+    if prune:
+        cmd += ["--prune", *map(str, prune)]
+    tmp = arpa.with_name(arpa.name + ".tmp")
+    with open(text, "rb") as fin, open(tmp, "wb") as fout:
+        proc = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise LmplugError(f"lmplz failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-400:]}")
+    tmp.replace(arpa)
+    paths = {"arpa": str(arpa)}
+    if binary:
+        bin_path = out.with_name(out.name + ".bin")
+        proc = subprocess.run([find_kenlm_binary("build_binary"), str(arpa), str(bin_path)], capture_output=True)
+        if proc.returncode != 0:
+            raise LmplugError(f"build_binary failed: {proc.stderr.decode(errors='replace')[-400:]}")
+        paths["binary"] = str(bin_path)
+    return paths
+
+
+def load_kenlm(path: str | Path):
+    """A ``kenlm.Model`` from an ARPA or binary file, with actionable errors."""
+    try:
+        import kenlm
+    except ImportError:
+        raise LmplugError(f"the kenlm module is needed for n-gram models: {INSTALL_HINT}") from None
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"KenLM model not found: {p}")
+    try:
+        return kenlm.Model(str(p))
+    except (OSError, RuntimeError) as e:
+        raise LmplugError(f"{p}: not a readable ARPA or KenLM binary ({e})") from None
+
+
+def score_sentences_ngram(model, sentences: Sequence[str]) -> list[SentenceScore]:
+    """Natural-log sentence scores with <s> and </s>; OOV words get KenLM's <unk> probability."""
+    out = []
+    for s in sentences:
+        words = s.split()
+        oov = sum(1 for w in words if w not in model)
+        out.append(SentenceScore(model.score(s, bos=True, eos=True) * LN10, len(words) + 1, len(words), oov))
+    return out
+
+
+def arpa_unigrams(arpa_path: str | Path) -> list[str]:
+    """The words of an ARPA file's 1-gram section (what pyctcdecode wants as ``unigrams``)."""
+    words, in_uni = [], False
+    with open(arpa_path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                in_uni = True
+                continue
+            if in_uni:
+                if not line or line.startswith("\\"):
+                    break
+                parts = line.split("\t")
+                if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", "<unk>"):
+                    words.append(parts[1])
+    return words

@@ -1,0 +1,323 @@
+"""Language-model training: AdamW, warmup + cosine decay, clipping, dev perplexity, exact resume.
+
+Output directory::
+
+    checkpoint/        latest checkpoint (config.json, model.safetensors, tokenizer.model, trainer/)
+    data/              token shards of the train and dev text
+    metrics.jsonl      one JSON object per logged step and per evaluation
+
+Batches are a pure function of (seed, step) (``lmplug.data.sample_batch``) and the checkpoint
+holds the optimizer and RNG states, so a killed run resumed from its last checkpoint follows
+the same loss curve as an uninterrupted one. Ctrl-C saves a checkpoint before exiting.
+Under ``torchrun`` the model is wrapped in DDP (NCCL on CUDA, gloo on CPU); each rank takes its
+slice of the same global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from lmplug.checkpoint import (
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_json,
+    resolve_checkpoint,
+    save_json,
+    save_lm,
+)
+from lmplug.data import IGNORE_INDEX, encode_corpus, eval_batches, load_shard, sample_batch
+from lmplug.errors import LmplugError
+from lmplug.model import LMConfig, TransformerLM
+from lmplug.tokenizer import Tokenizer
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32  # global batch (sequences), split over torchrun processes
+    max_steps: int = 2000  # optimizer steps
+    lr: float = 1e-3  # peak learning rate
+    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio (cosine)
+    warmup_steps: int = 100  # linear warmup
+    weight_decay: float = 0.1  # on matrices only
+    beta2: float = 0.98  # AdamW beta2
+    grad_clip: float = 1.0  # max global grad norm (0 = off)
+    eval_every: int = 250  # steps between dev evaluations (and checkpoints)
+    eval_tokens: int = 200_000  # dev tokens per evaluation
+    log_every: int = 10  # steps between metric lines
+    seed: int = 1234  # batches and init
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    compile: bool = False  # torch.compile the model (pays on GPU; ~45 s compile on CPU)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Dist:
+    """Initialise torch.distributed when started by torchrun (RANK/WORLD_SIZE set)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """CUDA when available (one GPU per torchrun process), else CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LmplugError(f"device '{name}' requested but CUDA is not available here")
+    return dev
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    extra = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), **extra)
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA, nothing (fp32) on CPU."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def lm_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits, _ = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, shard, cfg: TrainConfig, block_size: int, bos_id: int, device) -> float:
+    """Mean per-token dev loss (nats) over the first ``eval_tokens`` of the dev shard."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in eval_batches(shard, cfg.batch_size, block_size, bos_id, cfg.eval_tokens):
+        x, y = x.to(device), y.to(device)
+        with autocast_for(device):
+            logits, _ = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum")
+        total += float(loss)
+        count += int((y != IGNORE_INDEX).sum())
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def _rng_tensors(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"torch_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["torch_cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def _append_jsonl(path: Path, obj: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
+    if not path.is_file():
+        return
+    keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
+    path.write_text("".join(l + "\n" for l in keep))
+
+
+def train_lm(
+    train_lines: Sequence[str],
+    dev_lines: Sequence[str],
+    tokenizer: Tokenizer,
+    out_dir: str | Path,
+    model_config: LMConfig,
+    train_config: TrainConfig,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train (or resume) a Transformer LM; returns a summary dict (also in ``train_summary.json``).
+
+    Args:
+        train_lines, dev_lines: sentences (already normalized as the LM should see them).
+        tokenizer: its vocabulary size and <s>/</s> ids override ``model_config``'s.
+        out_dir: see the module docstring; an existing ``checkpoint/`` is resumed when ``resume``.
+        stop_after: stop (with a checkpoint) after this many steps of *this* invocation; used to
+            simulate interruption in tests.
+    """
+    from safetensors.torch import load_file, save_file
+    from tqdm import tqdm
+
+    cfg = train_config
+    out = Path(out_dir)
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = setup_distributed(device)
+    model_config = LMConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
+                               "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})
+    out.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        train_shard = encode_corpus(list(train_lines), tokenizer, out / "data" / "train.bin")
+        dev_shard = encode_corpus(list(dev_lines), tokenizer, out / "data" / "dev.bin")
+    if dist.world_size > 1:
+        torch.distributed.barrier()
+    train_shard = load_shard(out / "data" / "train.bin")
+    dev_shard = load_shard(out / "data" / "dev.bin")
+
+    torch.manual_seed(cfg.seed)
+    model = TransformerLM(model_config).to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    start_step, tokens_seen, elapsed_before = 0, 0, 0.0
+    metrics_path = out / "metrics.jsonl"
+    ckpt_dir = out / "checkpoint"
+    if resume and any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old")):
+        ckpt = resolve_checkpoint(out)
+        meta = read_json(ckpt / "config.json")
+        if meta["model"] != model_config.to_dict():
+            raise LmplugError(
+                f"{ckpt}: holds a model with config {meta['model']}, but this run asks for {model_config.to_dict()}; "
+                "use another --out or --no-resume"
+            )
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=False)
+        state = read_json(ckpt / "trainer" / "state.json")
+        optimizer_from_tensors(optimizer, load_file(str(ckpt / "trainer" / "optimizer.safetensors"), device=str(device)),
+                               state["optimizer"])
+        rng = load_file(str(ckpt / "trainer" / "rng.safetensors"))
+        torch.set_rng_state(rng["torch_cpu"])
+        if device.type == "cuda" and "torch_cuda" in rng:
+            torch.cuda.set_rng_state(rng["torch_cuda"], device)
+        start_step, tokens_seen, elapsed_before = state["step"], state["tokens_seen"], state["elapsed_s"]
+        if dist.is_main:
+            _truncate_metrics(metrics_path, start_step)
+    elif dist.is_main and metrics_path.exists():
+        metrics_path.unlink()
+    if dist.rank:
+        torch.manual_seed(cfg.seed + 1000 * dist.rank)  # different dropout masks per rank
+
+    train_model: torch.nn.Module = model
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    block = model_config.block_size
+    tokens_per_step = cfg.batch_size * block
+    n_params = model.num_parameters()
+    t0 = time.time()
+    last_dev = None
+
+    def save(step: int, rng: dict[str, torch.Tensor] | None = None) -> None:
+        if not dist.is_main:
+            return
+
+        def write_trainer(d: Path) -> None:
+            tensors, opt_meta = optimizer_to_tensors(optimizer)
+            save_file(tensors, str(d / "optimizer.safetensors"))
+            save_file(rng or _rng_tensors(device), str(d / "rng.safetensors"))
+            save_json(d / "state.json", {"step": step, "tokens_seen": tokens_seen,
+                                         "elapsed_s": elapsed_before + time.time() - t0, "optimizer": opt_meta,
+                                         "dev_loss": last_dev})
+
+        save_lm(ckpt_dir, model, tokenizer, extra={"train": asdict(cfg)}, trainer_write=write_trainer)
+
+    if dist.is_main:
+        print(f"[train-lm] {n_params / 1e6:.2f}M parameters, {len(train_shard):,} train tokens, device {device}, "
+              f"world {dist.world_size}, steps {start_step}->{cfg.max_steps}", flush=True)
+    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (progress and dist.is_main), desc="train-lm",
+               unit="step", dynamic_ncols=True)
+    step = start_step
+    model.train()
+    window_loss, window_n, window_t = 0.0, 0, time.time()
+    step_rng = None
+    try:
+        while step < cfg.max_steps:
+            step_rng = _rng_tensors(device)  # so an interrupt mid-step resumes with this step's dropout
+            lr = lr_at(step, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            x, y = sample_batch(train_shard, cfg.batch_size, block, cfg.seed, step, model_config.bos_id,
+                                dist.rank, dist.world_size)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast_for(device):
+                loss = lm_loss(train_model, x, y)
+            if not torch.isfinite(loss):
+                raise LmplugError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+            optimizer.step()
+            step += 1
+            tokens_seen += tokens_per_step
+            window_loss += float(loss.detach())
+            window_n += 1
+            bar.update(1)
+            if dist.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps):
+                dt = time.time() - window_t
+                rec = {"step": step, "loss": round(window_loss / window_n, 5), "lr": lr, "tokens": tokens_seen,
+                       "tok_per_s": round(window_n * tokens_per_step / max(dt, 1e-9), 1),
+                       "elapsed_s": round(elapsed_before + time.time() - t0, 2)}
+                if grad_norm is not None:
+                    rec["grad_norm"] = round(float(grad_norm), 4)
+                _append_jsonl(metrics_path, rec)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tok_per_s']:.0f}")
+                window_loss, window_n, window_t = 0.0, 0, time.time()
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                if dist.is_main:
+                    last_dev = evaluate(model, dev_shard, cfg, block, model_config.bos_id, device)
+                    _append_jsonl(metrics_path, {"step": step, "dev_loss": round(last_dev, 5),
+                                                 "dev_ppl_token": round(math.exp(last_dev), 3)})
+                    bar.write(f"[train-lm] step {step}: dev loss {last_dev:.4f}, token ppl {math.exp(last_dev):.2f}")
+                save(step)
+            if stop_after is not None and step - start_step >= stop_after:
+                save(step)
+                break
+    except KeyboardInterrupt:
+        save(step, step_rng)
+        bar.close()
+        if dist.is_main:
+            print(f"[train-lm] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
+        raise
+    bar.close()
+    summary = {"steps": step, "tokens_seen": tokens_seen, "parameters": n_params,
+               "elapsed_s": round(elapsed_before + time.time() - t0, 1), "dev_loss": last_dev,
+               "world_size": dist.world_size, "device": str(device), "model": model_config.to_dict(),
+               "train": asdict(cfg)}
+    if dist.is_main:
+        save_json(out / "train_summary.json", summary)
+    return summary

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Transformer LM vs KenLM 5-gram, per-word perplexity on held-out text.
+#
+# Usage (from the repository root, after `make setup`):
+#   recipes/lm/run.sh --scale cpu                         # both corpora, all stages
+#   recipes/lm/run.sh --scale tiny --corpus bible         # seconds; what the test suite runs
+#   recipes/lm/run.sh --scale cpu --corpus gutenberg --stage 3 --stop-stage 4
+#
+# Corpora: bible (embedded default: Debian's KJV + WEB, lowercased, split by book; see
+#          data/README.md) and gutenberg (--gutenberg PATH, default ../shared/data/text/gutenberg_nltk17.txt).
+# Stages:  0 data   1 tokenizer   2 KenLM 5-gram   3 Transformer LM   4 perplexity   5 results.json
+# Outputs: exp/lm/<scale>/<corpus>/{tok.model,ngram5.arpa,ngram5.bin,lm/,ppl.json}, exp/lm/<scale>/results.json
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+scale=cpu; corpus="bible gutenberg"; stage=0; stop_stage=5
+gutenberg=../shared/data/text/gutenberg_nltk17.txt; data=data; exp=exp/lm
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2;;
+    --corpus) corpus=$2; shift 2;;
+    --stage) stage=$2; shift 2;;
+    --stop-stage) stop_stage=$2; shift 2;;
+    --gutenberg) gutenberg=$2; shift 2;;
+    --data) data=$2; shift 2;;
+    --exp) exp=$2; shift 2;;
+    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
+  esac
+done
+PY=${PYTHON:-.venv/bin/python}
+lmplug() { "$PY" -m lmplug "$@"; }
+run() { echo "+ lmplug $*" >&2; lmplug "$@"; }
+
+for c in $corpus; do
+  d=$exp/$scale/$c; mkdir -p "$d"
+  case $c in
+    bible) src=$data/bible; train=$src/en.train.txt; dev=$src/en.dev.txt; test=$src/en.test.txt; lm_extra="";;
+    gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt; lm_extra="--dropout 0.2";;
+    *) echo "unknown corpus $c (bible|gutenberg)" >&2; exit 2;;
+  esac
+  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    if [ $c = bible ]; then run prepare-bible --out "$src"; else run prepare-text --input "$gutenberg" --out "$src"; fi
+  fi
+  if [ "$scale" = tiny ]; then  # seconds: small slices of the same splits
+    head -n 3000 "$train" > "$d/train.txt"; head -n 300 "$dev" > "$d/dev.txt"; head -n 300 "$test" > "$d/test.txt"
+    train=$d/train.txt; dev=$d/dev.txt; test=$d/test.txt
+  fi
+  if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    run train-tokenizer --text "$train" --out "$d/tok.model" --scale "$scale"
+  fi
+  if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    run train-ngram --text "$train" --out "$d/ngram5" --order 5 | tee "$d/ngram5.json"
+  fi
+  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    run train-lm --train "$train" --dev "$dev" --tokenizer "$d/tok.model" --out "$d/lm" --scale "$scale" $lm_extra
+  fi
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    run ppl --model "$d/lm" --model "$d/ngram5.bin" --text "$test" --json "$d/ppl.json"
+  fi
+done
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  "$PY" tools/lm_results.py "$exp/$scale" --out "$exp/$scale/results.json"
+fi

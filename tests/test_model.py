@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from lmplug.model import LMConfig, TransformerLM
+
+
+def test_kv_cache_step_by_step_equals_full_forward(tiny_model):
+    torch.manual_seed(1)
+    idx = torch.randint(0, tiny_model.config.vocab_size, (3, 12))
+    full, _ = tiny_model(idx)
+    cache = tiny_model.empty_cache(3)
+    steps = []
+    for t in range(12):
+        logits, cache = tiny_model(idx[:, t : t + 1], cache)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache.length == 12 and cache.positions.tolist() == [12, 12, 12]
+
+
+def test_kv_cache_chunks_and_padding_equal_full_forward(tiny_model):
+    """Rows of different lengths in one cache (right padding + gather) give each row's own logits."""
+    torch.manual_seed(2)
+    a = torch.randint(0, tiny_model.config.vocab_size, (1, 9))
+    b = torch.randint(0, tiny_model.config.vocab_size, (1, 5))
+    full_a, _ = tiny_model(a)
+    full_b, _ = tiny_model(b)
+    idx = torch.zeros(2, 6, dtype=torch.long)
+    idx[0], idx[1, :5] = a[0, :6], b[0]
+    mask = torch.tensor([[True] * 6, [True] * 5 + [False]])
+    logits, cache = tiny_model(idx, tiny_model.empty_cache(2), token_mask=mask)
+    torch.testing.assert_close(logits[0], full_a[0, :6], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[1, :5], full_b[0], atol=1e-5, rtol=1e-5)
+    # continue row 0 only, gathered from the shared cache, then both rows one token each
+    cache0 = cache.select(torch.tensor([0]))
+    l0, cache0 = tiny_model(a[:, 6:9], cache0)
+    torch.testing.assert_close(l0[0], full_a[0, 6:9], atol=1e-5, rtol=1e-5)
+    nxt = torch.tensor([[a[0, 6]], [3]])
+    l2, _ = tiny_model(nxt, cache)
+    torch.testing.assert_close(l2[0, 0], full_a[0, 6], atol=1e-5, rtol=1e-5)
+    ref_b, _ = tiny_model(torch.cat([b, torch.tensor([[3]])], 1))
+    torch.testing.assert_close(l2[1, 0], ref_b[0, 5], atol=1e-5, rtol=1e-5)
+
+
+def test_compact_and_select_keep_results(tiny_model):
+    idx = torch.randint(0, tiny_model.config.vocab_size, (2, 4))
+    _, cache = tiny_model(idx, tiny_model.empty_cache(2), token_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool())
+    c = cache.select(torch.tensor([1, 1])).compact()
+    assert c.length == 2
+    nxt = torch.tensor([[5], [5]])
+    a, _ = tiny_model(nxt, c)
+    b, _ = tiny_model(nxt, cache.select(torch.tensor([1, 1])))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(n_embd=30, n_head=4), "divisible"), (dict(n_embd=12, n_head=4), "even")],
+)
+def test_config_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LMConfig(**kwargs)
+
+
+def test_forward_rejects_bad_shapes(tiny_model):
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        tiny_model(torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="block_size"):
+        tiny_model(torch.zeros(1, tiny_model.config.block_size + 1, dtype=torch.long))

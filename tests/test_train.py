@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lmplug.checkpoint import load_lm
+from lmplug.errors import LmplugError
+from lmplug.model import LMConfig
+from lmplug.scoring import perplexity, score_sentences
+from lmplug.train import TrainConfig, lr_at, train_lm
+
+MODEL = LMConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)  # dropout on: RNG must resume too
+TRAIN = TrainConfig(batch_size=4, max_steps=16, lr=3e-3, warmup_steps=3, eval_every=4, eval_tokens=512, log_every=1,
+                    device="cpu")
+
+
+def losses(out):
+    return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def curve(out):
+    """Metric lines without the wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("tok_per_s", "elapsed_s")} for r in losses(out)]
+
+
+def test_resume_follows_the_uninterrupted_curve(tmp_path, corpus, tokenizer):
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_lm(corpus, corpus[:24], tokenizer, a, MODEL, TRAIN, progress=False)
+    train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False, stop_after=6)  # "killed" at step 6
+    assert json.loads((b / "checkpoint" / "trainer" / "state.json").read_text())["step"] == 6
+    train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False)  # same command again resumes
+    assert curve(a) == curve(b) and len(curve(a)) == 16 + 4
+    wa = load_file(str(a / "checkpoint" / "model.safetensors"))
+    wb = load_file(str(b / "checkpoint" / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_training_lowers_dev_loss_and_checkpoint_loads(tmp_path, corpus, tokenizer):
+    out = tmp_path / "lm"
+    cfg = TrainConfig(**{**TRAIN.__dict__, "max_steps": 40, "eval_every": 20})
+    summary = train_lm(corpus, corpus[:24], tokenizer, out, MODEL, cfg, progress=False)
+    dev = [r["dev_loss"] for r in losses(out) if "dev_loss" in r]
+    assert len(dev) == 2 and dev[1] < dev[0]
+    assert summary["tokens_seen"] == 40 * 4 * 32
+    lm = load_lm(out)  # a training output dir resolves to its checkpoint
+    res = perplexity(score_sentences(lm, corpus[:12]))
+    assert res["ppl_token"] < tokenizer.vocab_size  # better than uniform after 40 steps
+
+
+def test_resume_with_other_config_is_refused(tmp_path, corpus, tokenizer):
+    out = tmp_path / "lm"
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=2)
+    other = LMConfig(**{**MODEL.to_dict(), "n_embd": 64})
+    with pytest.raises(LmplugError, match="use another --out or --no-resume"):
+        train_lm(corpus, corpus[:24], tokenizer, out, other, TRAIN, progress=False)
+
+
+def test_empty_and_short_corpus(tmp_path, tokenizer):
+    with pytest.raises(LmplugError, match="empty corpus"):
+        train_lm([], ["a"], tokenizer, tmp_path / "x", MODEL, TRAIN, progress=False)
+    with pytest.raises(LmplugError, match="expected more than block_size"):
+        train_lm(["god"], ["god"], tokenizer, tmp_path / "y", MODEL, TRAIN, progress=False)
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55)
+    assert lr_at(110, cfg) == pytest.approx(0.1)

@@ -22,7 +22,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -160,59 +160,54 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(l + "\n" for l in keep))
 
 
-def train_lm(
-    train_lines: Sequence[str],
-    dev_lines: Sequence[str],
-    tokenizer: Tokenizer,
-    out_dir: str | Path,
-    model_config: LMConfig,
-    train_config: TrainConfig,
-    resume: bool = True,
-    progress: bool = True,
-    stop_after: int | None = None,
-) -> dict:
-    """Train (or resume) a Transformer LM; returns a summary dict (also in ``train_summary.json``).
+@dataclass
+class TrainTask:
+    """What ``fit`` needs to know about one model family (LM, translation model, acoustic model)."""
+
+    model: torch.nn.Module  # already on its device, seeded
+    config: dict  # the model's config; resuming a checkpoint with another config is refused
+    batch: Callable[[int, Dist], tuple]  # (global step, dist) -> this rank's batch, on the device
+    loss: Callable[[torch.nn.Module, tuple], torch.Tensor]  # mean loss of one batch
+    evaluate: Callable[[torch.nn.Module], float]  # dev loss (nats per unit), called on the main rank
+    save: Callable[[Path, Callable[[Path], None]], None]  # (checkpoint dir, trainer-state writer)
+    units_per_step: int  # tokens (or frames) per global step, for throughput
+    unit: str = "tok"  # name of the unit in logs
+
+
+def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resume: bool = True,
+        progress: bool = True, stop_after: int | None = None, name: str = "train") -> dict:
+    """The training loop every model family shares.
+
+    AdamW with warmup + cosine, gradient clipping, a JSONL metrics log, dev loss every
+    ``eval_every`` steps followed by an atomic checkpoint (``out_dir/checkpoint``), exact resume
+    (weights, optimizer, RNG, step), Ctrl-C saves before exiting, DDP under torchrun.
 
     Args:
-        train_lines, dev_lines: sentences (already normalized as the LM should see them).
-        tokenizer: its vocabulary size and <s>/</s> ids override ``model_config``'s.
-        out_dir: see the module docstring; an existing ``checkpoint/`` is resumed when ``resume``.
         stop_after: stop (with a checkpoint) after this many steps of *this* invocation; used to
             simulate interruption in tests.
+
+    Returns:
+        a summary dict, also written to ``out_dir/train_summary.json``.
     """
     from safetensors.torch import load_file, save_file
     from tqdm import tqdm
 
-    cfg = train_config
     out = Path(out_dir)
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
-    dist = setup_distributed(device)
-    model_config = LMConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
-                               "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})
     out.mkdir(parents=True, exist_ok=True)
-    if dist.is_main:
-        train_shard = encode_corpus(list(train_lines), tokenizer, out / "data" / "train.bin")
-        dev_shard = encode_corpus(list(dev_lines), tokenizer, out / "data" / "dev.bin")
-    if dist.world_size > 1:
-        torch.distributed.barrier()
-    train_shard = load_shard(out / "data" / "train.bin")
-    dev_shard = load_shard(out / "data" / "dev.bin")
-
-    torch.manual_seed(cfg.seed)
-    model = TransformerLM(model_config).to(device)
+    model = task.model
+    device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg, device)
-    start_step, tokens_seen, elapsed_before = 0, 0, 0.0
+    start_step, units_seen, elapsed_before = 0, 0, 0.0
     metrics_path = out / "metrics.jsonl"
-    ckpt_dir = out / "checkpoint"
     if resume and any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old")):
         ckpt = resolve_checkpoint(out)
         meta = read_json(ckpt / "config.json")
-        if meta["model"] != model_config.to_dict():
+        if meta.get("model") != task.config:
             raise LmplugError(
-                f"{ckpt}: holds a model with config {meta['model']}, but this run asks for {model_config.to_dict()}; "
+                f"{ckpt}: holds a model with config {meta.get('model')}, but this run asks for {task.config}; "
                 "use another --out or --no-resume"
             )
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=False)
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)), strict=False)
         state = read_json(ckpt / "trainer" / "state.json")
         optimizer_from_tensors(optimizer, load_file(str(ckpt / "trainer" / "optimizer.safetensors"), device=str(device)),
                                state["optimizer"])
@@ -220,7 +215,8 @@ def train_lm(
         torch.set_rng_state(rng["torch_cpu"])
         if device.type == "cuda" and "torch_cuda" in rng:
             torch.cuda.set_rng_state(rng["torch_cuda"], device)
-        start_step, tokens_seen, elapsed_before = state["step"], state["tokens_seen"], state["elapsed_s"]
+        start_step, elapsed_before = state["step"], state["elapsed_s"]
+        units_seen = state.get("units_seen", state.get("tokens_seen", 0))  # (older checkpoints)
         if dist.is_main:
             _truncate_metrics(metrics_path, start_step)
     elif dist.is_main and metrics_path.exists():
@@ -236,9 +232,7 @@ def train_lm(
     if cfg.compile:
         train_model = torch.compile(train_model)
 
-    block = model_config.block_size
-    tokens_per_step = cfg.batch_size * block
-    n_params = model.num_parameters()
+    n_params = sum(p.numel() for p in model.parameters())
     t0 = time.time()
     last_dev = None
 
@@ -250,16 +244,16 @@ def train_lm(
             tensors, opt_meta = optimizer_to_tensors(optimizer)
             save_file(tensors, str(d / "optimizer.safetensors"))
             save_file(rng or _rng_tensors(device), str(d / "rng.safetensors"))
-            save_json(d / "state.json", {"step": step, "tokens_seen": tokens_seen,
+            save_json(d / "state.json", {"step": step, "units_seen": units_seen,
                                          "elapsed_s": elapsed_before + time.time() - t0, "optimizer": opt_meta,
-                                         "dev_loss": last_dev})
+                                         "dev_loss": last_dev, "train": asdict(cfg)})
 
-        save_lm(ckpt_dir, model, tokenizer, extra={"train": asdict(cfg)}, trainer_write=write_trainer)
+        task.save(out / "checkpoint", write_trainer)
 
     if dist.is_main:
-        print(f"[train-lm] {n_params / 1e6:.2f}M parameters, {len(train_shard):,} train tokens, device {device}, "
-              f"world {dist.world_size}, steps {start_step}->{cfg.max_steps}", flush=True)
-    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (progress and dist.is_main), desc="train-lm",
+        print(f"[{name}] {n_params / 1e6:.2f}M parameters, device {device}, world {dist.world_size}, "
+              f"steps {start_step}->{cfg.max_steps}", flush=True)
+    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (progress and dist.is_main), desc=name,
                unit="step", dynamic_ncols=True)
     step = start_step
     model.train()
@@ -271,11 +265,9 @@ def train_lm(
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            x, y = sample_batch(train_shard, cfg.batch_size, block, cfg.seed, step, model_config.bos_id,
-                                dist.rank, dist.world_size)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            batch = task.batch(step, dist)
             with autocast_for(device):
-                loss = lm_loss(train_model, x, y)
+                loss = task.loss(train_model, batch)
             if not torch.isfinite(loss):
                 raise LmplugError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
             optimizer.zero_grad(set_to_none=True)
@@ -283,26 +275,27 @@ def train_lm(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
             optimizer.step()
             step += 1
-            tokens_seen += tokens_per_step
+            units_seen += task.units_per_step
             window_loss += float(loss.detach())
             window_n += 1
             bar.update(1)
             if dist.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps):
                 dt = time.time() - window_t
-                rec = {"step": step, "loss": round(window_loss / window_n, 5), "lr": lr, "tokens": tokens_seen,
-                       "tok_per_s": round(window_n * tokens_per_step / max(dt, 1e-9), 1),
+                rate = f"{task.unit}_per_s"
+                rec = {"step": step, "loss": round(window_loss / window_n, 5), "lr": lr, f"{task.unit}_seen": units_seen,
+                       rate: round(window_n * task.units_per_step / max(dt, 1e-9), 1),
                        "elapsed_s": round(elapsed_before + time.time() - t0, 2)}
                 if grad_norm is not None:
                     rec["grad_norm"] = round(float(grad_norm), 4)
                 _append_jsonl(metrics_path, rec)
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{rec['tok_per_s']:.0f}")
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", **{rate: f"{rec[rate]:.0f}"})
                 window_loss, window_n, window_t = 0.0, 0, time.time()
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 if dist.is_main:
-                    last_dev = evaluate(model, dev_shard, cfg, block, model_config.bos_id, device)
+                    last_dev = task.evaluate(model)
                     _append_jsonl(metrics_path, {"step": step, "dev_loss": round(last_dev, 5),
-                                                 "dev_ppl_token": round(math.exp(last_dev), 3)})
-                    bar.write(f"[train-lm] step {step}: dev loss {last_dev:.4f}, token ppl {math.exp(last_dev):.2f}")
+                                                 "dev_ppl": round(math.exp(min(last_dev, 50.0)), 3)})
+                    bar.write(f"[{name}] step {step}: dev loss {last_dev:.4f}, ppl {math.exp(min(last_dev, 50.0)):.2f}")
                 save(step)
             if stop_after is not None and step - start_step >= stop_after:
                 save(step)
@@ -311,13 +304,70 @@ def train_lm(
         save(step, step_rng)
         bar.close()
         if dist.is_main:
-            print(f"[train-lm] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
+            print(f"[{name}] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
         raise
     bar.close()
-    summary = {"steps": step, "tokens_seen": tokens_seen, "parameters": n_params,
+    summary = {"steps": step, "units_seen": units_seen, "unit": task.unit, "parameters": n_params,
                "elapsed_s": round(elapsed_before + time.time() - t0, 1), "dev_loss": last_dev,
-               "world_size": dist.world_size, "device": str(device), "model": model_config.to_dict(),
-               "train": asdict(cfg)}
+               "world_size": dist.world_size, "device": str(device), "model": task.config, "train": asdict(cfg)}
+    if dist.is_main:
+        save_json(out / "train_summary.json", summary)
+    return summary
+
+
+def train_lm(
+    train_lines: Sequence[str],
+    dev_lines: Sequence[str],
+    tokenizer: Tokenizer,
+    out_dir: str | Path,
+    model_config: LMConfig,
+    train_config: TrainConfig,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train (or resume) a Transformer LM; returns ``fit``'s summary (plus ``tokens_seen``).
+
+    Args:
+        train_lines, dev_lines: sentences (already normalized as the LM should see them).
+        tokenizer: its vocabulary size and <s>/</s> ids override ``model_config``'s.
+        out_dir: see the module docstring; an existing ``checkpoint/`` is resumed when ``resume``.
+    """
+    cfg = train_config
+    out = Path(out_dir)
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = setup_distributed(device)
+    model_config = LMConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
+                               "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})
+    if dist.is_main:
+        encode_corpus(list(train_lines), tokenizer, out / "data" / "train.bin")
+        encode_corpus(list(dev_lines), tokenizer, out / "data" / "dev.bin")
+    if dist.world_size > 1:
+        torch.distributed.barrier()
+    train_shard = load_shard(out / "data" / "train.bin")
+    dev_shard = load_shard(out / "data" / "dev.bin")
+    if dist.is_main:
+        print(f"[train-lm] {len(train_shard):,} train tokens, {len(dev_shard):,} dev tokens", flush=True)
+    torch.manual_seed(cfg.seed)
+    model = TransformerLM(model_config).to(device)
+    block, bos = model_config.block_size, model_config.bos_id
+
+    def batch(step: int, d: Dist) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = sample_batch(train_shard, cfg.batch_size, block, cfg.seed, step, bos, d.rank, d.world_size)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    task = TrainTask(
+        model=model,
+        config=model_config.to_dict(),
+        batch=batch,
+        loss=lambda m, b: lm_loss(m, *b),
+        evaluate=lambda m: evaluate(m, dev_shard, cfg, block, bos, device),
+        save=lambda path, trainer_write: save_lm(path, model, tokenizer, extra={"train": asdict(cfg)},
+                                                 trainer_write=trainer_write),
+        units_per_step=cfg.batch_size * block,
+    )
+    summary = fit(task, cfg, out, dist, resume=resume, progress=progress, stop_after=stop_after, name="train-lm")
+    summary["tokens_seen"] = summary["units_seen"]
     if dist.is_main:
         save_json(out / "train_summary.json", summary)
     return summary

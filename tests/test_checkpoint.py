@@ -5,7 +5,6 @@ import torch
 
 from lmplug.checkpoint import load_lm, save_lm
 from lmplug.errors import LmplugError
-from lmplug.model import LMConfig, TransformerLM
 from lmplug.tokenizer import train_tokenizer
 
 

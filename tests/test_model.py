@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lmplug.model import LMConfig, TransformerLM
+from lmplug.model import LMConfig
 
 
 def test_kv_cache_step_by_step_equals_full_forward(tiny_model):

@@ -8,6 +8,8 @@ A user error (``LmplugError``) prints one line and exits 2; ``--help`` shows eve
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 import time
@@ -17,6 +19,8 @@ from typing import Callable, Sequence
 from lmplug.errors import LmplugError
 
 Handler = Callable[[argparse.Namespace], int]
+# modules with a ``register(subparsers)`` adding their subcommands (CTC decoding, MT reranking)
+COMMAND_MODULES = ("lmplug.cli_ctc", "lmplug.cli_mt")
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
 
@@ -150,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lmplug import __version__
     from lmplug.constants import SCALES
 
-    parser = argparse.ArgumentParser(prog="lmplug", description=__doc__.split("\n")[0], formatter_class=FMT)
+    parser = argparse.ArgumentParser(prog="lmplug", description="Train a Transformer LM and plug it into CTC decoding and MT reranking.", formatter_class=FMT)
     parser.add_argument("--version", action="version", version=f"lmplug {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -202,12 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output JSONL (default stdout)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
 
-    try:  # the CTC decoding commands live with the decoder
-        from lmplug import cli_ctc
-
-        cli_ctc.register(sub)
-    except ImportError:
-        pass
+    for module in COMMAND_MODULES:  # commands that live beside their subsystem
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module).register(sub)
     return parser
 
 

@@ -1,0 +1,124 @@
+"""The label set of a CTC acoustic model: blank, word boundaries, and how labels spell text.
+
+Two styles, detected from the labels:
+
+- **characters** with a word delimiter, ``" "`` or ``"|"`` (wav2vec2 style): a word ends at a
+  delimiter; repeated or leading delimiters spell nothing.
+- **sentencepiece** pieces: a label starting with ``▁`` starts a new word (and ends the previous
+  one); no delimiter label.
+
+The blank is ``""``, ``"<pad>"``, ``"[pad]"``, ``"<blank>"``, ``"<b>"`` or ``"_"`` (when no other
+blank is present), or given by index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from lmplug.errors import LmplugError
+
+SPM_SPACE = "▁"
+BLANK_NAMES = ("", "<pad>", "[pad]", "<blank>", "<b>", "[blank]")
+UNK_TEXT = "⁇"
+
+
+@dataclass(frozen=True)
+class CTCLabels:
+    """A normalized CTC label set.
+
+    Attributes:
+        labels: the labels as given, one per emission column.
+        blank_id: column of the CTC blank.
+        delimiter_id: column of the word delimiter (character style), else None.
+        is_spm: sentencepiece style (``▁`` starts words).
+        text: (V,) what each label spells, ``▁``/delimiter/blank removed (object array of str).
+        starts_word: (V,) bool, sentencepiece style: the label begins a new word.
+        text_len: (V,) int, ``len(text)``.
+    """
+
+    labels: tuple[str, ...]
+    blank_id: int
+    delimiter_id: int | None
+    is_spm: bool
+    text: np.ndarray
+    starts_word: np.ndarray
+    text_len: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    def spell(self, tokens: Sequence[int]) -> str:
+        """Text of a collapsed label sequence (no blanks), whitespace normalized."""
+        if self.is_spm:
+            s = "".join((" " if self.starts_word[t] else "") + self.text[t] for t in tokens)
+        else:
+            s = "".join(" " if t == self.delimiter_id else self.text[t] for t in tokens)
+        return " ".join(s.split())
+
+
+def build_labels(labels: Sequence[str], blank_id: int | None = None) -> CTCLabels:
+    """Normalize a CTC label list (see the module docstring for the styles).
+
+    Raises:
+        LmplugError: no blank, duplicates, or a character set without a word delimiter.
+    """
+    if isinstance(labels, str) or not all(isinstance(x, str) for x in labels):
+        raise LmplugError(f"expected labels as a list of strings, found {type(labels).__name__}")
+    labels = tuple(labels)
+    if len(labels) < 2:
+        raise LmplugError(f"expected at least 2 labels (a blank and a symbol), found {len(labels)}")
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise LmplugError(f"expected unique labels, found duplicates {dup[:5]}")
+    if blank_id is None:
+        cands = [i for i, x in enumerate(labels) if x.lower() in BLANK_NAMES]
+        if not cands and "_" in labels:
+            cands = [labels.index("_")]
+        if len(cands) != 1:
+            raise LmplugError(
+                f"expected exactly one CTC blank label among {list(BLANK_NAMES) + ['_']} (or blank_id=...), "
+                f"found {len(cands)}: {[labels[i] for i in cands]} in labels {list(labels)[:12]}..."
+            )
+        blank_id = cands[0]
+    elif not 0 <= blank_id < len(labels):
+        raise LmplugError(f"expected blank_id in [0, {len(labels)}), found {blank_id}")
+    is_spm = any(x.startswith(SPM_SPACE) for i, x in enumerate(labels) if i != blank_id)
+    V = len(labels)
+    text = np.empty(V, dtype=object)
+    starts = np.zeros(V, dtype=bool)
+    delimiter_id = None
+    for i, x in enumerate(labels):
+        if i == blank_id:
+            text[i] = ""
+        elif x.lower() in ("<unk>", "[unk]"):
+            text[i] = UNK_TEXT
+            starts[i] = is_spm
+        elif is_spm:
+            starts[i] = x.startswith(SPM_SPACE)
+            text[i] = x[1:] if starts[i] else x
+        else:
+            text[i] = x
+    if not is_spm:
+        for d in (" ", "|"):
+            if d in labels and labels.index(d) != blank_id:
+                delimiter_id = labels.index(d)
+                text[delimiter_id] = ""
+                break
+        if delimiter_id is None:
+            raise LmplugError(
+                "expected a word delimiter label ' ' or '|' among character labels (or sentencepiece "
+                f"labels starting with '▁'), found neither in {list(labels)[:12]}..."
+            )
+    return CTCLabels(
+        labels=labels,
+        blank_id=blank_id,
+        delimiter_id=delimiter_id,
+        is_spm=is_spm,
+        text=text,
+        starts_word=starts,
+        text_len=np.array([len(t) for t in text], dtype=np.int64),
+    )

@@ -1,0 +1,403 @@
+"""One scorer interface for every language model lmplug plugs into a decoder.
+
+A scorer returns natural-log probabilities and nothing else: fusion weights are applied by the
+decoder (``lmplug.ctc``) or the reranker, never here. Every method is batched over ``N`` states;
+a state is an opaque, immutable object (share it freely between beams).
+
+Two granularities, as in ESPnet's ``batch_score``:
+
+- token level (``token_level = True``, only :class:`TransformerScorer`): ``batch_score(states)``
+  gives the next-token log-probs ``(N, V)`` over the scorer's own vocabulary, ``advance`` appends
+  tokens;
+- word level (every scorer): ``score_words(states, words)`` gives ``log P(word | state)`` and the
+  states after the words. For the Transformer this is the sum of the word's sentencepiece piece
+  log-probs (sentencepiece never merges across spaces, so summing over words is exact).
+
+``final_score(states)`` is ``log P(</s> | state)``. ``score_sentences(texts)`` scores whole
+sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from lmplug.errors import LmplugError
+
+LN10 = math.log(10.0)  # KenLM returns log10 probabilities
+
+
+class Scorer:
+    """Base class: word-level hooks every LM implements; token-level hooks are optional.
+
+    Attributes:
+        name: short default feature name (``"lm"``, ``"kenlm"``, ...).
+        token_level: whether ``batch_score``/``advance`` are available.
+        unk_offset: natural-log penalty added to the score of an out-of-vocabulary word.
+        finite_history: states are hashable and equal states score every future alike (n-gram
+            models), so a decoder may keep only the best of beams that share one.
+    """
+
+    name: str = "lm"
+    token_level: bool = False
+    unk_offset: float = 0.0
+    finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
+
+    def init_state(self, batch_size: int) -> list[Any]:
+        """States of ``batch_size`` empty sentences (after ``<s>``)."""
+        raise NotImplementedError
+
+    def score_words(self, states: Sequence[Any], words: Sequence[str]) -> tuple[np.ndarray, list[Any]]:
+        """``log P(words[i] | states[i])`` as float64 ``(N,)``, and the extended states."""
+        raise NotImplementedError
+
+    def final_score(self, states: Sequence[Any]) -> np.ndarray:
+        """``log P(</s> | states[i])`` as float64 ``(N,)``."""
+        raise NotImplementedError
+
+    def batch_score(self, states: Sequence[Any]) -> torch.Tensor:
+        """Next-token log-probs ``(N, V)`` (token-level scorers only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a token-level scorer")
+
+    def advance(self, states: Sequence[Any], tokens: Sequence[Sequence[int]]) -> list[Any]:
+        """States after appending ``tokens[i]`` (ids of the scorer's vocabulary) to ``states[i]``."""
+        raise NotImplementedError(f"{type(self).__name__} is not a token-level scorer")
+
+    def known_words(self) -> set[str] | None:
+        """The word vocabulary (the decoder penalizes partial words outside it), or None."""
+        return None
+
+    def signature(self) -> str:
+        return f"scorer:{type(self).__name__}"
+
+    def score_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """``log P(text + </s>)`` per text, float64 ``(N,)``; words split on whitespace."""
+        words = [t.split() for t in texts]
+        total = np.zeros(len(texts))
+        states = self.init_state(len(texts))
+        for j in range(max((len(w) for w in words), default=0)):
+            rows = [i for i, w in enumerate(words) if j < len(w)]
+            s, new = self.score_words([states[i] for i in rows], [words[i][j] for i in rows])
+            for i, st, sc in zip(rows, new, s):
+                states[i] = st
+                total[i] += sc
+        return total + self.final_score(states)
+
+
+class ZeroScorer(Scorer):
+    """Scores every word and token 0 (log 1): decoding with it equals decoding without an LM."""
+
+    name = "zero"
+    token_level = True
+    finite_history = True
+
+    def __init__(self, vocab_size: int = 1) -> None:
+        self.vocab_size = vocab_size
+
+    def init_state(self, batch_size: int) -> list[Any]:
+        return [None] * batch_size
+
+    def score_words(self, states, words):
+        return np.zeros(len(words)), [None] * len(words)
+
+    def final_score(self, states):
+        return np.zeros(len(states))
+
+    def batch_score(self, states):
+        return torch.zeros(len(states), self.vocab_size)
+
+    def advance(self, states, tokens):
+        return [None] * len(states)
+
+
+# --------------------------------------------------------------------------------------------
+# Transformer LM
+
+
+class TransformerState:
+    """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
+
+    __slots__ = ("cache", "row", "logp", "n_tokens")
+
+    def __init__(self, cache, row: int, logp: torch.Tensor, n_tokens: int) -> None:
+        self.cache = cache  # KVCache holding this row (shared with sibling states)
+        self.row = row
+        self.logp = logp  # (V,) natural-log next-token distribution
+        self.n_tokens = n_tokens  # tokens seen so far, <s> included
+
+
+def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
+    """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
+    from lmplug.model import KVCache
+
+    groups: dict[int, tuple[Any, list[int], list[int]]] = {}
+    for i, s in enumerate(states):
+        g = groups.setdefault(id(s.cache), (s.cache, [], []))
+        g[1].append(s.row)
+        g[2].append(i)
+    parts, order = [], []
+    for cache, rows, pos in groups.values():
+        idx = torch.tensor(rows, dtype=torch.long, device=cache.valid.device)
+        parts.append(cache.select(idx) if len(rows) != cache.batch_size or rows != list(range(len(rows))) else cache)
+        order.extend(pos)
+    if len(parts) == 1:
+        out = parts[0]
+    else:
+        L = max(p.length for p in parts)
+
+        def pad(t: torch.Tensor, n: int) -> torch.Tensor:  # left-pad the column dim (2) by n
+            if n == 0:
+                return t
+            shape = list(t.shape)
+            shape[2] = n
+            return torch.cat([t.new_zeros(shape), t], dim=2)
+
+        n_layer = len(parts[0].keys)
+        out = KVCache(
+            keys=[torch.cat([pad(p.keys[l], L - p.length) for p in parts]) for l in range(n_layer)],
+            values=[torch.cat([pad(p.values[l], L - p.length) for p in parts]) for l in range(n_layer)],
+            valid=torch.cat([torch.cat([p.valid.new_zeros(p.batch_size, L - p.length), p.valid], 1) for p in parts]),
+            positions=torch.cat([p.positions for p in parts]),
+        )
+    if order != list(range(len(order))):
+        inv = torch.empty(len(order), dtype=torch.long)
+        inv[torch.tensor(order)] = torch.arange(len(order))
+        out = out.select(inv.to(out.valid.device))
+    return out.compact().trim(max_len)
+
+
+class TransformerScorer(Scorer):
+    """A :class:`~lmplug.checkpoint.LanguageModel` as a KV-cached, batched scorer.
+
+    Every call runs ONE forward for all its states: the rows of their caches are gathered into
+    one batch, the new tokens are right-padded, and each state keeps its row of the result. The
+    context slides past ``block_size`` (oldest tokens dropped; RoPE keeps distances exact).
+
+    Args:
+        lm: a loaded LM (``lmplug.checkpoint.load_lm``).
+        name: feature name for this scorer's scores.
+        max_batch: most rows per forward (larger calls are split).
+    """
+
+    token_level = True
+
+    def __init__(self, lm, name: str = "lm", max_batch: int = 1024) -> None:
+        self.lm = lm
+        self.model = lm.model.eval()
+        self.tokenizer = lm.tokenizer
+        self.config = lm.config
+        self.name = name
+        self.max_batch = max_batch
+        self.vocab_size = self.config.vocab_size
+        self._word_ids: dict[str, list[int]] = {}
+        self._root: TransformerState | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.wte.weight.device
+
+    def signature(self) -> str:
+        return self.lm.signature()
+
+    def word_ids(self, word: str) -> list[int]:
+        """Piece ids of one word (cached); sentencepiece adds the leading ``▁``."""
+        ids = self._word_ids.get(word)
+        if ids is None:
+            ids = self.tokenizer.encode(word)
+            if not ids:
+                raise LmplugError(f"expected a non-empty word to score, found {word!r}")
+            self._word_ids[word] = ids
+        return ids
+
+    @torch.inference_mode()
+    def _forward(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
+        """Append ``tokens[i]`` to ``states[i]``: returns new states and log-probs (N, T, V)."""
+        n = len(states)
+        T = max(len(t) for t in tokens)
+        dev = self.device
+        idx = torch.zeros(n, T, dtype=torch.long)
+        mask = torch.zeros(n, T, dtype=torch.bool)
+        for i, t in enumerate(tokens):
+            idx[i, : len(t)] = torch.as_tensor(t, dtype=torch.long)
+            mask[i, : len(t)] = True
+        idx, mask = idx.to(dev), mask.to(dev)
+        cache = _gather_cache(self.model, states, max(1, self.config.block_size - T))
+        logits, new_cache = self.model(idx, cache, token_mask=mask)
+        logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
+        lens = torch.tensor([len(t) for t in tokens], device=dev)
+        last = logp[torch.arange(n, device=dev), lens - 1]  # (N, V)
+        new = [TransformerState(new_cache, i, last[i], s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
+        return new, logp, idx, mask
+
+    def _root_state(self) -> TransformerState:
+        if self._root is None:
+            cache = self.model.empty_cache(1)
+            empty = TransformerState(cache, 0, torch.zeros(self.vocab_size, device=self.device), 0)
+            self._root = self._forward([empty], [[self.config.bos_id]])[0][0]
+        return self._root
+
+    def init_state(self, batch_size: int) -> list[TransformerState]:
+        return [self._root_state()] * batch_size
+
+    @torch.inference_mode()
+    def batch_score(self, states: Sequence[TransformerState]) -> torch.Tensor:
+        return torch.stack([s.logp for s in states]) if states else torch.zeros(0, self.vocab_size, device=self.device)
+
+    def advance(self, states, tokens):
+        out: list[TransformerState] = []
+        for a in range(0, len(states), self.max_batch):
+            out.extend(self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])[0])
+        return out
+
+    @torch.inference_mode()
+    def score_words(self, states, words):
+        scores = np.zeros(len(words))
+        out: list[TransformerState] = []
+        for a in range(0, len(states), self.max_batch):
+            st, ws = states[a : a + self.max_batch], words[a : a + self.max_batch]
+            ids = [self.word_ids(w) for w in ws]
+            first = torch.tensor([i[0] for i in ids], device=self.device)
+            s = self.batch_score(st).gather(1, first[:, None]).squeeze(1)  # (n,)
+            new, logp, idx, mask = self._forward(st, ids)
+            if idx.shape[1] > 1:  # piece j+1 is predicted at position j
+                nxt = logp[:, :-1].gather(2, idx[:, 1:, None]).squeeze(2)  # (n, T-1)
+                s = s + (nxt * mask[:, 1:]).sum(1)
+            scores[a : a + len(st)] = s.double().cpu().numpy()
+            out.extend(new)
+        return scores, out
+
+    @torch.inference_mode()
+    def final_score(self, states):
+        if not states:
+            return np.zeros(0)
+        return self.batch_score(states)[:, self.config.eos_id].double().cpu().numpy()
+
+    @torch.inference_mode()
+    def score_sentences(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Whole-sentence log-probs with plain causal forwards (``<s>`` ... ``</s>``)."""
+        c = self.config
+        seqs = [[c.bos_id] + self.tokenizer.encode(t) + [c.eos_id] for t in texts]
+        out = np.zeros(len(seqs))
+        long = [i for i, s in enumerate(seqs) if len(s) - 1 > c.block_size]
+        if long:  # slide a KV cache past block_size, word by word
+            out[long] = super().score_sentences([texts[i] for i in long])
+        short = [i for i in range(len(seqs)) if i not in set(long)]
+        short.sort(key=lambda i: len(seqs[i]))
+        for a in range(0, len(short), batch_size):
+            rows = short[a : a + batch_size]
+            T = max(len(seqs[i]) for i in rows)
+            idx = torch.zeros(len(rows), T, dtype=torch.long)
+            for r, i in enumerate(rows):
+                idx[r, : len(seqs[i])] = torch.tensor(seqs[i])
+            idx = idx.to(self.device)
+            logits, _ = self.model(idx[:, :-1])
+            lp = torch.log_softmax(logits, -1).gather(2, idx[:, 1:, None]).squeeze(2)  # (n, T-1)
+            lens = torch.tensor([len(seqs[i]) - 1 for i in rows], device=self.device)
+            keep = torch.arange(T - 1, device=self.device)[None] < lens[:, None]
+            out[rows] = (lp * keep).sum(1).double().cpu().numpy()
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# KenLM
+
+
+def _kenlm():
+    try:
+        import kenlm
+    except ImportError:
+        raise LmplugError(
+            "KenLM scoring needs the kenlm module: expected it installed, found none; "
+            "run `pip install kenlm==0.3.0` (or `pip install 'lmplug[ngram]'`)"
+        ) from None
+    return kenlm
+
+
+def read_arpa_unigrams(path: str | Path) -> set[str]:
+    """The words of an ARPA file's 1-gram section (without ``<s>``, ``</s>``, ``<unk>``)."""
+    words: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        inside = False
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and line.startswith("\\"):
+                break
+            elif inside and line:
+                parts = line.split("\t")
+                if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", "<unk>"):
+                    words.add(parts[1])
+    return words
+
+
+class KenLMScorer(Scorer):
+    finite_history = True
+
+    """An n-gram model through the ``kenlm`` module (ARPA or binary), word level.
+
+    Scores are KenLM's log10 probabilities times ln(10). Scores of (state, word) pairs are cached
+    across calls.
+
+    Args:
+        path: ``.arpa`` or KenLM binary file.
+        unigrams: the LM's word list; read from the ARPA file when omitted. Without one, OOV words
+            get no extra penalty (only KenLM's own ``<unk>`` probability).
+        unk_offset: natural-log penalty added to OOV words (pyctcdecode's ``unk_score_offset``).
+        name: feature name.
+    """
+
+    def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = -10.0,
+                 name: str = "kenlm") -> None:
+        kenlm = _kenlm()
+        p = Path(path)
+        if not p.is_file():
+            raise LmplugError(f"KenLM model not found: expected an .arpa or binary file at {p}")
+        self.path = str(p)
+        self.model = kenlm.Model(self.path)
+        self._State = kenlm.State
+        if unigrams is None and p.suffix == ".arpa":
+            unigrams = read_arpa_unigrams(p)
+        self.unigrams = set(unigrams) if unigrams is not None else None
+        self.unk_offset = unk_offset if self.unigrams is not None else 0.0
+        self.name = name
+        self.order = self.model.order
+        self._cache: dict[tuple[Any, str], tuple[float, Any]] = {}
+
+    def signature(self) -> str:
+        return f"lm:kenlm|order:{self.order}|path:{self.path}"
+
+    def known_words(self) -> set[str] | None:
+        return self.unigrams
+
+    def init_state(self, batch_size: int) -> list[Any]:
+        s = self._State()
+        self.model.BeginSentenceWrite(s)
+        return [s] * batch_size
+
+    def score_words(self, states, words):
+        out = np.empty(len(words))
+        new = []
+        cache, model, unis = self._cache, self.model, self.unigrams
+        for i, (s, w) in enumerate(zip(states, words)):
+            hit = cache.get((s, w))
+            if hit is None:
+                e = self._State()
+                sc = model.BaseScore(s, w, e) * LN10
+                if unis is not None and w not in unis:
+                    sc += self.unk_offset
+                hit = (sc, e)
+                if len(cache) > 2_000_000:
+                    cache.clear()
+                cache[(s, w)] = hit
+            out[i] = hit[0]
+            new.append(hit[1])
+        return out, new
+
+    def final_score(self, states):
+        e = self._State()
+        return np.array([self.model.BaseScore(s, "</s>", e) * LN10 for s in states], dtype=np.float64)

@@ -1,0 +1,105 @@
+"""Scorers: KV-cached == recomputed, batched == one at a time, KenLM == kenlm's own sentence score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from lmplug.errors import LmplugError
+from lmplug.scorer import KenLMScorer, Scorer, TransformerScorer, ZeroScorer, read_arpa_unigrams
+
+
+single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return tiny_lm(tmp_path_factory.mktemp("lm"), steps=0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory):
+    path = tiny_arpa(tmp_path_factory.mktemp("arpa"))
+    if path is None:
+        pytest.skip("lmplz not found next to sys.executable or on PATH (KenLM binaries; see tools/setup.sh)")
+    pytest.importorskip("kenlm", reason="kenlm module not installed (pip install kenlm==0.3.0)")
+    return path
+
+
+def test_kv_cached_word_scores_equal_full_forward(lm):
+    sc = TransformerScorer(lm)
+    texts = SENTENCES + ["cat mat dog fish the a", "zebra"]
+    full = sc.score_sentences(texts)  # plain causal forward over <s> ... </s>
+    cached = Scorer.score_sentences(sc, texts)  # word by word through the KV cache, batched
+    np.testing.assert_allclose(cached, full, rtol=1e-5, atol=1e-4)
+
+
+def test_token_states_equal_full_forward(lm):
+    sc = TransformerScorer(lm)
+    ids = [lm.config.bos_id] + lm.tokenizer.encode(SENTENCES[2])
+    with torch.inference_mode():
+        ref = torch.log_softmax(lm.model(torch.tensor([ids]))[0][0], -1)  # (T, V)
+    state = sc.init_state(1)[0]
+    for j in range(1, len(ids)):
+        torch.testing.assert_close(sc.batch_score([state])[0], ref[j - 1], rtol=1e-4, atol=1e-4)
+        state = sc.advance([state], [[ids[j]]])[0]
+    torch.testing.assert_close(sc.batch_score([state])[0], ref[-1], rtol=1e-4, atol=1e-4)
+
+
+def test_batched_states_of_different_lengths_equal_one_at_a_time(lm):
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    # states from different caches and lengths, scored together and alone
+    a = sc.advance([root], [lm.tokenizer.encode("the cat sat")])[0]
+    b = sc.advance([root, root], [lm.tokenizer.encode("a"), lm.tokenizer.encode("we sat on the mat and")])
+    states = [a, b[0], b[1], root]
+    words = ["mat", "dog", "ate", "fish"]
+    together, new = sc.score_words(states, words)
+    alone = np.array([sc.score_words([s], [w])[0][0] for s, w in zip(states, words)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(sc.final_score(new), [sc.final_score([s])[0] for s in new], rtol=1e-5, atol=1e-4)
+
+
+def test_context_slides_past_block_size(lm):
+    sc = TransformerScorer(lm)
+    long = " ".join(SENTENCES * 4)  # far more than block_size=32 tokens
+    assert len(lm.tokenizer.encode(long)) > lm.config.block_size
+    s = sc.score_sentences([long])
+    assert np.isfinite(s).all() and s[0] < 0
+
+
+def test_kenlm_equals_kenlm_sentence_score(arpa):
+    import kenlm
+
+    sc = KenLMScorer(arpa)
+    model = kenlm.Model(str(arpa))
+    texts = SENTENCES[:3] + ["the mat sat on a cat"]
+    ref = [model.score(t, bos=True, eos=True) * math.log(10) for t in texts]
+    np.testing.assert_allclose(sc.score_sentences(texts), ref, rtol=1e-6)
+    assert "cat" in read_arpa_unigrams(arpa)
+
+
+def test_kenlm_oov_word_gets_unk_offset(arpa):
+    import kenlm
+
+    sc = KenLMScorer(arpa, unk_offset=-7.0)
+    model = kenlm.Model(str(arpa))
+    ref = model.score("the zebra", bos=True, eos=True) * math.log(10) - 7.0
+    assert sc.score_sentences(["the zebra"])[0] == pytest.approx(ref)
+
+
+def test_zero_scorer_scores_nothing():
+    z = ZeroScorer(vocab_size=5)
+    s, _ = z.score_words(z.init_state(3), ["a", "b", "c"])
+    assert s.tolist() == [0, 0, 0] and z.score_sentences(["a b"]).tolist() == [0.0]
+    assert z.batch_score([None, None]).shape == (2, 5)
+
+
+def test_kenlm_missing_file_says_expected(tmp_path):
+    pytest.importorskip("kenlm")
+    with pytest.raises(LmplugError, match="expected an .arpa or binary file"):
+        KenLMScorer(tmp_path / "nope.arpa")

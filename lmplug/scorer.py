@@ -347,11 +347,12 @@ class KenLMScorer(Scorer):
         path: ``.arpa`` or KenLM binary file.
         unigrams: the LM's word list; read from the ARPA file when omitted. Without one, OOV words
             get no extra penalty (only KenLM's own ``<unk>`` probability).
-        unk_offset: natural-log penalty added to OOV words (pyctcdecode's ``unk_score_offset``).
+        unk_offset: natural-log penalty added to OOV words; the default is pyctcdecode's
+            ``unk_score_offset`` (-10, which it adds to log10 scores: -23.03 in natural log).
         name: feature name.
     """
 
-    def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = -10.0,
+    def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = -10.0 * LN10,
                  name: str = "kenlm") -> None:
         kenlm = _kenlm()
         p = Path(path)

@@ -1,0 +1,212 @@
+"""Any lmplug scorer inside decoders people already run: pyctcdecode and torchaudio.
+
+- :class:`PyctcdecodeLM` is a pyctcdecode ``AbstractLanguageModel``: pass it to
+  ``pyctcdecode.BeamSearchDecoderCTC`` (and through it to Hugging Face's
+  ``Wav2Vec2ProcessorWithLM``); :func:`build_pyctcdecode_decoder` does both steps.
+- :class:`TorchaudioLM` is a torchaudio ``CTCDecoderLM`` for
+  ``torchaudio.models.decoder.ctc_decoder(lm=...)``: word level with a lexicon (the decoder's
+  word indices name words), or token level without one (indices name the decoder's tokens, which
+  must be the scorer's sentencepiece pieces).
+
+These decoders call the LM one hypothesis at a time; each adapter caches every (state, word)
+it has scored, but cannot batch. For batched decoding use :func:`lmplug.ctc.build_ctc_decoder`.
+pyctcdecode applies its ``alpha``/``beta`` inside the LM object, so the adapter does too
+(``alpha * log P + beta`` per word); torchaudio applies ``lm_weight`` itself, so
+:class:`TorchaudioLM` returns plain natural-log probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from lmplug.errors import LmplugError
+from lmplug.scorer import Scorer
+
+
+def _pyctcdecode():
+    try:
+        import pyctcdecode
+        from pyctcdecode.language_model import AbstractLanguageModel
+    except ImportError:
+        raise LmplugError(
+            "the pyctcdecode adapter needs pyctcdecode: expected it installed, found none; "
+            "run `pip install pyctcdecode==0.5.0` (or `pip install 'lmplug[ctc]'`)"
+        ) from None
+    return pyctcdecode, AbstractLanguageModel
+
+
+def _torchaudio_decoder():
+    try:
+        from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder  # noqa: F401
+    except (ImportError, OSError) as e:
+        raise LmplugError(
+            f"the torchaudio adapter needs torchaudio's CTC decoder: expected it importable, found {e}; "
+            "run `pip install torchaudio==2.11.1 flashlight-text==0.0.7`"
+        ) from None
+    return CTCDecoderLM, CTCDecoderLMState
+
+
+# adapter classes subclass optional dependencies, so they are made at first use
+_CLASSES: dict[str, type] = {}
+
+
+def _make_pyctcdecode_class():
+    if "pyctcdecode" in _CLASSES:
+        return _CLASSES["pyctcdecode"]
+    Base = _pyctcdecode()[1]
+
+    class PyctcdecodeLMImpl(Base):  # type: ignore[misc, valid-type]
+        """See :class:`PyctcdecodeLM`."""
+
+        def __init__(self, scorer: Scorer, alpha: float = 0.5, beta: float = 1.0,
+                     unk_score_offset: float = -10.0, score_boundary: bool = True) -> None:
+            if not isinstance(scorer, Scorer):
+                raise LmplugError(f"expected an lmplug Scorer, found {type(scorer).__name__}")
+            self.scorer = scorer
+            self.alpha = float(alpha)
+            self.beta = float(beta)
+            self.unk_score_offset = float(unk_score_offset)
+            self.score_boundary = score_boundary
+            words = scorer.known_words()
+            self._prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)} if words else None
+            self._cache: dict[tuple[int, str], tuple[float, Any]] = {}
+            self._eos: dict[int, float] = {}
+            self._keep: list[Any] = []  # keep states alive: cache keys use id()
+
+        @property
+        def order(self) -> int:
+            # pyctcdecode's prune_history keeps order-1 words of history; a neural LM has no limit
+            return int(getattr(self.scorer, "order", 10_000))
+
+        def get_start_state(self) -> Any:
+            s = self.scorer.init_state(1)[0]
+            self._keep.append(s)
+            return s
+
+        def score_partial_token(self, partial_token: str) -> float:
+            if self._prefixes is None or partial_token in self._prefixes:
+                return 0.0
+            score = self.unk_score_offset
+            return score * len(partial_token) / 6 if len(partial_token) > 6 else score
+
+        def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> tuple[float, Any]:
+            key = (id(prev_state), word)
+            hit = self._cache.get(key)
+            if hit is None:
+                s, new = self.scorer.score_words([prev_state], [word])
+                hit = (float(s[0]), new[0])
+                self._cache[key] = hit
+                self._keep.append(new[0])
+            raw, state = hit
+            if is_last_word:
+                eos = self._eos.get(id(state))
+                if eos is None:
+                    eos = self._eos[id(state)] = float(self.scorer.final_score([state])[0])
+                raw += eos
+            return self.alpha * raw + self.beta, state
+
+        def reset_params(self, **params: Any) -> None:
+            for k in ("alpha", "beta", "unk_score_offset"):
+                if k in params:
+                    setattr(self, k, float(params[k]))
+
+        def save_to_dir(self, filepath: str) -> None:
+            raise LmplugError("PyctcdecodeLM is not serializable by pyctcdecode; save the lmplug checkpoint instead")
+
+        @classmethod
+        def load_from_dir(cls, filepath: str, unigram_encoding: str | None = None):
+            raise LmplugError("PyctcdecodeLM cannot be loaded by pyctcdecode; use lmplug.load_lm and wrap it")
+
+    _CLASSES["pyctcdecode"] = PyctcdecodeLMImpl
+    return PyctcdecodeLMImpl
+
+
+def PyctcdecodeLM(scorer: Scorer, alpha: float = 0.5, beta: float = 1.0, unk_score_offset: float = -10.0):
+    """A pyctcdecode ``AbstractLanguageModel`` scoring words with ``scorer``.
+
+    Per completed word it returns ``alpha * log P(word | history) + beta`` (plus ``log P(</s>)``
+    inside the weighted term for the last word), as pyctcdecode's own KenLM wrapper does. Partial
+    words that start no word of ``scorer.known_words()`` get ``unk_score_offset``.
+
+    Args:
+        scorer: any lmplug scorer, e.g. ``TransformerScorer(load_lm(dir))``.
+        alpha: LM weight.
+        beta: word insertion bonus.
+        unk_score_offset: penalty for partial words outside the scorer's vocabulary.
+    """
+    return _make_pyctcdecode_class()(scorer, alpha=alpha, beta=beta, unk_score_offset=unk_score_offset)
+
+
+def build_pyctcdecode_decoder(labels: Sequence[str], scorer: Scorer, alpha: float = 0.5, beta: float = 1.0):
+    """A ``pyctcdecode.BeamSearchDecoderCTC`` over ``labels`` that fuses ``scorer``."""
+    pyctcdecode, _ = _pyctcdecode()
+    from pyctcdecode.alphabet import Alphabet
+
+    return pyctcdecode.BeamSearchDecoderCTC(Alphabet.build_alphabet(list(labels)), PyctcdecodeLM(scorer, alpha, beta))
+
+
+def _make_torchaudio_class():
+    if "torchaudio" in _CLASSES:
+        return _CLASSES["torchaudio"]
+    CTCDecoderLM, CTCDecoderLMState = _torchaudio_decoder()
+
+    class TorchaudioLMImpl(CTCDecoderLM):  # type: ignore[misc, valid-type]
+        """See :class:`TorchaudioLM`."""
+
+        def __init__(self, scorer: Scorer, words: Sequence[str] | None = None,
+                     tokens: Sequence[str] | None = None, unk_word: str = "<unk>") -> None:
+            CTCDecoderLM.__init__(self)
+            if (words is None) == (tokens is None):
+                raise LmplugError("TorchaudioLM: expected exactly one of words= (lexicon decoding) or tokens= "
+                                  f"(lexicon-free), found words={words is not None} tokens={tokens is not None}")
+            self.scorer = scorer
+            self.words = list(words) if words is not None else None
+            self.unk_word = unk_word
+            self.token_ids = None
+            if tokens is not None:
+                if not scorer.token_level:
+                    raise LmplugError(f"lexicon-free decoding needs a token-level scorer, found {type(scorer).__name__}")
+                tok = scorer.tokenizer
+                self.token_ids = [tok.piece_to_id(t) for t in tokens]
+            self.states: dict[Any, Any] = {}
+            self.scores: dict[Any, float] = {}
+
+        def start(self, start_with_nothing: bool = False):
+            state = CTCDecoderLMState()
+            self.states[state] = self.scorer.init_state(1)[0]
+            return state
+
+        def score(self, state, usr_token_idx: int):
+            out = state.child(usr_token_idx)
+            if out not in self.states:
+                prev = self.states[state]
+                if self.words is not None:
+                    word = self.words[usr_token_idx] if 0 <= usr_token_idx < len(self.words) else self.unk_word
+                    s, new = self.scorer.score_words([prev], [word])
+                    self.scores[out], self.states[out] = float(s[0]), new[0]
+                else:
+                    tid = self.token_ids[usr_token_idx]
+                    self.scores[out] = float(self.scorer.batch_score([prev])[0, tid])
+                    self.states[out] = self.scorer.advance([prev], [[tid]])[0]
+            return out, self.scores[out]
+
+        def finish(self, state):
+            return state, float(self.scorer.final_score([self.states[state]])[0])
+
+    _CLASSES["torchaudio"] = TorchaudioLMImpl
+    return TorchaudioLMImpl
+
+
+def TorchaudioLM(scorer: Scorer, words: Sequence[str] | None = None, tokens: Sequence[str] | None = None,
+                 unk_word: str = "<unk>"):
+    """A torchaudio ``CTCDecoderLM`` scoring with ``scorer`` (natural-log; torchaudio weights it).
+
+    Args:
+        scorer: any lmplug scorer.
+        words: lexicon decoding: the decoder's word list in index order. Pass ``ctc_decoder`` an
+            ``lm_dict`` file with these words one per line, in this order (without one the
+            decoder numbers the lexicon's words in an order of its own).
+        tokens: lexicon-free decoding: the decoder's tokens, which must be the scorer's pieces.
+        unk_word: the word scored for indices outside ``words``.
+    """
+    return _make_torchaudio_class()(scorer, words=words, tokens=tokens, unk_word=unk_word)

@@ -1,0 +1,105 @@
+"""Adapters: our LMs inside pyctcdecode's BeamSearchDecoderCTC and torchaudio's ctc_decoder."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from lmplug.scorer import KenLMScorer, TransformerScorer
+from lmplug.simulate import char_labels, simulate_emissions, text_to_char_ids
+from test_ctc import ambiguous_emission
+
+single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return tiny_lm(tmp_path_factory.mktemp("lm"), steps=80, seed=0)
+
+
+def test_pyctcdecode_with_transformer_lm_flips_the_answer(lm):
+    pytest.importorskip("pyctcdecode")
+    from lmplug.adapters import build_pyctcdecode_decoder
+
+    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    labels = char_labels(SENTENCES, delimiter=" ")
+    x = ambiguous_emission("the dog ate the bone", labels, frame_of=6, wrong="t")
+    sc = TransformerScorer(lm)
+    assert build_pyctcdecode_decoder(labels, sc, alpha=0.0, beta=0.0).decode(x, beam_width=8) == "the dot ate the bone"
+    assert build_pyctcdecode_decoder(labels, sc, alpha=1.0, beta=0.0).decode(x, beam_width=8) == "the dog ate the bone"
+
+
+def test_pyctcdecode_adapter_with_kenlm_equals_pyctcdecode_kenlm(tmp_path):
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from lmplug.adapters import build_pyctcdecode_decoder
+
+    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found next to sys.executable or on PATH")
+    labels = char_labels(SENTENCES)
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES * 3], labels, seed=2, confusion=0.5)
+    theirs = pyctcdecode.build_ctcdecoder(labels, str(arpa), alpha=0.6, beta=0.8)
+    ours = build_pyctcdecode_decoder(labels, KenLMScorer(arpa), alpha=0.6, beta=0.8)
+    for e in em:
+        a, b = theirs.decode_beams(e, beam_width=8)[0], ours.decode_beams(e, beam_width=8)[0]
+        assert a[0] == b[0]
+        assert a[-1] == pytest.approx(b[-1], abs=1e-4)  # same combined score
+
+
+def test_torchaudio_lexicon_decoder_with_transformer_lm(lm, tmp_path):
+    pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
+    from torchaudio.models.decoder import ctc_decoder
+    import torch
+
+    from lmplug.adapters import TorchaudioLM
+
+    words = sorted({w for s in SENTENCES for w in s.split()} | {"dot"})
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(w)} |\n" for w in words))
+    lm_dict = tmp_path / "words.txt"  # fixes the decoder's word indices to our word order
+    dict_words = ["<unk>"] + words  # torchaudio requires <unk> in lm_dict
+    lm_dict.write_text("".join(f"{w}\n" for w in dict_words))
+    labels = char_labels(SENTENCES, delimiter="|")
+    tokens = ["-"] + labels[1:]  # torchaudio names the blank '-'
+    x = ambiguous_emission("the dog ate the bone", labels, frame_of=6, wrong="t")
+    em = torch.from_numpy(x).float()[None]
+    sc = TransformerScorer(lm)
+    out = {}
+    for w in (0.0, 0.3):
+        dec = ctc_decoder(lexicon=str(lexicon), tokens=tokens, lm=TorchaudioLM(sc, words=dict_words), lm_dict=str(lm_dict), lm_weight=w,
+                          beam_size=8, blank_token="-", sil_token="|", word_score=0.0)
+        out[w] = " ".join(dec(em)[0][0].words)
+    assert out == {0.0: "the dot ate the bone", 0.3: "the dog ate the bone"}
+
+
+def test_torchaudio_adapter_with_kenlm_equals_torchaudio_kenlm(tmp_path):
+    pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
+    pytest.importorskip("kenlm")
+    from torchaudio.models.decoder import ctc_decoder
+    import torch
+
+    from lmplug.adapters import TorchaudioLM
+
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found next to sys.executable or on PATH")
+    words = ["<unk>"] + sorted({w for s in SENTENCES for w in s.split()})
+    lexicon, lm_dict = tmp_path / "lexicon.txt", tmp_path / "words.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(w)} |\n" for w in words[1:]))
+    lm_dict.write_text("".join(f"{w}\n" for w in words))
+    labels = char_labels(SENTENCES, delimiter="|")
+    tokens = ["-"] + labels[1:]
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES], labels, seed=5, confusion=0.5)
+    kw = dict(lexicon=str(lexicon), tokens=tokens, beam_size=8, blank_token="-", sil_token="|", word_score=0.5)
+    theirs = ctc_decoder(lm=str(arpa), lm_weight=1.0, **kw)  # flashlight's KenLM: log10 scores
+    ours = ctc_decoder(lm=TorchaudioLM(KenLMScorer(arpa, unk_offset=0.0), words=words), lm_dict=str(lm_dict),
+                       lm_weight=1.0 / np.log(10), **kw)
+    for e in em:
+        a, b = theirs(torch.from_numpy(e)[None])[0][0], ours(torch.from_numpy(e)[None])[0][0]
+        assert a.words == b.words
+        assert a.score == pytest.approx(b.score, abs=1e-3)

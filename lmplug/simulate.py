@@ -12,8 +12,9 @@ real CTC posteriors:
   the greedy path has realistic character errors that an LM can fix;
 - **noisy**: Gaussian noise of ``noise`` on every logit.
 
-The result is log-softmaxed ``(T, V)`` float32 per utterance; WER of greedy decoding grows with
-``confusion`` and ``noise`` (about 20-40% WER at the defaults). Deterministic for a seed.
+The result is log-softmaxed ``(T, V)`` float32 per utterance. Greedy decoding of Bible verses at
+the defaults: CER ~13%, WER ~53% (a small real Conformer-CTC measured here: CER 21%, WER 62%);
+errors grow with ``confusion`` and ``noise``. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def simulate_emissions(
     labels: Sequence[str],
     seed: int = 0,
     frames_per_label: float = 3.0,
-    confusion: float = 0.25,
+    confusion: float = 0.2,
     noise: float = 1.0,
 ) -> list[np.ndarray]:
     """CTC log-probs for reference label sequences.
@@ -87,9 +88,9 @@ def simulate_emissions(
             if tok == blank:
                 x[t, blank] += 9.0 + rng.normal(0, 1.5)
                 continue
-            strength = rng.uniform(3.0, 9.0)
+            strength = rng.uniform(4.0, 10.0)
             x[t, tok] += strength
-            x[t, blank] += rng.uniform(0.0, 5.0)  # blank competes on label frames too
+            x[t, blank] += rng.uniform(0.0, 3.0)  # blank competes on label frames too
             if rng.random() < confusion:
                 other = int(rng.choice(conf[tok]))
                 x[t, other] += strength + rng.normal(0.0, 1.5)

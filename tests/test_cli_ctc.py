@@ -1,0 +1,101 @@
+"""lmplug decode / tune-ctc end to end on simulated emissions; n-best rescoring and reranking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from lmplug.cli import main
+from lmplug.ctc import build_ctc_decoder
+from lmplug.errors import LmplugError
+from lmplug.rescore import rerank, rescore_nbest
+from lmplug.scorer import TransformerScorer
+from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
+from test_ctc import ambiguous_emission
+
+single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ctc_cli")
+    labels = char_labels(SENTENCES)
+    (d / "labels.json").write_text(json.dumps(labels))
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES], labels, seed=11, confusion=0.4)
+    rows = []
+    for i, (e, t) in enumerate(zip(em, SENTENCES)):
+        np.save(d / f"u{i}.npy", e)
+        rows.append(json.dumps({"id": f"u{i}", "emissions": f"u{i}.npy", "text": t}))
+    (d / "dev.jsonl").write_text("\n".join(rows) + "\n")
+    return d
+
+
+def test_decode_writes_jsonl_and_text(workdir, tmp_path):
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    out = tmp_path / "hyps.jsonl"
+    rc = main(["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+               "--kenlm", str(arpa), "--weights", "kenlm=0.8,words=0.5", "--beam-size", "8", "--nbest", "2",
+               "--out", str(out), "--quiet"])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"u{i}" for i in range(len(SENTENCES))]
+    assert {"text", "score", "scores", "word_frames", "nbest"} <= set(rows[0])
+    assert sum(r["text"] == t for r, t in zip(rows, SENTENCES)) >= 3
+    txt = tmp_path / "hyps.txt"
+    assert main(["decode", "--emissions", str(workdir / "u0.npy"), "--labels", str(workdir / "labels.json"),
+                 "--out", str(txt), "--quiet"]) == 0
+    assert len(txt.read_text().splitlines()) == 1
+
+
+def test_decode_user_errors_exit_2(workdir, capsys):
+    rc = main(["decode", "--emissions", str(workdir / "missing.npy"), "--labels", str(workdir / "labels.json"), "--quiet"])
+    assert rc == 2
+    assert "expected a .npy, .npz or .jsonl file" in capsys.readouterr().err
+    rc = main(["decode", "--emissions", str(workdir / "u0.npy"), "--labels", str(workdir / "labels.json"),
+               "--weights", "lm0.5", "--quiet"])
+    assert rc == 2
+
+
+def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
+    pytest.importorskip("jiwer")
+    pytest.importorskip("matplotlib")
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    out = tmp_path / "tune"
+    rc = main(["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+               "--kenlm", str(arpa), "--lm-weights", "0,1", "--bonuses", "0,1", "--beam-size", "8",
+               "--out-dir", str(out), "--quiet"])
+    assert rc == 0
+    res = json.loads((out / "weights.json").read_text())
+    assert set(res["weights"]) == {"kenlm", "words"} and np.array(res["grid"]).shape == (2, 2)
+    assert res["wer"] == min(min(r) for r in res["grid"])
+    assert res["weights"]["kenlm"] == 1.0  # the LM helps on these emissions
+    assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):
+    lm = tiny_lm(tmp_path, steps=80, seed=0)
+    labels = char_labels(SENTENCES, delimiter=" ")
+    cases = [("the dog ate the bone", 6, "t"), ("the cat ate the fish", 5, "o"), ("the cat sat on the mat", 20, "e")]
+    em = [ambiguous_emission(t, labels, frame_of=f, wrong=w) for t, f, w in cases]
+    x, lens = pad_batch([e.astype(np.float32) for e in em])
+    nbest = build_ctc_decoder(labels, beam_size=8, nbest=8).decode(x, lens)
+    assert all(n[0].text != t and t in [h.text for h in n] for n, (t, _, _) in zip(nbest, cases))
+    sc = TransformerScorer(lm)
+    re = rescore_nbest(nbest, {"lm": sc}, {"lm": 1.0})
+    assert [n[0].text for n in re] == [t for t, _, _ in cases]
+    h = re[0][0]
+    assert h.score == pytest.approx(h.scores["ctc"] + h.scores["lm"])
+    assert h.scores["lm"] == pytest.approx(sc.score_sentences([h.text])[0], abs=1e-4)
+    # reranking from stored features alone, and pyctcdecode-style beams are accepted
+    assert [h.text for h in rerank(re, {"lm": 1.0})[0]] == [h.text for h in re[0]]
+    beams = [("the cat", None, [("the", (0, 2)), ("cat", (3, 5))], -3.0, -4.0)]
+    assert rescore_nbest([beams], {"lm": sc}, {"lm": 1.0})[0][0].scores["ctc"] == -3.0
+    with pytest.raises(LmplugError, match="missing"):
+        rerank(re, {"other": 1.0})

@@ -491,12 +491,8 @@ class _Search:
         use = lm_tok >= 0
         if not use.any():
             return out
-        up, inv = np.unique(par[use], return_inverse=True)
         states = self.tstate[name]
-        sc = self.d.scorers[name].batch_score([states[p] for p in up.tolist()])  # (U, V_lm)
-        idx_r = torch.as_tensor(inv, device=sc.device)
-        idx_c = torch.as_tensor(lm_tok[use], device=sc.device)
-        out[use] = sc[idx_r, idx_c].double().cpu().numpy()
+        out[use] = self.d.scorers[name].token_logprobs([states[p] for p in par[use].tolist()], lm_tok[use])
         return out
 
     def word_text(self, node: int) -> str:
@@ -661,9 +657,15 @@ class _Search:
         if d.prune_history:  # keep the best of beams whose futures score alike
             o = np.lexsort((-total[keep], m_utt[keep]))
             keep, kn = keep[o], kn[o]
-            cols = [m_utt[keep], a["pid"][kn], m_tok[keep]]
-            cols += [a[f"cls:{n}"][a["hist"][kn]] for n in d.word_scorers]
-            _, uniq = np.unique(np.stack(cols, 1), axis=0, return_index=True)
+            cols = [(m_utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (m_tok[keep], V + 1)]
+            cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in d.word_scorers]
+            if math.prod(float(c[1]) for c in cols) < 2.0**62:
+                key = np.zeros(len(keep), dtype=np.int64)
+                for c, size in cols:
+                    key = key * size + c
+                _, uniq = np.unique(key, return_index=True)
+            else:
+                _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
             uniq.sort()
             keep, kn = keep[uniq], kn[uniq]
         r = rep[keep]

@@ -67,6 +67,13 @@ class Scorer:
         """States after appending ``tokens[i]`` (ids of the scorer's vocabulary) to ``states[i]``."""
         raise NotImplementedError(f"{type(self).__name__} is not a token-level scorer")
 
+    def token_logprobs(self, states: Sequence[Any], tokens: Sequence[int]) -> np.ndarray:
+        """``log P(tokens[i] | states[i])`` as float64 ``(N,)`` (token-level scorers only)."""
+        if not len(states):
+            return np.zeros(0)
+        lp = self.batch_score(states)
+        return lp[torch.arange(len(states), device=lp.device), torch.as_tensor(tokens, device=lp.device)].double().cpu().numpy()
+
     def known_words(self) -> set[str] | None:
         """The word vocabulary (the decoder penalizes partial words outside it), or None."""
         return None
@@ -121,13 +128,18 @@ class ZeroScorer(Scorer):
 class TransformerState:
     """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
 
-    __slots__ = ("cache", "row", "logp", "n_tokens")
+    __slots__ = ("cache", "row", "table", "n_tokens")
 
-    def __init__(self, cache, row: int, logp: torch.Tensor, n_tokens: int) -> None:
+    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
         self.cache = cache  # KVCache holding this row (shared with sibling states)
         self.row = row
-        self.logp = logp  # (V,) natural-log next-token distribution
+        self.table = table  # (rows, V) next-token log-probs of the cache's rows (shared)
         self.n_tokens = n_tokens  # tokens seen so far, <s> included
+
+    @property
+    def logp(self) -> torch.Tensor:
+        """(V,) natural-log next-token distribution."""
+        return self.table[self.row]
 
 
 def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
@@ -181,11 +193,14 @@ class TransformerScorer(Scorer):
         lm: a loaded LM (``lmplug.checkpoint.load_lm``).
         name: feature name for this scorer's scores.
         max_batch: most rows per forward (larger calls are split).
+        vocabulary: known words (e.g. the words of the LM's training text). Optional; word-mode
+            decoding then penalizes partial words that start none of them, as with KenLM's
+            unigrams, which keeps misspelled words from filling the beam.
     """
 
     token_level = True
 
-    def __init__(self, lm, name: str = "lm", max_batch: int = 1024) -> None:
+    def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None) -> None:
         self.lm = lm
         self.model = lm.model.eval()
         self.tokenizer = lm.tokenizer
@@ -195,6 +210,10 @@ class TransformerScorer(Scorer):
         self.vocab_size = self.config.vocab_size
         self._word_ids: dict[str, list[int]] = {}
         self._root: TransformerState | None = None
+        self.vocabulary = set(vocabulary) if vocabulary is not None else None
+
+    def known_words(self) -> set[str] | None:
+        return self.vocabulary
 
     @property
     def device(self) -> torch.device:
@@ -230,13 +249,13 @@ class TransformerScorer(Scorer):
         logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
         lens = torch.tensor([len(t) for t in tokens], device=dev)
         last = logp[torch.arange(n, device=dev), lens - 1]  # (N, V)
-        new = [TransformerState(new_cache, i, last[i], s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
+        new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
         return new, logp, idx, mask
 
     def _root_state(self) -> TransformerState:
         if self._root is None:
             cache = self.model.empty_cache(1)
-            empty = TransformerState(cache, 0, torch.zeros(self.vocab_size, device=self.device), 0)
+            empty = TransformerState(cache, 0, torch.zeros(1, self.vocab_size, device=self.device), 0)
             self._root = self._forward([empty], [[self.config.bos_id]])[0][0]
         return self._root
 
@@ -246,6 +265,21 @@ class TransformerScorer(Scorer):
     @torch.inference_mode()
     def batch_score(self, states: Sequence[TransformerState]) -> torch.Tensor:
         return torch.stack([s.logp for s in states]) if states else torch.zeros(0, self.vocab_size, device=self.device)
+
+    @torch.inference_mode()
+    def token_logprobs(self, states, tokens):
+        """Gathers from each forward's log-prob table directly (no (N, V) copy)."""
+        out = np.zeros(len(states))
+        groups: dict[int, tuple[torch.Tensor, list[int], list[int], list[int]]] = {}
+        for i, (s, t) in enumerate(zip(states, tokens)):
+            g = groups.setdefault(id(s.table), (s.table, [], [], []))
+            g[1].append(i)
+            g[2].append(s.row)
+            g[3].append(int(t))
+        for table, pos, rows, toks in groups.values():
+            dev = table.device
+            out[pos] = table[torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)].double().cpu().numpy()
+        return out
 
     def advance(self, states, tokens):
         out: list[TransformerState] = []

@@ -1,0 +1,213 @@
+"""Benchmark CTC decoders with LM fusion on the same emissions: speed (utt/s, RTF) and WER.
+
+Usage (from the repository root):
+
+    # the numbers of issue 3 (CPU, beams 8/16/32)
+    .venv/bin/python tools/bench_decode.py --scale cpu --text data/bible/en.test.txt \\
+        --kenlm exp/lm/cpu/bible/ngram5.bin --lm exp/lm/cpu/bible/lm --out exp/bench/decode_cpu.json
+    # seconds, tiny models of your own
+    .venv/bin/python tools/bench_decode.py --scale tiny --text data/bible/en.dev.txt --kenlm my.arpa --lm my_lm_dir
+
+Systems (one run, same emissions, same weights where they share a meaning):
+
+- ``pyctcdecode+kenlm``: ``pyctcdecode.build_ctcdecoder(labels, kenlm, unigrams, alpha, beta).decode``
+  one utterance at a time (its own ``decode``, history pruning on);
+- ``torchaudio+kenlm``: ``torchaudio.models.decoder.ctc_decoder`` (flashlight) with a lexicon of
+  the KenLM unigrams, ``lm_weight = alpha * ln 10`` (flashlight's KenLM gives log10), batch input;
+- ``lmplug+kenlm``, ``lmplug+transformer:word``: ``lmplug.ctc.build_ctc_decoder``, batched;
+- ``lmplug+transformer:token``: token mode, on a second set of emissions over the LM's own
+  sentencepiece pieces drawn from the same sentences (its WER is over the same references but
+  its emissions differ, so compare its speed, not its WER, with the character systems).
+
+Emissions come from ``lmplug.simulate`` (peaky, confusable, noisy CTC posteriors; see that module)
+until a real acoustic model exists; RTF assumes ``--frame-ms`` per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lmplug.ctc import build_ctc_decoder, greedy_decode  # noqa: E402
+from lmplug.ctc_tune import word_error_rate  # noqa: E402
+from lmplug.scorer import KenLMScorer, TransformerScorer, read_arpa_unigrams  # noqa: E402
+from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids  # noqa: E402
+
+SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
+
+
+def read_texts(path: str, n: int, max_words: int) -> list[str]:
+    out = []
+    for line in open(path, encoding="utf-8"):
+        t = " ".join(line.split())
+        if t and len(t.split()) <= max_words:
+            out.append(t)
+        if len(out) == n:
+            break
+    return out
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    res = fn()
+    return res, time.perf_counter() - t0
+
+
+def unigrams_for(kenlm_path: str, given: str | None) -> list[str]:
+    if given:
+        return Path(given).read_text(encoding="utf-8").split()
+    p = Path(kenlm_path)
+    arpa = p if p.suffix == ".arpa" else p.with_suffix(".arpa")
+    if not arpa.is_file():
+        sys.exit(f"bench_decode: expected --unigrams or an .arpa next to {p}, found neither")
+    return sorted(read_arpa_unigrams(arpa))
+
+
+def lmplug_system(decoder, x, lens, batch_size: int):
+    texts = []
+    for a in range(0, len(x), batch_size):
+        texts += [h[0].text for h in decoder.decode(x[a : a + batch_size], lens[a : a + batch_size])]
+    return texts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--text", required=True, help="reference sentences, one per line")
+    ap.add_argument("--kenlm", required=True, help="KenLM .arpa/.bin (word level)")
+    ap.add_argument("--unigrams", default=None, help="word list for a binary KenLM (default: the .arpa beside it)")
+    ap.add_argument("--lm", default=None, help="lmplug LM checkpoint dir (Transformer systems skipped without it)")
+    ap.add_argument("--scale", choices=sorted(SCALES), default="tiny")
+    ap.add_argument("--n", type=int, default=None, help="utterances (default: by scale)")
+    ap.add_argument("--beams", default="8,16,32")
+    ap.add_argument("--alpha", type=float, default=0.5, help="KenLM weight (natural-log scores)")
+    ap.add_argument("--beta", type=float, default=1.0, help="word insertion bonus with KenLM")
+    ap.add_argument("--lm-weight", type=float, default=0.5, help="Transformer LM weight")
+    ap.add_argument("--lm-bonus", type=float, default=1.0, help="word insertion bonus with the Transformer")
+    ap.add_argument("--lm-vocabulary", choices=("unigrams", "none"), default="unigrams",
+                    help="known words of the Transformer for the partial-word OOV penalty (word mode): the KenLM "
+                         "unigrams (both LMs are trained on the same text), or none")
+    ap.add_argument("--batch-size", type=int, default=64, help="lmplug utterances per batch")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
+    ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--systems", default="all", help="comma list of system names to run, or all")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    sc = SCALES[args.scale]
+    texts = read_texts(args.text, args.n or sc["n"], sc["max_words"])
+    labels = char_labels(texts)
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in texts], labels, seed=args.seed)
+    x, lens = pad_batch(em)
+    audio_s = float(lens.sum()) * args.frame_ms / 1000
+    unis = unigrams_for(args.kenlm, args.unigrams)
+    beams = [int(b) for b in args.beams.split(",")]
+    want = None if args.systems == "all" else set(args.systems.split(","))
+    rows: list[dict] = []
+
+    def record(system: str, beam: int, hyps: list[str], secs: float, n_utts: int, audio: float, **extra) -> None:
+        row = dict(system=system, beam=beam, utt_per_s=n_utts / secs, rtf=secs / audio, wer=word_error_rate(texts, hyps),
+                   seconds=secs, **extra)
+        rows.append(row)
+        print(f"{system:28s} beam {beam:3d}  {row['utt_per_s']:8.1f} utt/s  RTF {row['rtf']:.4f}  WER {row['wer']:.4f}",
+              flush=True)
+
+    def on(name: str) -> bool:
+        return want is None or name in want
+
+    g, secs = timed(lambda: greedy_decode(x, labels, lens))
+    record("greedy", 1, g, secs, len(texts), audio_s)
+
+    ken = KenLMScorer(args.kenlm, unigrams=unis)
+    tlm = None
+    if args.lm:
+        from lmplug.checkpoint import load_lm
+
+        tlm = load_lm(args.lm)
+    vocab = unis if args.lm_vocabulary == "unigrams" else None
+    for beam in beams:
+        if on("pyctcdecode+kenlm"):
+            import pyctcdecode
+
+            dec = pyctcdecode.build_ctcdecoder(labels, args.kenlm, unigrams=unis, alpha=args.alpha, beta=args.beta)
+            hyps, secs = timed(lambda: [dec.decode(e, beam_width=beam) for e in em])
+            record("pyctcdecode+kenlm", beam, hyps, secs, len(texts), audio_s)
+        if on("torchaudio+kenlm"):
+            try:
+                from torchaudio.models.decoder import ctc_decoder
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    chars = set(labels[2:])
+                    lex = Path(tmp) / "lexicon.txt"
+                    lex.write_text("".join(f"{w} {' '.join(w)} |\n" for w in unis if set(w) <= chars))
+                    dec = ctc_decoder(lexicon=str(lex), tokens=["-"] + labels[1:], lm=args.kenlm, beam_size=beam,
+                                      lm_weight=args.alpha * math.log(10), word_score=args.beta, blank_token="-",
+                                      sil_token="|", beam_threshold=25)
+                xt = torch.from_numpy(x)
+                out, secs = timed(lambda: dec(xt, torch.from_numpy(lens).int()))
+                record("torchaudio+kenlm", beam, [" ".join(o[0].words) for o in out], secs, len(texts), audio_s)
+            except (ImportError, OSError, RuntimeError) as e:
+                print(f"torchaudio+kenlm skipped: {e}")
+        if on("lmplug+kenlm"):
+            dec = build_ctc_decoder(labels, {"kenlm": ken}, {"kenlm": args.alpha, "words": args.beta}, beam_size=beam)
+            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
+            record("lmplug+kenlm", beam, hyps, secs, len(texts), audio_s)
+        if tlm is not None and on("lmplug+transformer:word"):
+            dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab)},
+                                    {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam)
+            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
+            record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s)
+        if tlm is not None and on("lmplug+transformer:token"):
+            tok = tlm.tokenizer
+            tlabels = ["<blank>"] + tok.pieces()
+            tem = simulate_emissions([[i + 1 for i in tok.encode(t)] for t in texts], tlabels, seed=args.seed)
+            tx, tlens = pad_batch(tem)
+            dec = build_ctc_decoder(tlabels, {"lm": TransformerScorer(tlm)}, {"lm": args.lm_weight, "words": 0.0},
+                                    beam_size=beam, mode="token")
+            hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.batch_size))
+            record("lmplug+transformer:token", beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000)
+
+    by = {(r["system"], r["beam"]): r for r in rows}
+    print("\n| system | beam | utt/s | RTF | WER % |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['system']} | {r['beam']} | {r['utt_per_s']:.1f} | {r['rtf']:.4f} | {100 * r['wer']:.2f} |")
+    checks = {}
+    ref = by.get(("pyctcdecode+kenlm", 16))
+    if ref:
+        for name in ("lmplug+kenlm", "lmplug+transformer:word", "lmplug+transformer:token"):
+            if (name, 16) in by:
+                checks[f"{name} / pyctcdecode+kenlm utt/s at beam 16"] = by[(name, 16)]["utt_per_s"] / ref["utt_per_s"]
+        if ("lmplug+kenlm", 16) in by:
+            checks["WER lmplug+kenlm - pyctcdecode+kenlm at beam 16"] = by[("lmplug+kenlm", 16)]["wer"] - ref["wer"]
+    for k, v in checks.items():
+        print(f"{k}: {v:.3f}")
+    import lmplug
+
+    signature = (f"emissions:simulate(seed={args.seed})|n:{len(texts)}|text:{args.text}|kenlm:{args.kenlm}|"
+                 f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|threads:{args.threads}|batch:{args.batch_size}|lmplug:{lmplug.__version__}")
+    result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Translation subcommands of ``lmplug``: train-nmt, translate, nbest-features, tune-rerank, rerank, eval-mt.
+
+``register(subparsers)`` adds them to the ``lmplug`` command; ``python -m lmplug.cli_mt`` runs
+them on their own. A user error (``LmplugError``) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from lmplug.errors import LmplugError
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _add(sub, name: str, handler, help: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, description=help, formatter_class=FMT)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _lines(path: str) -> list[str]:
+    from lmplug.corpus import read_lines
+
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"text file not found: {p}")
+    return read_lines(p)
+
+
+def _raw_lines(path: str) -> list[str]:
+    """Every line of a file, blank ones included (line counts must match n-best ids)."""
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"text file not found: {p}")
+    return p.read_text(encoding="utf-8").splitlines()
+
+
+# ------------------------------------------------------------------------------------- training
+MODEL_FIELDS = (("n_enc_layer", int), ("n_dec_layer", int), ("n_head", int), ("n_embd", int), ("dropout", float))
+TRAIN_FIELDS = (("batch_size", int), ("max_steps", int), ("lr", float), ("warmup_steps", int), ("eval_every", int),
+                ("seed", int), ("device", str))
+
+
+def cmd_train_nmt(args: argparse.Namespace) -> int:
+    from lmplug.nmt import nmt_configs, train_translation
+    from lmplug.tokenizer import Tokenizer
+
+    model_cfg, train_cfg, _ = nmt_configs(
+        args.scale,
+        {f: getattr(args, f) for f, _ in MODEL_FIELDS if getattr(args, f) is not None},
+        {f: getattr(args, f) for f, _ in TRAIN_FIELDS if getattr(args, f) is not None},
+    )
+    tok = Tokenizer.load(args.tokenizer)
+    summary = train_translation(_raw_lines(args.train_src), _raw_lines(args.train_tgt), _raw_lines(args.dev_src),
+                                _raw_lines(args.dev_tgt), tok, args.out, model_cfg, train_cfg,
+                                direction=args.direction, resume=not args.no_resume)
+    print(json.dumps({k: summary[k] for k in ("steps", "units_seen", "parameters", "elapsed_s", "dev_loss")}))
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from lmplug.nbest import NBestEntry, write_nbest
+    from lmplug.nmt import load_translator
+    from lmplug.train import pick_device
+
+    tr = load_translator(args.model, device=pick_device(args.device))
+    sources = _raw_lines(args.src)
+    t0 = time.time()
+    results = tr.translate(sources, beam=args.beam, nbest=args.nbest, len_penalty=args.len_penalty,
+                           batch_sentences=args.batch_sentences, progress=True)
+    nbest = [[NBestEntry(i, text, {"nmt": h.logprob, "nmt_norm": h.score}, h.score) for text, h in hyps]
+             for i, hyps in enumerate(results)]
+    empty = [i for i, hyps in enumerate(nbest) if not hyps]
+    if empty:
+        raise LmplugError(f"{args.src}: line {empty[0] + 1} (and {len(empty) - 1} more) got no non-empty translation")
+    write_nbest(args.out, nbest)
+    if args.onebest:
+        Path(args.onebest).write_text("".join(h[0].text + "\n" for h in nbest), encoding="utf-8")
+    secs = time.time() - t0
+    print(json.dumps({"sentences": len(sources), "hypotheses": sum(map(len, nbest)), "beam": args.beam,
+                      "seconds": round(secs, 1), "signature": tr.signature()}))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ reranking
+def cmd_nbest_features(args: argparse.Namespace) -> int:
+    from lmplug.nbest import read_nbest, write_nbest
+    from lmplug.rerank import add_features, build_features
+
+    nbest = read_nbest(args.nbest, n_sources=len(_raw_lines(args.src)))
+    feats = build_features(lm=args.lm, kenlm=args.kenlm, channel=args.channel, lengths=not args.no_lengths,
+                           lm_normalization=args.lm_normalize, device=args.device)
+    sigs = add_features(nbest, _raw_lines(args.src), feats, cache_dir=args.cache, progress=True)
+    write_nbest(args.out, nbest)
+    print(json.dumps({"hypotheses": sum(map(len, nbest)), "features": sigs}, indent=1))
+    return 0
+
+
+def _weights_arg(text: str) -> dict[str, float]:
+    p = Path(text)
+    if p.is_file():
+        obj = json.loads(p.read_text())
+        obj = obj.get("weights", obj)
+    else:
+        try:
+            obj = {k: float(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
+        except ValueError:
+            raise LmplugError(f"--weights: expected a JSON file or name=value,name=value; found {text!r}") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) for v in obj.values()):
+        raise LmplugError(f"--weights {text}: expected a mapping of feature name to number, found {str(obj)[:80]}")
+    return {str(k): float(v) for k, v in obj.items()}
+
+
+def cmd_tune_rerank(args: argparse.Namespace) -> int:
+    from lmplug.mert import tune_weights
+    from lmplug.nbest import read_nbest
+
+    refs = _raw_lines(args.ref)
+    nbest = read_nbest(args.nbest, n_sources=len(refs))
+    names = args.features.split(",") if args.features else None
+    init = _weights_arg(args.init) if args.init else None
+    res = tune_weights(nbest, refs, features=names, init=init, restarts=args.restarts, seed=args.seed,
+                       progress=True)
+    obj = {"weights": res.weights, "dev_bleu": res.bleu, "signature": res.signature, "nbest": str(args.nbest),
+           "ref": str(args.ref), "restarts": args.restarts, "seed": args.seed}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(obj, indent=2) + "\n")
+    print(json.dumps(obj))
+    return 0
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    from lmplug.nbest import read_nbest
+    from lmplug.rerank import rerank
+
+    nbest = read_nbest(args.nbest, n_sources=len(_raw_lines(args.src)) if args.src else None)
+    if args.oracle_ref:
+        from lmplug.mert import oracle_selection
+
+        if args.weights:
+            raise LmplugError("give --weights or --oracle-ref, not both")
+        best = [hyps[j] for hyps, j in zip(nbest, oracle_selection(nbest, _raw_lines(args.oracle_ref)))]
+    elif args.weights:
+        best = rerank(nbest, _weights_arg(args.weights))
+    else:
+        raise LmplugError("expected --weights (or --oracle-ref), found neither")
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        for e in best:
+            out.write(e.text + "\n")
+    finally:
+        if args.out:
+            out.close()
+    return 0
+
+
+def cmd_eval_mt(args: argparse.Namespace) -> int:
+    from lmplug.mteval import evaluate_systems
+
+    systems = {}
+    for spec in args.system:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise LmplugError(f"--system: expected NAME=PATH, found {spec!r}")
+        systems[name] = _raw_lines(path)
+    report = evaluate_systems(systems, _raw_lines(args.ref), baseline=args.baseline, n_bootstrap=args.bootstrap)
+    for row in report["systems"]:
+        p = "" if row.get("p_bleu") is None else f"  p={row['p_bleu']:.4f}"
+        print(f"{row['name']:<16} BLEU {row['bleu']:6.2f}  chrF {row['chrf']:6.2f}{p}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- parser
+def register(sub) -> None:
+    """Add the translation subcommands to the ``lmplug`` subparsers."""
+    from lmplug.nmt import NMT_PRESETS
+
+    p = _add(sub, "train-nmt", cmd_train_nmt, "train (or resume) a Transformer translation model")
+    for name in ("train-src", "train-tgt", "dev-src", "dev-tgt"):
+        p.add_argument("--" + name, required=True, help=f"{name.replace('-', ' ')} text, one sentence a line")
+    p.add_argument("--tokenizer", required=True, help="shared sentencepiece .model (source and target)")
+    p.add_argument("--out", required=True, help="output directory (resumed if it holds a checkpoint)")
+    p.add_argument("--direction", default="", help="label kept in the checkpoint, e.g. en-de")
+    p.add_argument("--scale", default="cpu", choices=sorted(NMT_PRESETS), help="preset for every unset flag")
+    for f, t in MODEL_FIELDS + TRAIN_FIELDS:
+        p.add_argument("--" + f.replace("_", "-"), type=t, default=None, help=f"override the preset's {f}")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+
+    p = _add(sub, "translate", cmd_translate, "beam search: write an n-best list (Moses format, or .jsonl)")
+    p.add_argument("--model", required=True, help="translation checkpoint (dir)")
+    p.add_argument("--src", required=True, help="source text, one sentence a line")
+    p.add_argument("--out", required=True, help="n-best output (.jsonl for JSON lines, else Moses format)")
+    p.add_argument("--onebest", default=None, help="also write the 1-best translations here")
+    p.add_argument("--beam", type=int, default=12, help="beam size")
+    p.add_argument("--nbest", type=int, default=12, help="hypotheses kept per sentence (<= beam)")
+    p.add_argument("--len-penalty", type=float, default=1.0, help="rank by logprob / length**len_penalty")
+    p.add_argument("--batch-sentences", type=int, default=64, help="sentences decoded together")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+    p = _add(sub, "nbest-features", cmd_nbest_features, "add LM, channel and length features to an n-best list")
+    p.add_argument("--nbest", required=True, help="input n-best list")
+    p.add_argument("--src", required=True, help="source text of the n-best list (line i = id i)")
+    p.add_argument("--out", required=True, help="output n-best list with the new features")
+    p.add_argument("--lm", default=None, help="Transformer LM checkpoint of the target language (feature 'lm')")
+    p.add_argument("--kenlm", default=None, help="KenLM .arpa/.bin of the target language (feature 'kenlm')")
+    p.add_argument("--channel", default=None, help="reverse translation checkpoint (feature 'channel')")
+    p.add_argument("--lm-normalize", default="none", choices=["none", "lower"],
+                   help="normalize hypotheses before LM scoring (lower: for LMs trained on lowercased text)")
+    p.add_argument("--no-lengths", action="store_true", help="leave out the length features")
+    p.add_argument("--cache", default=None, help="feature cache directory (reused across runs)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+    p = _add(sub, "tune-rerank", cmd_tune_rerank, "tune reranking weights for corpus BLEU on a dev n-best list")
+    p.add_argument("--nbest", required=True, help="dev n-best list with features")
+    p.add_argument("--ref", required=True, help="dev references, one a line")
+    p.add_argument("--out", required=True, help="weights JSON")
+    p.add_argument("--features", default=None, help="comma-separated features to tune (default: all)")
+    p.add_argument("--init", default=None, help="starting weights: JSON file or name=value,...")
+    p.add_argument("--restarts", type=int, default=20, help="random restarts besides the starting point")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the restarts")
+
+    p = _add(sub, "rerank", cmd_rerank, "pick the best hypothesis per sentence with given weights")
+    p.add_argument("--nbest", required=True, help="n-best list with features")
+    p.add_argument("--weights", default=None, help="weights JSON (from tune-rerank) or name=value,...")
+    p.add_argument("--oracle-ref", default=None, help="instead of weights: pick the n-best oracle for these references")
+    p.add_argument("--src", default=None, help="source text, to check the number of sentences")
+    p.add_argument("--out", default=None, help="output text (default stdout)")
+
+    p = _add(sub, "eval-mt", cmd_eval_mt, "BLEU and chrF (sacrebleu) with paired bootstrap against a baseline")
+    p.add_argument("--ref", required=True, help="references, one a line")
+    p.add_argument("--system", required=True, action="append", help="NAME=PATH of a system output (repeatable)")
+    p.add_argument("--baseline", default=None, help="NAME of the system the others are tested against")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    p.add_argument("--json", default=None, help="also write the report here")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lmplug", description=__doc__.split("\n")[0], formatter_class=FMT)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except LmplugError as e:
+        print(f"lmplug {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lmplug {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Baseline translation systems for the MT recipe: train, save/load, translate to n-best lists.
+
+The same code trained in the reverse direction is the channel model of noisy-channel
+reranking (``log P(source | hypothesis)`` by forced decoding, ``Translator.score``).
+
+Checkpoint directory (no pickle, like the LM's)::
+
+    config.json         {"format": "lmplug-seq2seq", "version", "model": Seq2SeqConfig, "train", "direction"}
+    model.safetensors   weights (tied output layer omitted)
+    tokenizer.model     the shared sentencepiece model
+    trainer/            only in training checkpoints (written by ``lmplug.train.fit``)
+
+Training batches are groups of pairs of similar length (fixed once from the seed), one group
+drawn per step as a pure function of (seed, step): resume is exact.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lmplug.checkpoint import atomic_dir, read_json, resolve_checkpoint, save_json
+from lmplug.errors import LmplugError
+from lmplug.seq2seq import (
+    IGNORE_INDEX,
+    Hypothesis,
+    Seq2SeqConfig,
+    Seq2SeqTransformer,
+    beam_search,
+    pad_sources,
+    pad_targets,
+    score_pairs,
+    seq2seq_loss,
+)
+from lmplug.tokenizer import Tokenizer
+from lmplug.train import Dist, TrainConfig, TrainTask, autocast_for, fit, pick_device, setup_distributed
+
+FORMAT = "lmplug-seq2seq"
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.model")
+
+# Scale presets: Seq2SeqConfig fields, TrainConfig fields (batch_size = sentence pairs per step),
+# and the shared vocabulary size.
+NMT_PRESETS: dict[str, dict] = {
+    "tiny": dict(vocab=200, model=dict(n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=64, dropout=0.0),
+                 train=dict(batch_size=16, max_steps=150, lr=3e-3, warmup_steps=20, eval_every=75, log_every=25)),
+    "demo": dict(vocab=4000, model=dict(n_enc_layer=2, n_dec_layer=2, n_head=4, n_embd=192, dropout=0.1),
+                 train=dict(batch_size=64, max_steps=600, lr=2e-3, warmup_steps=60, eval_every=300, log_every=20)),
+    "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.2),
+                train=dict(batch_size=96, max_steps=1600, lr=2e-3, warmup_steps=150, eval_every=200, log_every=20)),
+    "gpu": dict(vocab=8000, model=dict(n_enc_layer=6, n_dec_layer=6, n_head=8, n_embd=512, dropout=0.2),
+                train=dict(batch_size=256, max_steps=4000, lr=7e-4, warmup_steps=400, eval_every=500, log_every=50)),
+}
+LABEL_SMOOTHING = 0.1
+
+
+def _version() -> str:
+    from lmplug import __version__
+
+    return __version__
+
+
+@dataclass
+class Translator:
+    """A translation model ready to decode and score: model (eval mode), tokenizer, config."""
+
+    model: Seq2SeqTransformer
+    tokenizer: Tokenizer
+    config: Seq2SeqConfig
+    path: str = ""
+    direction: str = ""  # e.g. "en-de", from training
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.wte.weight.device
+
+    def signature(self) -> str:
+        c = self.config
+        return (f"nmt:transformer|{self.direction or '?'}|E{c.n_enc_layer}-D{c.n_dec_layer}-C{c.n_embd}-H{c.n_head}|"
+                f"V{c.vocab_size}|params:{self.model.num_parameters()}|path:{self.path}|lmplug:{_version()}")
+
+    def translate(self, sources: Sequence[str], beam: int = 12, nbest: int | None = None, len_penalty: float = 1.0,
+                  batch_sentences: int = 64, progress: bool = False) -> list[list[tuple[str, Hypothesis]]]:
+        """Beam search; per source up to ``nbest`` (text, hypothesis), best ``score`` first.
+
+        Empty outputs (</s> right away) are left out of the lists: they are never translations and
+        n-best files refuse empty hypotheses.
+        """
+        ids = self.encode(sources)
+        out = []
+        for hyps in beam_search(self.model, ids, beam=beam, nbest=beam, len_penalty=len_penalty,
+                                batch_sentences=batch_sentences, progress=progress):
+            pairs = [(self.tokenizer.decode(list(h.tokens)), h) for h in hyps]
+            out.append([(t, h) for t, h in pairs if t.strip()][: nbest or beam])
+        return out
+
+    def score(self, sources: Sequence[str], targets: Sequence[str], batch_tokens: int = 8192) -> list[float]:
+        """Forced decoding: ``log P(target | source)`` (natural log, incl. </s>) per pair."""
+        return score_pairs(self.model, self.encode(sources), self.encode(targets), batch_tokens=batch_tokens)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        limit = self.config.max_len - 1
+        return [ids[:limit] for ids in self.tokenizer.encode_batch(list(texts))]
+
+
+def save_translator(path: str | os.PathLike, model: Seq2SeqTransformer, tokenizer: Tokenizer,
+                    extra: dict | None = None, trainer_write=None) -> None:
+    """Write a checkpoint directory atomically (``trainer_write(dir)`` adds training state)."""
+    from safetensors.torch import save_file
+
+    raw = model.module if hasattr(model, "module") else model
+    state = {k: v.detach().contiguous().cpu() for k, v in raw.state_dict().items() if k != "lm_head.weight"}
+
+    def write(tmp: Path) -> None:
+        save_json(tmp / "config.json", {"format": FORMAT, "version": _version(), "model": raw.config.to_dict(),
+                                        **(extra or {})})
+        save_file(state, str(tmp / "model.safetensors"))
+        tokenizer.save(tmp / "tokenizer.model")
+        if trainer_write is not None:
+            (tmp / "trainer").mkdir()
+            trainer_write(tmp / "trainer")
+
+    atomic_dir(Path(path), write)
+
+
+def load_translator(path: str | os.PathLike, device: str | torch.device | None = None) -> Translator:
+    """Load a translation checkpoint (a checkpoint dir or a training output dir) in eval mode."""
+    from safetensors.torch import load_file
+
+    ckpt = resolve_checkpoint(path)
+    missing = [f for f in REQUIRED_FILES if not (ckpt / f).is_file()]
+    if missing:
+        raise LmplugError(f"{ckpt}: incomplete checkpoint, missing {missing} (expected {list(REQUIRED_FILES)})")
+    meta = read_json(ckpt / "config.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise LmplugError(f"{ckpt}/config.json: expected format '{FORMAT}', found {found!r}")
+    config = Seq2SeqConfig.from_dict(meta["model"])
+    tokenizer = Tokenizer.load(ckpt / "tokenizer.model")
+    if tokenizer.vocab_size != config.vocab_size:
+        raise LmplugError(f"{ckpt}: tokenizer has {tokenizer.vocab_size} pieces, expected {config.vocab_size}")
+    try:
+        state = load_file(str(ckpt / "model.safetensors"))
+    except Exception as e:  # safetensors raises several types on a corrupt file
+        raise LmplugError(f"{ckpt}/model.safetensors: corrupt or unreadable ({e})") from None
+    model = Seq2SeqTransformer(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:4]
+        raise LmplugError(f"{ckpt}/model.safetensors: weights do not match config.json; first differences {diff}")
+    model.load_state_dict(state, strict=False)
+    model.eval().to(device or "cpu")
+    return Translator(model, tokenizer, config, str(ckpt), meta.get("direction", ""))
+
+
+def pair_groups(lengths: Sequence[int], batch_size: int, seed: int) -> list[np.ndarray]:
+    """Pairs sorted by length (ties broken at random, from ``seed``) and cut into batches."""
+    rng = np.random.default_rng(seed)
+    key = np.asarray(lengths, dtype=np.float64) + rng.random(len(lengths))
+    order = np.argsort(key, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _encode_pairs(src: Sequence[str], tgt: Sequence[str], tok: Tokenizer, max_len: int, what: str
+                  ) -> tuple[list[list[int]], list[list[int]]]:
+    if len(src) != len(tgt):
+        raise LmplugError(f"{what}: expected as many source as target lines, found {len(src)} and {len(tgt)}")
+    if not src:
+        raise LmplugError(f"{what}: no sentence pairs, expected at least one")
+    s = [ids[: max_len - 1] for ids in tok.encode_batch(list(src))]
+    t = [ids[: max_len - 1] for ids in tok.encode_batch(list(tgt))]
+    return s, t
+
+
+@torch.no_grad()
+def dev_loss(model: torch.nn.Module, src: list[list[int]], tgt: list[list[int]], device: torch.device,
+             batch_size: int = 128) -> float:
+    """Mean per-target-token cross-entropy (nats, no label smoothing) over dev pairs."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    c = model.config
+    for g in pair_groups([len(a) + len(b) for a, b in zip(src, tgt)], batch_size, 0):
+        batch = (*pad_sources([src[i] for i in g], c.eos_id, device),
+                 *pad_targets([tgt[i] for i in g], c.bos_id, c.eos_id, device))
+        with autocast_for(device):
+            total += float(seq2seq_loss(model, batch, reduction="sum"))
+        count += int((batch[3] != IGNORE_INDEX).sum())
+    model.train(was)
+    return total / max(1, count)
+
+
+def train_translation(
+    train_src: Sequence[str],
+    train_tgt: Sequence[str],
+    dev_src: Sequence[str],
+    dev_tgt: Sequence[str],
+    tokenizer: Tokenizer,
+    out_dir: str | Path,
+    model_config: Seq2SeqConfig,
+    train_config: TrainConfig,
+    direction: str = "",
+    label_smoothing: float = LABEL_SMOOTHING,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train (or resume) a translation model through ``lmplug.train.fit``; returns its summary.
+
+    Args:
+        train_src, train_tgt: aligned sentence pairs (raw text; the tokenizer is shared).
+        tokenizer: its vocabulary size and <s>/</s> ids override ``model_config``'s.
+        train_config: ``batch_size`` counts sentence pairs per step (global, over processes).
+        direction: a label such as ``"en-de"``, kept in the checkpoint and its signature.
+    """
+    cfg = train_config
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    dist = setup_distributed(device)
+    model_config = Seq2SeqConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
+                                    "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})
+    ml = model_config.max_len
+    src, tgt = _encode_pairs(train_src, train_tgt, tokenizer, ml, "training pairs")
+    dsrc, dtgt = _encode_pairs(dev_src, dev_tgt, tokenizer, ml, "dev pairs")
+    groups = pair_groups([len(a) + len(b) for a, b in zip(src, tgt)], cfg.batch_size, cfg.seed)
+    mean_tokens = sum(len(a) + len(b) + 2 for a, b in zip(src, tgt)) / len(src)
+    if dist.is_main:
+        print(f"[train-nmt] {len(src):,} training pairs ({mean_tokens:.1f} tokens a pair), {len(dsrc):,} dev pairs, "
+              f"{len(groups)} batches an epoch", flush=True)
+    torch.manual_seed(cfg.seed)
+    model = Seq2SeqTransformer(model_config).to(device)
+
+    def batch(step: int, d: Dist) -> tuple[torch.Tensor, ...]:
+        g = groups[int(np.random.default_rng([cfg.seed, step]).integers(len(groups)))]
+        part = np.array_split(g, d.world_size)[d.rank]
+        return (*pad_sources([src[i] for i in part], model_config.eos_id, device),
+                *pad_targets([tgt[i] for i in part], model_config.bos_id, model_config.eos_id, device))
+
+    extra = {"train": asdict(cfg), "direction": direction, "label_smoothing": label_smoothing}
+    task = TrainTask(
+        model=model,
+        config=model_config.to_dict(),
+        batch=batch,
+        loss=lambda m, b: seq2seq_loss(m, b, label_smoothing=label_smoothing),
+        evaluate=lambda m: dev_loss(m, dsrc, dtgt, device),
+        save=lambda path, trainer_write: save_translator(path, model, tokenizer, extra=extra,
+                                                         trainer_write=trainer_write),
+        units_per_step=int(round(mean_tokens * cfg.batch_size)),
+    )
+    return fit(task, cfg, out_dir, dist, resume=resume, progress=progress, stop_after=stop_after, name="train-nmt")
+
+
+def nmt_configs(scale: str, model_overrides: dict | None = None, train_overrides: dict | None = None
+                ) -> tuple[Seq2SeqConfig, TrainConfig, int]:
+    """(model config, training config, vocabulary size) of a scale preset with overrides."""
+    if scale not in NMT_PRESETS:
+        raise LmplugError(f"unknown scale '{scale}', expected one of {sorted(NMT_PRESETS)}")
+    p = NMT_PRESETS[scale]
+    model = Seq2SeqConfig(**{**p["model"], **(model_overrides or {})})
+    train = TrainConfig(**{**p["train"], **(train_overrides or {})})
+    return model, train, p["vocab"]

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# n-best reranking of a small Transformer NMT system with a target-language LM (Transformer +
+# KenLM) and a noisy channel model (the reverse-direction NMT), weights tuned for dev BLEU.
+#
+# Usage (from the repository root, after `make setup`):
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k          # Multi30k En->De, all stages
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible             # RV1909 Es -> KJV En (Debian)
+#   recipes/mt_nbest_rerank/run.sh --scale tiny --corpus multi30k         # seconds: what the tests run
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --stage 6 --stop-stage 9
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible \
+#       --lm exp/lm/cpu/bible/lm --kenlm exp/lm/cpu/bible/ngram5.bin --lm-normalize lower   # reuse the LM recipe's LMs
+#
+# Corpora:
+#   multi30k  ../shared/data/multi30k (--data-dir): train task1 train.en-de, tune on val, test on
+#             test_2016_flickr; German LM on task1 train.de + task2 train.{1..5}.de.
+#   bible     data/bible (lmplug prepare-bible): rv.* -> kjv.*, split by book; English LM on the
+#             KJV + WEB text of the training books.
+# Stages:  0 data   1 tokenizers   2 KenLM 5-gram   3 Transformer LM   4 forward NMT   5 channel NMT
+#          6 n-best (dev, test)   7 features   8 tune on dev + rerank test   9 evaluate (test) + results
+# Outputs: exp/mt/<scale>/<corpus>/{nmt,channel,lm,*.nbest,weights.*.json,test.*.txt,eval.test.json},
+#          exp/mt/<scale>/results.json (tools/mt_results.py)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=../shared/data; exp=exp/mt
+lm=""; kenlm=""; lm_normalize=none; beam=12; restarts=20
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2;;
+    --corpus) corpus=$2; shift 2;;
+    --stage) stage=$2; shift 2;;
+    --stop-stage) stop_stage=$2; shift 2;;
+    --data-dir) data_dir=$2; shift 2;;
+    --exp) exp=$2; shift 2;;
+    --lm) lm=$2; shift 2;;
+    --kenlm) kenlm=$2; shift 2;;
+    --lm-normalize) lm_normalize=$2; shift 2;;
+    --beam) beam=$2; shift 2;;
+    --restarts) restarts=$2; shift 2;;
+    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
+  esac
+done
+PY=${PYTHON:-.venv/bin/python}
+# the translation commands are `lmplug` subcommands once lmplug.cli registers lmplug.cli_mt
+if "$PY" -m lmplug --help 2>/dev/null | grep tune-rerank > /dev/null; then MT=lmplug; else MT=lmplug.cli_mt; fi
+run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
+mt() { echo "+ lmplug $*" >&2; "$PY" -m $MT "$@"; }
+on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+d=$exp/$scale/$corpus; mkdir -p "$d"
+case $corpus in
+  multi30k)
+    m=$data_dir/multi30k; src=en; tgt=de
+    train_src=$m/task1/train.en; train_tgt=$m/task1/train.de; dev_src=$m/task1/val.en; dev_tgt=$m/task1/val.de
+    test_src=$m/task1/test_2016_flickr.en; test_tgt=$m/task1/test_2016_flickr.de
+    lm_parts="$m/task1/train.de $m/task2/train.1.de $m/task2/train.2.de $m/task2/train.3.de $m/task2/train.4.de $m/task2/train.5.de";;
+  bible)
+    b=data/bible; src=es; tgt=en
+    train_src=$b/rv.train.txt; train_tgt=$b/kjv.train.txt; dev_src=$b/rv.dev.txt; dev_tgt=$b/kjv.dev.txt
+    test_src=$b/rv.test.txt; test_tgt=$b/kjv.test.txt; lm_parts="$b/kjv.train.txt $b/web.train.txt";;
+  *) echo "unknown corpus $corpus (multi30k|bible)" >&2; exit 2;;
+esac
+case $scale in
+  tiny) vocab=300; lm_vocab=300; beam=10; restarts=2;;
+  demo) vocab=4000; lm_vocab=4000;;
+  cpu) vocab=6000; lm_vocab=4000;;
+  gpu) vocab=8000; lm_vocab=8000;;
+  *) echo "unknown scale $scale (tiny|demo|cpu|gpu)" >&2; exit 2;;
+esac
+
+if on 0; then
+  if [ $corpus = bible ] && [ ! -f $b/manifest.json ]; then run prepare-bible --out $b; fi
+  if [ "$scale" = tiny ]; then  # seconds: small slices of the same splits
+    for s in train:2000 dev:60 test:60; do
+      n=${s#*:}; s=${s%:*}; eval "sp=\$${s}_src tp=\$${s}_tgt"
+      head -n "$n" "$sp" > "$d/$s.src"; head -n "$n" "$tp" > "$d/$s.tgt"
+    done
+    cat $lm_parts | awk "NR <= 6000" > "$d/lm.txt"
+  else
+    cat $lm_parts > "$d/lm.txt"
+  fi
+fi
+if [ "$scale" = tiny ]; then
+  train_src=$d/train.src; train_tgt=$d/train.tgt; dev_src=$d/dev.src; dev_tgt=$d/dev.tgt
+  test_src=$d/test.src; test_tgt=$d/test.tgt
+fi
+
+if on 1; then
+  cat "$train_src" "$train_tgt" > "$d/nmt_tok_text.txt"
+  run train-tokenizer --text "$d/nmt_tok_text.txt" --out "$d/nmt_tok.model" --vocab-size $vocab
+  if [ -z "$lm" ]; then run train-tokenizer --text "$d/lm.txt" --out "$d/lm_tok.model" --vocab-size $lm_vocab; fi
+fi
+if on 2 && [ -z "$kenlm" ]; then
+  run train-ngram --text "$d/lm.txt" --out "$d/ngram5" --order 5 | tee "$d/ngram5.json"
+fi
+if on 3 && [ -z "$lm" ]; then
+  run train-lm --train "$d/lm.txt" --dev "$dev_tgt" --tokenizer "$d/lm_tok.model" --out "$d/lm" --scale "$scale" \
+    $( [ "$scale" = cpu ] && echo "--max-steps 1000 --eval-every 250" )
+fi
+lm=${lm:-$d/lm}; kenlm=${kenlm:-$d/ngram5.bin}
+if on 4; then
+  mt train-nmt --train-src "$train_src" --train-tgt "$train_tgt" --dev-src "$dev_src" --dev-tgt "$dev_tgt" \
+    --tokenizer "$d/nmt_tok.model" --out "$d/nmt" --direction $src-$tgt --scale "$scale"
+fi
+if on 5; then  # the channel model: the same system trained in the reverse direction
+  mt train-nmt --train-src "$train_tgt" --train-tgt "$train_src" --dev-src "$dev_tgt" --dev-tgt "$dev_src" \
+    --tokenizer "$d/nmt_tok.model" --out "$d/channel" --direction $tgt-$src --scale "$scale"
+fi
+if on 6; then
+  for s in dev test; do
+    eval "sp=\$${s}_src"
+    mt translate --model "$d/nmt" --src "$sp" --out "$d/$s.nbest" --onebest "$d/$s.1best.txt" --beam $beam --nbest $beam \
+      | tee "$d/$s.translate.json"
+  done
+fi
+if on 7; then
+  for s in dev test; do
+    eval "sp=\$${s}_src"
+    mt nbest-features --nbest "$d/$s.nbest" --src "$sp" --out "$d/$s.feat.nbest" --lm "$lm" --kenlm "$kenlm" \
+      --lm-normalize $lm_normalize --channel "$d/channel" --cache "$d/feature_cache" | tee "$d/$s.features.json"
+  done
+fi
+# feature sets: the system's own scores + lengths, then + LM, + channel, + both
+base=nmt,nmt_norm,words,len_ratio
+declare -A sets=([len]=$base [lm]=$base,lm,kenlm [channel]=$base,channel [lm_channel]=$base,lm,kenlm,channel)
+if on 8; then
+  for name in len lm channel lm_channel; do  # tuned on dev only
+    mt tune-rerank --nbest "$d/dev.feat.nbest" --ref "$dev_tgt" --features ${sets[$name]} --init nmt_norm=1 \
+      --restarts $restarts --out "$d/weights.$name.json"
+    mt rerank --nbest "$d/test.feat.nbest" --src "$test_src" --weights "$d/weights.$name.json" --out "$d/test.$name.txt"
+  done
+  mt rerank --nbest "$d/test.feat.nbest" --oracle-ref "$test_tgt" --out "$d/test.oracle.txt"
+fi
+if on 9; then
+  mt eval-mt --ref "$test_tgt" --baseline 1best --system 1best="$d/test.1best.txt" --system len="$d/test.len.txt" \
+    --system lm="$d/test.lm.txt" --system channel="$d/test.channel.txt" --system lm_channel="$d/test.lm_channel.txt" \
+    --system oracle="$d/test.oracle.txt" --json "$d/eval.test.json"
+  "$PY" tools/mt_results.py "$exp/$scale" --out "$exp/$scale/results.json"
+fi

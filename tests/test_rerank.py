@@ -1,0 +1,140 @@
+"""Reranking: features and their cache, the log-linear reranker, MERT line search and tuning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+sacrebleu = pytest.importorskip("sacrebleu")
+
+from lmplug.errors import LmplugError
+from lmplug.mert import (
+    bleu_from_stats,
+    bleu_stats,
+    line_search,
+    oracle_selection,
+    tune_weights,
+    upper_envelope,
+)
+from lmplug.nbest import NBestEntry
+from lmplug.rerank import Feature, add_features, length_features, rerank
+
+REFS = ["a man rides a red bike down the street .", "two dogs play in the snow .",
+        "a woman is reading a book in the park .", "children are swimming in a lake ."]
+WRONG = [["a man rides a bike .", "man bike street", "a man is riding a red bike on the street ."],
+         ["two dogs in snow .", "dogs playing", "two cats play in the snow ."],
+         ["a woman reads .", "woman book park", "a girl is reading a book in a park ."],
+         ["kids swim .", "children swimming lake", "the children swim in the lake ."]]
+
+
+def _nbest(seed: int = 0):
+    """Per sentence: 3 wrong hypotheses and the reference; no weight on "nmt" alone picks the reference."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (ref, wrong) in enumerate(zip(REFS, WRONG)):
+        hyps = [NBestEntry(i, t, {"nmt": float(-k + rng.normal(0, 0.1)), "is_ref": 0.0}) for k, t in enumerate(wrong)]
+        hyps.append(NBestEntry(i, ref, {"nmt": -1.3 - 0.1 * i, "is_ref": 1.0}))  # between wrong ones
+        out.append(hyps)
+    return out
+
+
+def test_upper_envelope_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 9))
+        b = rng.integers(-3, 4, n).astype(float)  # repeated slopes on purpose
+        a = rng.integers(-3, 4, n).astype(float)
+        starts, lines = upper_envelope(b, a)
+        assert starts[0] == -np.inf and np.all(np.diff(starts) > 0)
+        for g in np.linspace(-20, 20, 97):
+            seg = int(np.searchsorted(starts, g, side="right") - 1)
+            top = a + g * b
+            assert top[lines[seg]] == pytest.approx(top.max())
+
+
+def test_bleu_stats_sum_to_sacrebleu_corpus_bleu():
+    hyps = [w[2] for w in WRONG]
+    expected = sacrebleu.corpus_bleu(hyps, [REFS]).score
+    assert float(bleu_from_stats(bleu_stats(hyps, REFS).sum(0))) == pytest.approx(expected, abs=1e-9)
+
+
+def test_line_search_finds_known_optimum():
+    nb = _nbest()
+    # score = nmt + gamma * is_ref: sentence i picks its reference once gamma > best wrong nmt - reference nmt
+    thresholds = [max(e.scores["nmt"] for e in hyps[:3]) - hyps[3].scores["nmt"] for hyps in nb]
+    stats = [bleu_stats([e.text for e in hyps], [REFS[i]] * len(hyps)) for i, hyps in enumerate(nb)]
+    res = line_search([np.array([e.scores["is_ref"] for e in h]) for h in nb],
+                      [np.array([e.scores["nmt"] for e in h]) for h in nb], stats)
+    assert res.bleu == pytest.approx(100.0)
+    assert res.low == pytest.approx(max(thresholds)) and res.high == np.inf
+    assert res.gamma > max(thresholds)
+    # the BLEU the sweep reports on an interval is the BLEU of reranking at a point inside it
+    for gamma in (0.0, sorted(thresholds)[1] + 1e-6, res.gamma):
+        picked = rerank(nb, {"nmt": 1.0, "is_ref": gamma})
+        sweep = line_search([np.array([e.scores["is_ref"] for e in h]) for h in nb],
+                            [np.array([e.scores["nmt"] for e in h]) for h in nb], stats, current=gamma)
+        if sweep.low < gamma < sweep.high:  # `current` kept: it lies in a best interval
+            assert sacrebleu.corpus_bleu([e.text for e in picked], [REFS]).score <= sweep.bleu + 1e-9
+
+
+def test_tuner_with_reference_identifying_feature_reaches_bleu_100():
+    nb = _nbest()
+    res = tune_weights(nb, REFS, restarts=3, progress=False)
+    assert res.bleu == pytest.approx(100.0)
+    assert [e.text for e in rerank(nb, res.weights)] == REFS
+    assert sum(abs(v) for v in res.weights.values()) == pytest.approx(1.0)
+    assert "tuner:mert|restarts:3" in res.signature and "tok:13a" in res.signature
+    # without the feature, BLEU can only fall
+    res2 = tune_weights(nb, REFS, features=["nmt"], restarts=2, progress=False)
+    assert res2.bleu < 100.0
+
+
+def test_tuned_bleu_equals_sacrebleu_of_reranked_output():
+    nb = _nbest(seed=3)
+    for hyps in nb:
+        for k, e in enumerate(hyps):
+            e.scores["noise"] = float((k * 7919) % 5)
+    res = tune_weights(nb, REFS, features=["nmt", "noise"], restarts=4, progress=False)
+    out = [e.text for e in rerank(nb, res.weights)]
+    assert sacrebleu.corpus_bleu(out, [REFS]).score == pytest.approx(res.bleu, abs=1e-9)
+
+
+def test_oracle_at_least_first_best_and_reaches_100_when_reference_is_listed():
+    nb = _nbest()
+    pick = oracle_selection(nb, REFS)
+    assert [nb[i][j].text for i, j in enumerate(pick)] == REFS
+
+
+def test_weights_naming_unknown_features_are_refused():
+    nb = _nbest()
+    with pytest.raises(LmplugError) as e:
+        rerank(nb, {"nmt": 1.0, "lm": 0.5})
+    assert str(e.value) == "weights name unknown features ['lm']; the n-best lists carry ['nmt', 'is_ref']"
+    with pytest.raises(LmplugError, match=r"unknown features \['channel'\]"):
+        tune_weights(nb, REFS, features=["nmt", "channel"], progress=False)
+
+
+def test_rerank_ties_keep_the_earlier_hypothesis():
+    nb = [[NBestEntry(0, "x", {"f": 1.0}), NBestEntry(0, "y", {"f": 1.0})]]
+    assert rerank(nb, {"f": 1.0})[0].text == "x"
+
+
+def test_add_features_cache_and_lengths(tmp_path):
+    nb = _nbest()
+    calls = []
+
+    def compute(src, hyp):
+        calls.append(len(hyp))
+        return [float(len(h)) for h in hyp]
+
+    feats = [Feature("chars", "chars:v1", compute), *length_features()]
+    sources = ["x y", "x", "x y z", "x y z w"]
+    sigs = add_features(nb, sources, feats, cache_dir=tmp_path)
+    assert sigs["chars"] == "chars:v1" and calls == [16]
+    assert nb[1][3].scores["words"] == 7.0 and nb[1][3].scores["len_ratio"] == 7.0
+    nb2 = _nbest()
+    add_features(nb2, sources, feats, cache_dir=tmp_path)
+    assert calls == [16]  # served from the cache
+    assert nb2[0][0].scores["chars"] == len(nb2[0][0].text)
+    with pytest.raises(LmplugError, match="expected one source sentence per n-best id \\(4\\), found 3 sources"):
+        add_features(nb, sources[:3], feats)

@@ -142,6 +142,22 @@ class TransformerState:
         return self.table[self.row]
 
 
+class PendingState:
+    """A :class:`TransformerState` plus tokens not yet run through the model (lazy).
+
+    Word scoring needs the model only for the second and later pieces of a word; the state after
+    the word is computed when it is first used (scoring the next word, or the end of sentence),
+    so hypotheses that die before then cost nothing more.
+    """
+
+    __slots__ = ("base", "tokens", "mat")
+
+    def __init__(self, base: TransformerState, tokens: list[int]) -> None:
+        self.base = base
+        self.tokens = tokens
+        self.mat: TransformerState | None = None  # memoized materialization
+
+
 def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
     """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
     from lmplug.model import KVCache
@@ -262,13 +278,35 @@ class TransformerScorer(Scorer):
     def init_state(self, batch_size: int) -> list[TransformerState]:
         return [self._root_state()] * batch_size
 
+    def _run(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
+        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, idx, mask)])."""
+        out: list[TransformerState] = []
+        parts = []
+        for a in range(0, len(states), self.max_batch):
+            new, logp, idx, mask = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
+            out.extend(new)
+            parts.append((logp, idx, mask))
+        return out, parts
+
+    def materialize(self, states: Sequence[Any]) -> list[TransformerState]:
+        """Computed states for possibly lazy ones: ONE batched forward for all pending tokens."""
+        todo = {id(s): s for s in states if isinstance(s, PendingState) and s.mat is None}
+        if todo:
+            ps = list(todo.values())
+            new, _ = self._run([p.base for p in ps], [p.tokens for p in ps])
+            for p, n in zip(ps, new):
+                p.mat = n
+        return [s.mat if isinstance(s, PendingState) else s for s in states]
+
     @torch.inference_mode()
-    def batch_score(self, states: Sequence[TransformerState]) -> torch.Tensor:
+    def batch_score(self, states: Sequence[Any]) -> torch.Tensor:
+        states = self.materialize(states)
         return torch.stack([s.logp for s in states]) if states else torch.zeros(0, self.vocab_size, device=self.device)
 
     @torch.inference_mode()
     def token_logprobs(self, states, tokens):
         """Gathers from each forward's log-prob table directly (no (N, V) copy)."""
+        states = self.materialize(states)
         out = np.zeros(len(states))
         groups: dict[int, tuple[torch.Tensor, list[int], list[int], list[int]]] = {}
         for i, (s, t) in enumerate(zip(states, tokens)):
@@ -281,34 +319,38 @@ class TransformerScorer(Scorer):
             out[pos] = table[torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)].double().cpu().numpy()
         return out
 
+    @torch.inference_mode()
     def advance(self, states, tokens):
-        out: list[TransformerState] = []
-        for a in range(0, len(states), self.max_batch):
-            out.extend(self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])[0])
-        return out
+        return self._run(self.materialize(states), tokens)[0]
 
     @torch.inference_mode()
     def score_words(self, states, words):
-        scores = np.zeros(len(words))
-        out: list[TransformerState] = []
-        for a in range(0, len(states), self.max_batch):
-            st, ws = states[a : a + self.max_batch], words[a : a + self.max_batch]
-            ids = [self.word_ids(w) for w in ws]
-            first = torch.tensor([i[0] for i in ids], device=self.device)
-            s = self.batch_score(st).gather(1, first[:, None]).squeeze(1)  # (n,)
-            new, logp, idx, mask = self._forward(st, ids)
-            if idx.shape[1] > 1:  # piece j+1 is predicted at position j
-                nxt = logp[:, :-1].gather(2, idx[:, 1:, None]).squeeze(2)  # (n, T-1)
-                s = s + (nxt * mask[:, 1:]).sum(1)
-            scores[a : a + len(st)] = s.double().cpu().numpy()
-            out.extend(new)
-        return scores, out
+        """Word log-probs: the first piece from the state's distribution, the others from ONE
+        forward over the multi-piece words; the states after the words stay lazy."""
+        states = self.materialize(states)
+        ids = [self.word_ids(w) for w in words]
+        scores = self.token_logprobs(states, [i[0] for i in ids])
+        multi = [r for r, i in enumerate(ids) if len(i) > 1]
+        new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
+        if multi:
+            after, parts = self._run([states[r] for r in multi], [ids[r][:-1] for r in multi])
+            k = 0
+            for logp, idx, mask in parts:  # piece j+1 is predicted at position j
+                rows = multi[k : k + idx.shape[0]]
+                T = idx.shape[1]
+                tgt = torch.tensor([ids[r][1:] + [0] * (T - len(ids[r]) + 1) for r in rows], device=idx.device)
+                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
+                scores[rows] += (lp * mask).sum(1).double().cpu().numpy()
+                for j, r in enumerate(rows):
+                    new[r] = PendingState(after[k + j], [ids[r][-1]])
+                k += len(rows)
+        return scores, new
 
     @torch.inference_mode()
     def final_score(self, states):
         if not states:
             return np.zeros(0)
-        return self.batch_score(states)[:, self.config.eos_id].double().cpu().numpy()
+        return self.token_logprobs(states, [self.config.eos_id] * len(states))
 
     @torch.inference_mode()
     def score_sentences(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lmplug.checkpoint import atomic_dir, read_json, resolve_checkpoint, save_json
+from lmplug.checkpoint import read_json, resolve_checkpoint, save_lm
 from lmplug.errors import LmplugError
 from lmplug.seq2seq import (
     IGNORE_INDEX,
@@ -49,9 +49,9 @@ NMT_PRESETS: dict[str, dict] = {
     "tiny": dict(vocab=200, model=dict(n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=64, dropout=0.0),
                  train=dict(batch_size=16, max_steps=150, lr=3e-3, warmup_steps=20, eval_every=75, log_every=25)),
     "demo": dict(vocab=4000, model=dict(n_enc_layer=2, n_dec_layer=2, n_head=4, n_embd=192, dropout=0.1),
-                 train=dict(batch_size=64, max_steps=600, lr=2e-3, warmup_steps=60, eval_every=300, log_every=20)),
-    "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.2),
-                train=dict(batch_size=96, max_steps=1600, lr=2e-3, warmup_steps=150, eval_every=200, log_every=20)),
+                 train=dict(batch_size=48, max_steps=700, lr=2e-3, warmup_steps=70, eval_every=350, log_every=20)),
+    "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.1),
+                train=dict(batch_size=96, max_steps=1000, lr=1.5e-3, warmup_steps=100, eval_every=200, log_every=20)),
     "gpu": dict(vocab=8000, model=dict(n_enc_layer=6, n_dec_layer=6, n_head=8, n_embd=512, dropout=0.2),
                 train=dict(batch_size=256, max_steps=4000, lr=7e-4, warmup_steps=400, eval_every=500, log_every=50)),
 }
@@ -109,22 +109,11 @@ class Translator:
 
 def save_translator(path: str | os.PathLike, model: Seq2SeqTransformer, tokenizer: Tokenizer,
                     extra: dict | None = None, trainer_write=None) -> None:
-    """Write a checkpoint directory atomically (``trainer_write(dir)`` adds training state)."""
-    from safetensors.torch import save_file
+    """Write a checkpoint directory atomically (``trainer_write(dir)`` adds training state).
 
-    raw = model.module if hasattr(model, "module") else model
-    state = {k: v.detach().contiguous().cpu() for k, v in raw.state_dict().items() if k != "lm_head.weight"}
-
-    def write(tmp: Path) -> None:
-        save_json(tmp / "config.json", {"format": FORMAT, "version": _version(), "model": raw.config.to_dict(),
-                                        **(extra or {})})
-        save_file(state, str(tmp / "model.safetensors"))
-        tokenizer.save(tmp / "tokenizer.model")
-        if trainer_write is not None:
-            (tmp / "trainer").mkdir()
-            trainer_write(tmp / "trainer")
-
-    atomic_dir(Path(path), write)
+    The LM's writer serves: same layout, tied output layer left out, ``format`` set to ours.
+    """
+    save_lm(path, model, tokenizer, extra={**(extra or {}), "format": FORMAT}, trainer_write=trainer_write)
 
 
 def load_translator(path: str | os.PathLike, device: str | torch.device | None = None) -> Translator:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 from pathlib import Path
+
+from lm_results import git_rev  # tools/ is on sys.path when this script runs
 
 ROWS = {"1best": "beam 1-best", "len": "rerank: lengths only", "lm": "+LM (Transformer + KenLM)",
         "channel": "+channel", "lm_channel": "+LM +channel", "oracle": "n-best oracle"}
@@ -21,13 +22,6 @@ ROWS = {"1best": "beam 1-best", "len": "rerank: lengths only", "lm": "+LM (Trans
 
 def _read(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def git_rev() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def corpus_results(d: Path) -> dict:

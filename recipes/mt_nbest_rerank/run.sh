@@ -95,7 +95,7 @@ if on 2 && [ -z "$kenlm" ]; then
 fi
 if on 3 && [ -z "$lm" ]; then
   run train-lm --train "$d/lm.txt" --dev "$dev_tgt" --tokenizer "$d/lm_tok.model" --out "$d/lm" --scale "$scale" \
-    $( [ "$scale" = cpu ] && echo "--max-steps 1000 --eval-every 250" )
+    $( [ "$scale" = cpu ] && echo "--max-steps 800 --eval-every 200" )
 fi
 lm=${lm:-$d/lm}; kenlm=${kenlm:-$d/ngram5.bin}
 if on 4; then

@@ -17,7 +17,8 @@ pyctcdecode applies its ``alpha``/``beta`` inside the LM object, so the adapter 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from lmplug.errors import LmplugError
 from lmplug.scorer import Scorer
@@ -37,7 +38,11 @@ def _pyctcdecode():
 
 def _torchaudio_decoder():
     try:
-        from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState, ctc_decoder  # noqa: F401
+        from torchaudio.models.decoder import (  # noqa: F401
+            CTCDecoderLM,
+            CTCDecoderLMState,
+            ctc_decoder,
+        )
     except (ImportError, OSError) as e:
         raise LmplugError(
             f"the torchaudio adapter needs torchaudio's CTC decoder: expected it importable, found {e}; "

@@ -15,9 +15,9 @@ blank; a line with a single ``|`` or the word ``<space>`` is the word delimiter)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -8,9 +8,9 @@ Writes the chosen weights (JSON, with the WER grid and a signature) and a WER he
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -8,9 +8,10 @@ Because features are kept, weights can be re-tuned on n-best lists without runni
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from lmplug.ctc import CTC, CTCHypothesis, WORDS
+from lmplug.ctc import CTC, WORDS, CTCHypothesis
 from lmplug.errors import LmplugError
 from lmplug.scorer import Scorer
 

@@ -20,8 +20,9 @@ sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,7 @@ class ZeroScorer(Scorer):
 class TransformerState:
     """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
 
-    __slots__ = ("cache", "row", "table", "n_tokens")
+    __slots__ = ("cache", "n_tokens", "row", "table")
 
     def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
         self.cache = cache  # KVCache holding this row (shared with sibling states)
@@ -150,7 +151,7 @@ class PendingState:
     so hypotheses that die before then cost nothing more.
     """
 
-    __slots__ = ("base", "tokens", "mat")
+    __slots__ = ("base", "mat", "tokens")
 
     def __init__(self, base: TransformerState, tokens: list[int]) -> None:
         self.base = base

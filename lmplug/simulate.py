@@ -19,7 +19,7 @@ errors grow with ``confusion`` and ``noise``. Deterministic for a seed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

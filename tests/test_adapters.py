@@ -6,11 +6,11 @@ import logging
 
 import numpy as np
 import pytest
-
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from test_ctc import ambiguous_emission
+
 from lmplug.scorer import KenLMScorer, TransformerScorer
 from lmplug.simulate import char_labels, simulate_emissions, text_to_char_ids
-from test_ctc import ambiguous_emission
 
 single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
@@ -53,8 +53,8 @@ def test_pyctcdecode_adapter_with_kenlm_equals_pyctcdecode_kenlm(tmp_path):
 
 def test_torchaudio_lexicon_decoder_with_transformer_lm(lm, tmp_path):
     pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
-    from torchaudio.models.decoder import ctc_decoder
     import torch
+    from torchaudio.models.decoder import ctc_decoder
 
     from lmplug.adapters import TorchaudioLM
 
@@ -80,8 +80,8 @@ def test_torchaudio_lexicon_decoder_with_transformer_lm(lm, tmp_path):
 def test_torchaudio_adapter_with_kenlm_equals_torchaudio_kenlm(tmp_path):
     pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
     pytest.importorskip("kenlm")
-    from torchaudio.models.decoder import ctc_decoder
     import torch
+    from torchaudio.models.decoder import ctc_decoder
 
     from lmplug.adapters import TorchaudioLM
 

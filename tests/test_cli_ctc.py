@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 import pytest
-
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from test_ctc import ambiguous_emission
+
 from lmplug.cli import main
 from lmplug.ctc import build_ctc_decoder
 from lmplug.errors import LmplugError
 from lmplug.rescore import rerank, rescore_nbest
 from lmplug.scorer import TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
-from test_ctc import ambiguous_emission
 
 single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+
 from lmplug.ctc import CTCHypothesis, build_ctc_decoder, greedy_decode
 from lmplug.errors import LmplugError
 from lmplug.scorer import KenLMScorer, TransformerScorer, ZeroScorer

@@ -7,11 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
-from lmplug.errors import LmplugError
-from lmplug.scorer import KenLMScorer, Scorer, TransformerScorer, ZeroScorer, read_arpa_unigrams
 
+from lmplug.errors import LmplugError
+from lmplug.scorer import (
+    KenLMScorer,
+    Scorer,
+    TransformerScorer,
+    ZeroScorer,
+    read_arpa_unigrams,
+)
 
 single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 

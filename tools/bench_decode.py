@@ -36,15 +36,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lmplug.ctc import build_ctc_decoder, greedy_decode  # noqa: E402
-from lmplug.ctc_tune import word_error_rate  # noqa: E402
-from lmplug.scorer import KenLMScorer, TransformerScorer, read_arpa_unigrams  # noqa: E402
-from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids  # noqa: E402
+from lmplug.ctc import build_ctc_decoder, greedy_decode
+from lmplug.ctc_tune import word_error_rate
+from lmplug.scorer import KenLMScorer, TransformerScorer, read_arpa_unigrams
+from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 

@@ -1,0 +1,456 @@
+"""The search state of one :meth:`lmplug.ctc.CTCDecoder.decode` call: trie, LM states, hypotheses.
+
+All hypotheses of all utterances of a batch are rows of flat numpy arrays; each frame is a few
+array operations over all of them (see the algorithm notes in :mod:`lmplug.ctc`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lmplug.ctc import CTCDecoder
+
+WORDS = "words"  # feature: number of words (its weight is the word insertion bonus)
+CTC = "ctc"  # feature: CTC log-probability (weight 1, fixed)
+AVG_WORD_LEN = 6  # partial words longer than this get a proportionally larger OOV penalty
+
+
+class CTCHypothesis(NamedTuple):
+    """One decoded hypothesis.
+
+    Attributes:
+        text: the words, single-spaced.
+        tokens: acoustic label ids of the collapsed path (no blanks, no repeats).
+        word_frames: ``(start, end)`` emission frame indices per word of ``text`` (end exclusive).
+        score: the fused score (what the beam search ranked by).
+        scores: per-feature scores: ``"ctc"`` (log P_ctc, summed over merged paths), one entry
+            per scorer (natural-log LM score incl. end of sentence), ``"words"`` (word count).
+    """
+
+    text: str
+    tokens: list[int]
+    word_frames: list[tuple[int, int]]
+    score: float
+    scores: dict[str, float]
+
+
+class _Nodes:
+    """Growable per-node arrays of the prefix trie."""
+
+    def __init__(self, scorer_names: Sequence[str], n_ptrie: int) -> None:
+        self.n = 0
+        self.cap = 0
+        self.int_fields = ["parent", "tok", "key", "plen", "nwords", "hist", "pid"] + [f"cls:{s}" for s in scorer_names] + [f"pt{i}" for i in range(n_ptrie)]
+        self.float_fields = ["fused", "ub", "ppen"] + [f"raw:{s}" for s in scorer_names]
+        self.a: dict[str, np.ndarray] = {}
+        self._grow(1024)
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self.cap)
+        for f in self.int_fields:
+            old = self.a.get(f)
+            new = np.zeros(cap, dtype=np.int64)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            self.a[f] = new
+        for f in self.float_fields:
+            old = self.a.get(f)
+            new = np.zeros(cap, dtype=np.float64)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            self.a[f] = new
+        self.cap = cap
+
+    def alloc(self, m: int) -> np.ndarray:
+        if self.n + m > self.cap:
+            self._grow(self.n + m)
+        ids = np.arange(self.n, self.n + m)
+        self.n += m
+        return ids
+
+
+class Search:
+    """State of one :meth:`CTCDecoder.decode` call (the trie, LM states, hypotheses)."""
+
+    def __init__(self, dec: CTCDecoder, steps: dict[str, np.ndarray], B: int) -> None:
+        self.d = dec
+        self.st = steps
+        self.B = B
+        lab = dec.labels
+        self.V = lab.size
+        self.END = self.V  # virtual label closing an open word (sentencepiece style)
+        self.blank = lab.blank_id
+        self.delim = lab.delimiter_id if lab.delimiter_id is not None else -2
+        self.starts = np.append(lab.starts_word, True)  # (V+1,)
+        self.tlen = np.append(lab.text_len, 0)
+        self.w = dec.weights
+        self.nodes = _Nodes(list(dec.scorers), len(dec._ptries))
+        self.children: dict[int, int] = {}
+        self.partial: list[str] = [""]  # per node: the open word's text
+        self.partial_ids: dict[str, int] = {"": 0}
+        self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in dec.scorers}
+        # LM states: word scorers keyed by history node, token scorers keyed by node
+        self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
+        self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
+        root = self.nodes.alloc(1)[0]
+        a = self.nodes.a
+        a["parent"][root] = -1
+        a["tok"][root] = -1
+        a["key"][root] = -1
+        a["hist"][root] = root
+        for n in dec.word_scorers:
+            self.wstate[n][root] = dec.scorers[n].init_state(1)[0]
+            if dec.prune_history:
+                self.state_ids[n][self.wstate[n][root]] = 0
+        for n in dec.token_scorers:
+            self.tstate[n][root] = dec.scorers[n].init_state(1)[0]
+        # word frame spans: a linked list shared between hypotheses
+        self.sp_parent: list[int] = []
+        self.sp_start: list[int] = []
+        self.sp_end: list[int] = []
+
+    # -- trie ---------------------------------------------------------------------------------
+
+    def child_nodes(self, parents: np.ndarray, toks: np.ndarray) -> np.ndarray:
+        """Trie children (created when new) of ``parents`` by ``toks``; (M,) -> (M,)."""
+        if len(parents) == 0:
+            return parents.copy()
+        keys = parents * (self.V + 1) + toks
+        uk, inv = np.unique(keys, return_inverse=True)
+        get = self.children.get
+        ids = np.fromiter((get(k, -1) for k in uk.tolist()), dtype=np.int64, count=len(uk))
+        miss = ids < 0
+        if miss.any():
+            mk = uk[miss]
+            new = self._create(mk // (self.V + 1), mk % (self.V + 1))
+            ids[miss] = new
+            self.children.update(zip(mk.tolist(), new.tolist()))
+        return ids[inv]
+
+    def attrs(self, par: np.ndarray, tok: np.ndarray) -> dict[str, np.ndarray]:
+        """Attributes of the (possibly virtual) children ``tok`` of nodes ``par``, vectorized.
+
+        ``fused`` is NaN where the child completes a word whose word-level score is pending; ``ub``
+        is then its upper bound (the fused score without that word's LM score).
+        """
+        d, a, w = self.d, self.nodes.a, self.w
+        pplen = a["plen"][par]
+        if d.labels.is_spm:
+            starts = self.starts[tok]
+            completes = starts & (pplen > 0)
+            plen = np.where(starts, self.tlen[tok], pplen + self.tlen[tok])
+        else:
+            completes = (tok == self.delim) | (tok == self.END)
+            plen = np.where(completes, 0, pplen + self.tlen[tok])
+        nwords = a["nwords"][par] + completes
+        out = {"plen": plen, "nwords": nwords, "completes": completes}
+        fused = w[WORDS] * nwords
+        for name in d.scorers:
+            raw = a[f"raw:{name}"][par]
+            if name in d.token_scorers:  # exact token-level score from the parent's state
+                raw = raw + self._token_scores(name, par, tok)
+            out[f"raw:{name}"] = raw
+            fused = fused + w[name] * raw
+        out["ub"] = fused
+        out["fused"] = np.where(completes, np.nan, fused) if d.word_scorers else fused
+        ppen = np.zeros(len(par))
+        for i, (name, table, offset) in enumerate(d._ptries):
+            pst = a[f"pt{i}"][par]
+            nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
+            out[f"pt{i}"] = nst
+            oov = (nst < 0) & (plen > 0)
+            ppen += offset * oov * np.maximum(1.0, plen / AVG_WORD_LEN)
+        out["ppen"] = ppen
+        return out
+
+    def _create(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        ids = self.nodes.alloc(len(par))
+        a = self.nodes.a
+        at = self.attrs(par, tok)
+        a["parent"][ids] = par
+        a["tok"][ids] = tok
+        a["key"][ids] = par * (self.V + 1) + tok
+        a["hist"][ids] = np.where(at.pop("completes"), ids, a["hist"][par])
+        for k, v in at.items():
+            a[k][ids] = v
+        text, part = self.d.labels.text, self.partial
+        if self.d.labels.is_spm:
+            st = self.starts
+            part.extend(("" if st[t] else part[p]) + (text[t] if t < self.V else "") for p, t in zip(par.tolist(), tok.tolist()))
+        else:
+            dl = self.delim
+            part.extend("" if t == dl else part[p] + text[t] for p, t in zip(par.tolist(), tok.tolist()))
+        if self.d.prune_history:
+            pids = self.partial_ids
+            a["pid"][ids] = [pids.setdefault(w, len(pids)) for w in part[-len(ids):]]
+        return ids
+
+    def _token_scores(self, name: str, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        """Token-level log-probs of ``tok`` after each parent prefix (END and unmapped: 0)."""
+        out = np.zeros(len(par))
+        lm_tok = np.append(self.d.lm_tok, -1)[tok] if self.d.lm_tok is not None else np.full(len(tok), -1)
+        use = lm_tok >= 0
+        if not use.any():
+            return out
+        states = self.tstate[name]
+        out[use] = self.d.scorers[name].token_logprobs([states[p] for p in par[use].tolist()], lm_tok[use])
+        return out
+
+    def word_text(self, node: int) -> str:
+        """The word a completing node closes (the parent's open partial word)."""
+        return self.partial[int(self.nodes.a["parent"][node])]
+
+    def score_pending(self, nodes: np.ndarray) -> None:
+        """Word-score pending nodes: ONE batched call per word scorer for all of them."""
+        if len(nodes) == 0:
+            return
+        a, d = self.nodes.a, self.d
+        nodes = np.unique(nodes)
+        par = a["parent"][nodes]
+        hist = a["hist"][par].tolist()
+        words = [self.word_text(int(n)) for n in nodes]
+        fused = a["ub"][nodes].copy()
+        for name in d.word_scorers:
+            states = self.wstate[name]
+            sc, new = d.scorers[name].score_words([states[h] for h in hist], words)
+            a[f"raw:{name}"][nodes] += sc
+            fused += self.w[name] * sc
+            states.update(zip(nodes.tolist(), new))
+            if d.prune_history:
+                sid = self.state_ids[name]
+                a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in new]
+        a["fused"][nodes] = fused
+
+    def advance_token_states(self, nodes: np.ndarray) -> None:
+        """Token-level states of new surviving nodes: one forward per token scorer."""
+        if not self.d.token_scorers or len(nodes) == 0:
+            return
+        a = self.nodes.a
+        for name in self.d.token_scorers:
+            states = self.tstate[name]
+            need = [int(n) for n in np.unique(nodes) if int(n) not in states]
+            if not need:
+                continue
+            par = a["parent"][need]
+            toks = self.d.lm_tok[a["tok"][need]] if self.d.lm_tok is not None else None
+            fwd = [i for i, t in enumerate(toks) if t >= 0]
+            for i, t in enumerate(toks):
+                if t < 0:  # a label the LM does not know: keep the parent's state
+                    states[need[i]] = states[int(par[i])]
+            if fwd:
+                new = self.d.scorers[name].advance([states[int(par[i])] for i in fwd], [[int(toks[i])] for i in fwd])
+                for i, s in zip(fwd, new):
+                    states[need[i]] = s
+
+    # -- search loop --------------------------------------------------------------------------
+
+    def run(self) -> list[list[CTCHypothesis]]:
+        """Step through the frames; hypotheses of finished utterances wait for :meth:`finish`."""
+        st, B = self.st, self.B
+        # hypotheses (flat over the batch)
+        H = {
+            "utt": np.arange(B), "node": np.zeros(B, dtype=np.int64), "last": np.full(B, -1, dtype=np.int64),
+            "ac": np.zeros(B), "ws": np.full(B, -1, dtype=np.int64), "ce": np.full(B, -1, dtype=np.int64),
+            "span": np.full(B, -1, dtype=np.int64),
+        }
+        done: list[dict[str, np.ndarray]] = []
+        S = st["ids"].shape[1]
+        for s in range(S + 1):
+            fin = st["n"][H["utt"]] <= s
+            if fin.any():
+                done.append({k: v[fin] for k, v in H.items()})
+                H = {k: v[~fin] for k, v in H.items()}
+            if len(H["utt"]) == 0:
+                break
+            H = self.step(H, s)
+        return self.finish({k: np.concatenate([h[k] for h in done]) for k in done[0]})
+
+    def step(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+        """One emission frame for every active hypothesis of the batch."""
+        st, d, a = self.st, self.d, self.nodes.a
+        V, blank = self.V, self.blank
+        utt = H["utt"]
+        # 1. skipped blank-only frames before this step
+        rl = st["runlen"][utt, s] > 0
+        ac = H["ac"] + st["run"][utt, s]
+        last = np.where(rl, blank, H["last"])
+        # 2. expand every hypothesis by its frame's candidate labels
+        ok = st["ok"][utt, s]  # (N, k)
+        ph, ci = np.nonzero(ok)
+        tok = st["ids"][utt, s][ph, ci]
+        t = st["t"][utt[ph], s]
+        new_ac = ac[ph] + st["lp"][utt, s][ph, ci]
+        node = H["node"][ph]
+        cutt = utt[ph]
+        is_blank = tok == blank
+        is_rep = (tok == last[ph]) & ~is_blank
+        plen = a["plen"][node]
+        noop = (tok == self.delim) & (plen == 0) & ~is_rep  # delimiter with no open word
+        ext = ~(is_blank | is_rep | noop)
+        if d.labels.is_spm:
+            completes = ext & self.starts[tok] & (plen > 0)
+        else:
+            completes = ext & (tok == self.delim)
+        # word frame spans
+        ws, ce, span = H["ws"][ph], H["ce"][ph], H["span"][ph]
+        ce = np.where(is_rep, t + 1, ce)
+        if completes.any():
+            m = int(completes.sum())
+            sid = np.arange(len(self.sp_parent), len(self.sp_parent) + m)
+            self.sp_parent.extend(span[completes].tolist())
+            self.sp_start.extend(ws[completes].tolist())
+            self.sp_end.extend(ce[completes].tolist())
+            span = span.copy()
+            span[completes] = sid
+        if d.labels.is_spm:
+            opens = ext & self.starts[tok]
+            ws = np.where(opens, np.where(self.tlen[tok] > 0, t, -1), np.where(ext & (ws < 0), t, ws))
+            ce = np.where(ext, t + 1, ce)
+        else:
+            isd = ext & (tok == self.delim)
+            ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
+            ce = np.where(ext & ~isd, t + 1, ce)
+        # 3. merge equal (utterance, prefix, last label) states; a prefix is named by its trie
+        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet
+        pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
+        key = (pkey * (V + 1) + tok) * self.B + cutt
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        rep = order[first]
+        m_ac = np.logaddexp.reduceat(new_ac[order], first)
+        known = np.maximum.reduceat(np.where(ext, -1, node)[order], first)  # existing node or -1
+        m_utt, m_par, m_tok = cutt[rep], node[rep], tok[rep]
+        # 4. scores of the merged states; new prefixes get virtual attributes from their parent
+        fused = np.empty(len(rep))
+        ub = np.empty(len(rep))
+        ppen = np.empty(len(rep))
+        virt = known < 0
+        kn = known[~virt]
+        fused[~virt], ub[~virt], ppen[~virt] = a["fused"][kn], a["ub"][kn], a["ppen"][kn]
+        if virt.any():
+            at = self.attrs(m_par[virt], m_tok[virt])
+            fused[virt], ub[virt], ppen[virt] = at["fused"], at["ub"], at["ppen"]
+        pend = np.isnan(fused)
+        if pend.any():  # word scores only for the most promising prefixes, in one batched call
+            bound = m_ac + np.where(pend, ub, fused) + ppen
+            top = self.top_per_utt(m_utt, bound, max(1, math.ceil(d.lm_prefilter * d.beam_size)))
+            sel = np.zeros(len(bound), dtype=bool)
+            sel[top] = True
+            idx = np.flatnonzero(pend & sel)
+            nv = idx[known[idx] < 0]
+            known[nv] = self.child_nodes(m_par[nv], m_tok[nv])
+            nodes = known[idx]
+            self.score_pending(nodes[np.isnan(a["fused"][nodes])])
+            fused[idx] = a["fused"][nodes]
+            fused[np.isnan(fused)] = -np.inf
+        total = m_ac + fused + ppen
+        # 5. prune: drop outliers, keep the best beam_size per utterance
+        best = np.full(self.B, -np.inf)
+        np.maximum.at(best, m_utt, total)
+        idx = np.flatnonzero(total >= best[m_utt] + d.beam_prune_logp)
+        keep = idx[self.top_per_utt(m_utt[idx], total[idx], d.beam_size)]
+        kn = known[keep]
+        nv = kn < 0
+        if nv.any():
+            kn[nv] = self.child_nodes(m_par[keep][nv], m_tok[keep][nv])
+        if d.prune_history:  # keep the best of beams whose futures score alike
+            o = np.lexsort((-total[keep], m_utt[keep]))
+            keep, kn = keep[o], kn[o]
+            cols = [(m_utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (m_tok[keep], V + 1)]
+            cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in d.word_scorers]
+            if math.prod(float(c[1]) for c in cols) < 2.0**62:
+                key = np.zeros(len(keep), dtype=np.int64)
+                for c, size in cols:
+                    key = key * size + c
+                _, uniq = np.unique(key, return_index=True)
+            else:
+                _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
+            uniq.sort()
+            keep, kn = keep[uniq], kn[uniq]
+        r = rep[keep]
+        out = {"utt": m_utt[keep], "node": kn, "last": m_tok[keep], "ac": m_ac[keep],
+               "ws": ws[r], "ce": ce[r], "span": span[r]}
+        self.advance_token_states(kn[kn != m_par[keep]])
+        return out
+
+    @staticmethod
+    def top_per_utt(utt: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the ``k`` best scores of each utterance."""
+        if len(score) <= k:
+            return np.arange(len(score))
+        # one sort: utterance major, score descending (scores are finite or -inf, |score| < 1e9)
+        sc = np.where(np.isfinite(score), score, -1e9)
+        order = np.argsort(utt * 4e9 - sc, kind="stable")
+        us = utt[order]
+        first = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1]
+        starts = np.repeat(first, np.diff(np.r_[first, len(us)]))
+        return order[(np.arange(len(us)) - starts) < k]
+
+    def finish(self, H: dict[str, np.ndarray]) -> list[list[CTCHypothesis]]:
+        """Close open words, add end-of-sentence scores, merge, and sort the n-best."""
+        d, a, st = self.d, self.nodes.a, self.st
+        utt, node = H["utt"], H["node"]
+        ac = H["ac"] + st["tail"][utt]
+        open_ = a["plen"][node] > 0
+        end_tok = self.delim if not d.labels.is_spm else self.END
+        fnode = node.copy()
+        if open_.any():
+            fnode[open_] = self.child_nodes(node[open_], np.full(int(open_.sum()), end_tok))
+        # merge by (utterance, final prefix)
+        key = fnode * self.B + utt
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        rep = order[first]
+        m_ac = np.logaddexp.reduceat(ac[order], first)
+        m_node, m_utt = fnode[rep], utt[rep]
+        pend = np.isnan(a["fused"][m_node])
+        self.score_pending(m_node[pend])
+        total = m_ac + a["fused"][m_node]
+        raw = {name: a[f"raw:{name}"][m_node].copy() for name in d.scorers}
+        for name in d.word_scorers:
+            states = self.wstate[name]
+            eos = d.scorers[name].final_score([states[h] for h in a["hist"][m_node].tolist()])
+            raw[name] += eos
+            total += self.w[name] * eos
+        for name in d.token_scorers:
+            states = self.tstate[name]
+            tn = [int(a["parent"][n]) if a["tok"][n] == self.END else int(n) for n in m_node]
+            eos = d.scorers[name].final_score([states[n] for n in tn])
+            raw[name] += eos
+            total += self.w[name] * eos
+        keep = self.top_per_utt(m_utt, total, d.nbest)
+        keep = keep[np.lexsort((-total[keep], m_utt[keep]))]
+        results: list[list[CTCHypothesis]] = [[] for _ in range(self.B)]
+        for i in keep.tolist():
+            r = rep[i]
+            n = int(m_node[i])
+            toks = []
+            while n > 0:
+                tk = int(a["tok"][n])
+                if tk != self.END:
+                    toks.append(tk)
+                n = int(a["parent"][n])
+            toks.reverse()
+            if toks and toks[-1] == self.delim and open_[r]:
+                toks.pop()  # the delimiter that closed the last word was not emitted
+            spans = []
+            sp = int(H["span"][r])
+            while sp >= 0:
+                spans.append((self.sp_start[sp], self.sp_end[sp]))
+                sp = self.sp_parent[sp]
+            spans.reverse()
+            if H["ws"][r] >= 0:
+                spans.append((int(H["ws"][r]), int(H["ce"][r])))
+            scores = {CTC: float(m_ac[i]), **{k: float(v[i]) for k, v in raw.items()},
+                      WORDS: float(a["nwords"][m_node[i]])}
+            results[int(m_utt[i])].append(
+                CTCHypothesis(d.labels.spell(toks), toks, spans, float(total[i]), scores)
+            )
+        return results

@@ -20,7 +20,7 @@ from lmplug.errors import LmplugError
 
 Handler = Callable[[argparse.Namespace], int]
 # modules with a ``register(subparsers)`` adding their subcommands (CTC decoding, MT reranking)
-COMMAND_MODULES = ("lmplug.cli_ctc", "lmplug.cli_mt")
+COMMAND_MODULES = ("lmplug.cli_asr", "lmplug.cli_ctc", "lmplug.cli_mt")
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
 

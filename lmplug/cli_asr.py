@@ -1,0 +1,126 @@
+"""Speech subcommands: ``prepare-speech``, ``train-am``, ``emissions``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+AM_PRESETS = {  # AMConfig and TrainConfig fields per scale
+    "tiny": (dict(d_model=64, n_layers=2, n_heads=4, ffn_dim=128),
+             dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
+    "demo": (dict(d_model=96, n_layers=4, n_heads=4, ffn_dim=384),
+             dict(max_steps=600, lr=2e-3, warmup_steps=100, eval_every=200, log_every=20)),
+    "cpu": (dict(d_model=144, n_layers=6, n_heads=4, ffn_dim=576),
+            dict(max_steps=2500, lr=1.5e-3, warmup_steps=200, eval_every=250, log_every=25)),
+    "gpu": (dict(d_model=256, n_layers=12, n_heads=4, ffn_dim=1024),
+            dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
+}
+
+
+def cmd_prepare_speech(args: argparse.Namespace) -> int:
+    from lmplug.corpus import normalize, read_lines
+    from lmplug.speech import VOICES, build_speech_corpus
+
+    lines = [normalize(l, "lower") for l in read_lines(args.text)]
+    lines = [l for l in lines if l and len(l.split()) <= args.max_words]
+    if args.max_sentences and len(lines) > args.max_sentences:
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(lines), args.max_sentences, replace=False))
+        lines = [lines[i] for i in keep]
+    voices = args.voices.split(",") if args.voices else VOICES[args.split]
+    snr = tuple(float(x) for x in args.snr.split(","))
+    t0 = time.time()
+    manifest = build_speech_corpus(lines, args.out, args.split, voices=voices, snrs=snr, seed=args.seed,
+                                   workers=args.workers, reverb_prob=args.reverb)
+    print(json.dumps({"manifest": str(manifest), "utterances": len(lines), "voices": list(voices),
+                      "seconds": round(time.time() - t0, 1)}))
+    return 0
+
+
+def cmd_train_am(args: argparse.Namespace) -> int:
+    from lmplug.acoustic import AMConfig, extract_features, train_am
+    from lmplug.speech import read_manifest
+    from lmplug.train import TrainConfig
+
+    am_kw, tr_kw = AM_PRESETS[args.scale]
+    tr_kw = dict(tr_kw, device=args.device)
+    if args.max_steps:
+        tr_kw["max_steps"] = args.max_steps
+    out = Path(args.out)
+    train = extract_features(read_manifest(args.train), out / "feats" / "train")
+    dev = extract_features(read_manifest(args.dev), out / "feats" / "dev")
+    summary = train_am(train, dev, out, AMConfig(**am_kw), TrainConfig(batch_size=1, **tr_kw),
+                       max_frames=args.max_frames, resume=not args.no_resume)
+    print(json.dumps({k: summary[k] for k in ("steps", "units_seen", "parameters", "elapsed_s", "dev_loss")}))
+    return 0
+
+
+def cmd_emissions(args: argparse.Namespace) -> int:
+    """Write emissions as an .npz (one (T, V) float32 array per utterance id) + a JSONL manifest."""
+    import numpy as np
+
+    from lmplug.acoustic import emissions, extract_features, greedy_decode, load_am
+    from lmplug.speech import read_manifest
+
+    am = load_am(args.am)
+    utts = read_manifest(args.manifest)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fs = extract_features(utts, out.with_suffix("").with_name(out.stem + "_feats"))
+    t0 = time.time()
+    em = emissions(am, fs)
+    np.savez(out, **{u.id: e for u, e in zip(utts, em)})
+    labels_path = out.with_name(out.stem + "_labels.json")
+    labels_path.write_text(json.dumps(list(am.config.labels)) + "\n")
+    with open(out.with_suffix(".jsonl"), "w", encoding="utf-8") as f:
+        for u, e in zip(utts, em):
+            f.write(json.dumps({"id": u.id, "text": u.text, "duration": u.duration, "frames": len(e),
+                                "greedy": greedy_decode(e, am.config.labels)}) + "\n")
+    print(json.dumps({"emissions": str(out), "labels": str(labels_path), "utterances": len(utts),
+                      "seconds": round(time.time() - t0, 1)}))
+    return 0
+
+
+def register(sub) -> None:
+    from lmplug.constants import SCALES
+
+    p = sub.add_parser("prepare-speech", help="synthesize a speech corpus (espeak-ng) with noise",
+                       description=cmd_prepare_speech.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_prepare_speech)
+    p.add_argument("--text", required=True, help="sentences, one a line (normalized to lowercase letters)")
+    p.add_argument("--out", required=True, help="corpus directory (audio/ and <split>.jsonl)")
+    p.add_argument("--split", required=True, choices=["train", "dev", "test"], help="which voice set speaks")
+    p.add_argument("--voices", default=None, help="comma-separated espeak-ng voice+variant list (default: by split)")
+    p.add_argument("--max-sentences", type=int, default=0, help="random sample of this many sentences (0 = all)")
+    p.add_argument("--max-words", type=int, default=30, help="skip longer sentences")
+    p.add_argument("--snr", default="10,30", help="SNR range in dB, 'low,high'")
+    p.add_argument("--reverb", type=float, default=0.0, help="probability of synthetic reverberation")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--workers", type=int, default=2, help="synthesis processes")
+
+    p = sub.add_parser("train-am", help="train (or resume) the CTC acoustic model", formatter_class=FMT)
+    p.set_defaults(handler=cmd_train_am)
+    p.add_argument("--train", required=True, help="training manifest (JSONL)")
+    p.add_argument("--dev", required=True, help="dev manifest (JSONL)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scale", default="cpu", choices=SCALES, help="model/training preset")
+    p.add_argument("--max-steps", type=int, default=None, help="override the preset's max_steps")
+    p.add_argument("--max-frames", type=int, default=12000, help="padded fbank frames per batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+
+    p = sub.add_parser("emissions", help="CTC log-probs of a manifest (.npz) with greedy transcripts",
+                       formatter_class=FMT)
+    p.set_defaults(handler=cmd_emissions)
+    p.add_argument("--am", required=True, help="acoustic model checkpoint")
+    p.add_argument("--manifest", required=True, help="JSONL manifest")
+    p.add_argument("--out", required=True, help="output .npz (a .jsonl and _labels.json beside it)")
+
+
+__all__ = ["register"]

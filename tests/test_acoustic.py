@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("torchaudio")
+
+from lmplug.acoustic import (CHAR_LABELS, AMConfig, ConformerCTC, encode_text, greedy_decode, load_am,  # noqa: E402
+                             make_batches, save_am)
+from lmplug.errors import LmplugError  # noqa: E402
+
+
+def test_shapes_and_lengths():
+    torch.manual_seed(0)
+    m = ConformerCTC(AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64)).eval()
+    x = torch.randn(2, 101, 80)
+    logp, out_len = m(x, torch.tensor([101, 57]))
+    assert logp.shape == (2, 26, len(CHAR_LABELS)) and out_len.tolist() == [26, 15]
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 26))
+
+
+@pytest.mark.parametrize(
+    "frames, expected",
+    [([0, 0, 3, 3, 0, 1, 4, 4, 0, 5], "a bc"), ([0, 0, 0], ""), ([3, 0, 3, 1, 1, 4], "aa b")],
+)
+def test_greedy_decode(frames, expected):
+    logp = np.full((len(frames), len(CHAR_LABELS)), -10.0)
+    logp[np.arange(len(frames)), frames] = 0.0
+    assert greedy_decode(logp, CHAR_LABELS) == expected
+
+
+def test_encode_text_rejects_unknown_characters():
+    assert encode_text("ab c", CHAR_LABELS) == [3, 4, 1, 5]
+    with pytest.raises(LmplugError, match=r"outside the label set: \['1', 'É'\]"):
+        encode_text("abÉ1", CHAR_LABELS)
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    m = ConformerCTC(AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64)).eval()
+    save_am(tmp_path / "am", m)
+    m2 = load_am(tmp_path / "am")
+    x = torch.randn(1, 40, 80)
+    torch.testing.assert_close(m(x, torch.tensor([40]))[0], m2(x, torch.tensor([40]))[0])
+    (tmp_path / "am" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(LmplugError, match="cannot load"):
+        load_am(tmp_path / "am")
+
+
+def test_make_batches_respects_budget():
+    class FS:
+        lengths = np.array([10, 50, 20, 40, 30])
+
+    batches = make_batches(FS(), max_frames=60)
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
+    for b in batches:
+        assert len(b) * max(FS.lengths[i] for i in b) <= 60 or len(b) == 1

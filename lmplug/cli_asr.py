@@ -62,7 +62,8 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
 
 def cmd_emissions(args: argparse.Namespace) -> int:
-    """Write emissions as an .npz (one (T, V) float32 array per utterance id) + a JSONL manifest."""
+    """Write emissions for ``lmplug decode``: OUT/npy/<id>.npy (T, V) log-probs, OUT/manifest.jsonl
+    (id, emissions, text, duration, greedy transcript) and OUT/labels.json."""
     import numpy as np
 
     from lmplug.acoustic import emissions, extract_features, greedy_decode, load_am
@@ -71,19 +72,19 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     am = load_am(args.am)
     utts = read_manifest(args.manifest)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fs = extract_features(utts, out.with_suffix("").with_name(out.stem + "_feats"))
+    (out / "npy").mkdir(parents=True, exist_ok=True)
+    fs = extract_features(utts, out / "feats")
     t0 = time.time()
     em = emissions(am, fs)
-    np.savez(out, **{u.id: e for u, e in zip(utts, em)})
-    labels_path = out.with_name(out.stem + "_labels.json")
-    labels_path.write_text(json.dumps(list(am.config.labels)) + "\n")
-    with open(out.with_suffix(".jsonl"), "w", encoding="utf-8") as f:
+    seconds = time.time() - t0
+    (out / "labels.json").write_text(json.dumps(list(am.config.labels)) + "\n")
+    with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
         for u, e in zip(utts, em):
-            f.write(json.dumps({"id": u.id, "text": u.text, "duration": u.duration, "frames": len(e),
-                                "greedy": greedy_decode(e, am.config.labels)}) + "\n")
-    print(json.dumps({"emissions": str(out), "labels": str(labels_path), "utterances": len(utts),
-                      "seconds": round(time.time() - t0, 1)}))
+            np.save(out / "npy" / f"{u.id}.npy", e.astype(np.float32))
+            f.write(json.dumps({"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration,
+                                "frames": len(e), "greedy": greedy_decode(e, am.config.labels)}) + "\n")
+    print(json.dumps({"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
+                      "utterances": len(utts), "seconds": round(seconds, 1)}))
     return 0
 
 
@@ -115,12 +116,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
 
-    p = sub.add_parser("emissions", help="CTC log-probs of a manifest (.npz) with greedy transcripts",
-                       formatter_class=FMT)
+    p = sub.add_parser("emissions", help="CTC log-probs of a manifest, with greedy transcripts, for `decode`",
+                       description=cmd_emissions.__doc__, formatter_class=FMT)
     p.set_defaults(handler=cmd_emissions)
     p.add_argument("--am", required=True, help="acoustic model checkpoint")
     p.add_argument("--manifest", required=True, help="JSONL manifest")
-    p.add_argument("--out", required=True, help="output .npz (a .jsonl and _labels.json beside it)")
+    p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
 
 
 __all__ = ["register"]

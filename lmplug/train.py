@@ -197,7 +197,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     model = task.model
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg, device)
-    start_step, units_seen, elapsed_before = 0, 0, 0.0
+    start_step, units_seen, elapsed_before, last_dev = 0, 0, 0.0, None
     metrics_path = out / "metrics.jsonl"
     if resume and any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old")):
         ckpt = resolve_checkpoint(out)
@@ -217,6 +217,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
             torch.cuda.set_rng_state(rng["torch_cuda"], device)
         start_step, elapsed_before = state["step"], state["elapsed_s"]
         units_seen = state.get("units_seen", state.get("tokens_seen", 0))  # (older checkpoints)
+        last_dev = state.get("dev_loss")
         if dist.is_main:
             _truncate_metrics(metrics_path, start_step)
     elif dist.is_main and metrics_path.exists():
@@ -234,7 +235,6 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
 
     n_params = sum(p.numel() for p in model.parameters())
     t0 = time.time()
-    last_dev = None
 
     def save(step: int, rng: dict[str, torch.Tensor] | None = None) -> None:
         if not dist.is_main:

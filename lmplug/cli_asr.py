@@ -27,7 +27,8 @@ def cmd_prepare_speech(args: argparse.Namespace) -> int:
     from lmplug.speech import VOICES, build_speech_corpus
 
     lines = [normalize(l, "lower") for l in read_lines(args.text)]
-    lines = [l for l in lines if l and len(l.split()) <= args.max_words]
+    allowed = set("abcdefghijklmnopqrstuvwxyz' ")  # the acoustic model's character labels
+    lines = [l for l in lines if l and len(l.split()) <= args.max_words and set(l) <= allowed]
     if args.max_sentences and len(lines) > args.max_sentences:
         import numpy as np
 
@@ -94,7 +95,8 @@ def register(sub) -> None:
     p = sub.add_parser("prepare-speech", help="synthesize a speech corpus (espeak-ng) with noise",
                        description=cmd_prepare_speech.__doc__, formatter_class=FMT)
     p.set_defaults(handler=cmd_prepare_speech)
-    p.add_argument("--text", required=True, help="sentences, one a line (normalized to lowercase letters)")
+    p.add_argument("--text", required=True,
+                   help="sentences, one a line (normalized to lowercase; lines with letters outside a-z are skipped)")
     p.add_argument("--out", required=True, help="corpus directory (audio/ and <split>.jsonl)")
     p.add_argument("--split", required=True, choices=["train", "dev", "test"], help="which voice set speaks")
     p.add_argument("--voices", default=None, help="comma-separated espeak-ng voice+variant list (default: by split)")

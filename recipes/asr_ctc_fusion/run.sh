@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Speech recognition with LM fusion: synthetic speech -> Conformer-CTC -> beam search with and
+# without each LM -> WER/CER on held-out voices and held-out books. Weights are tuned on dev only.
+#
+# Usage (from the repository root, after `make setup`; the LM recipe provides the LMs and is
+# run by stage 1 when its checkpoints are missing):
+#   recipes/asr_ctc_fusion/run.sh --scale cpu                  # everything
+#   recipes/asr_ctc_fusion/run.sh --scale tiny                 # seconds; what the test suite runs
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4        # re-tune and re-score only
+#
+# Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
+#         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
+# Systems: greedy | beam (no LM) | lmplug+kenlm | pyctcdecode+kenlm | lmplug+transformer (word
+#          fusion) | kenlm beam, then Transformer n-best rescoring
+# Outputs: exp/asr/<scale>/{am,<domain>/{emissions,tune_*,hyps_*}}, exp/asr/<scale>/results.json,
+#          exp/asr/<scale>/RESULTS.fragment.md
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+scale=cpu; stage=0; stop_stage=6; beam=16; data=data; exp=exp
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2;;
+    --stage) stage=$2; shift 2;;
+    --stop-stage) stop_stage=$2; shift 2;;
+    --beam) beam=$2; shift 2;;
+    --data) data=$2; shift 2;;
+    --exp) exp=$2; shift 2;;
+    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
+  esac
+done
+PY=${PYTHON:-.venv/bin/python}
+run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
+step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+case $scale in  # utterances per split: train, dev, test
+  tiny) n_train=40; n_dev=8; n_test=8; max_words=8;;
+  demo) n_train=600; n_dev=60; n_test=60; max_words=20;;
+  *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
+esac
+sp=$data/speech_$scale; d=$exp/asr/$scale; lmd=$exp/lm/$scale
+mkdir -p "$d"
+
+if step 0; then
+  run prepare-bible --out "$data/bible"
+  run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg"
+  run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
+  for dom in bible gutenberg; do
+    if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
+    else dev=$data/gutenberg/dev.txt; test=$data/gutenberg/test.txt; fi
+    run prepare-speech --text "$dev" --out "$sp/$dom" --split dev --max-sentences $n_dev --max-words $max_words --seed 1
+    run prepare-speech --text "$test" --out "$sp/$dom" --split test --max-sentences $n_test --max-words $max_words --seed 1
+  done
+fi
+
+if step 1; then
+  for dom in bible gutenberg; do
+    [ -f "$lmd/$dom/lm/checkpoint/config.json" ] && [ -f "$lmd/$dom/ngram5.bin" ] || \
+      bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm"
+  done
+fi
+
+if step 2; then
+  run train-am --train "$sp/bible/train.jsonl" --dev "$sp/bible/dev.jsonl" --out "$d/am" --scale "$scale"
+fi
+
+if step 3; then
+  for dom in bible gutenberg; do for split in dev test; do
+    run emissions --am "$d/am" --manifest "$sp/$dom/$split.jsonl" --out "$d/$dom/emissions_$split"
+  done; done
+fi
+
+common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split
+  echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam
+}
+if step 4; then  # all weights are chosen on dev
+  for dom in bible gutenberg; do
+    kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
+    "$PY" -c "from lmplug.ngram import arpa_unigrams; import sys; print('\n'.join(arpa_unigrams(sys.argv[1])))" \
+      "$lmd/$dom/ngram5.arpa" > "$lmd/$dom/ngram5.unigrams"
+    run tune-ctc $(common $dom dev) $kenlm --out-dir "$d/$dom/tune_kenlm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" --out-dir "$d/$dom/tune_lm" --quiet
+    run decode $(common $dom dev) $kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
+      --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
+    run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
+      --lm "$lmd/$dom/lm" --out-dir "$d/$dom/tune_rescore"
+  done
+fi
+
+if step 5; then
+  for dom in bible gutenberg; do
+    kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
+    o=$d/$dom
+    run decode $(common $dom test) --beam-size 1 --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
+    run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
+    run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" \
+      --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
+    run decode $(common $dom test) $kenlm --backend pyctcdecode --weights-file "$o/tune_pyctcdecode/weights.json" \
+      --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
+    run decode $(common $dom test) --lm "$lmd/$dom/lm" --weights-file "$o/tune_lm/weights.json" \
+      --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
+    run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
+      --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
+    run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lmd/$dom/lm" --weights-file "$o/tune_rescore/weights.json" \
+      --out "$o/hyps_kenlm_rescore.jsonl" --stats "$o/stats_rescore_pass.json"
+  done
+fi
+
+if step 6; then
+  "$PY" tools/asr_results.py "$d" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
+fi

@@ -77,6 +77,8 @@ class _Nodes:
 class Search:
     """State of one :meth:`CTCDecoder.decode` call (the trie, LM states, hypotheses)."""
 
+    RELEASE_EVERY = 4  # steps between releases of LM states no hypothesis can use
+
     def __init__(self, dec: CTCDecoder, steps: dict[str, np.ndarray], B: int) -> None:
         self.d = dec
         self.st = steps
@@ -217,7 +219,7 @@ class Search:
         fused = a["ub"][nodes].copy()
         for name in d.word_scorers:
             states = self.wstate[name]
-            sc, new = d.scorers[name].score_words([states[h] for h in hist], words)
+            sc, new = d.scorers[name].score_words(self.word_states(name, hist), words)
             a[f"raw:{name}"][nodes] += sc
             fused += self.w[name] * sc
             states.update(zip(nodes.tolist(), new))
@@ -225,6 +227,27 @@ class Search:
                 sid = self.state_ids[name]
                 a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in new]
         a["fused"][nodes] = fused
+
+    def word_states(self, name: str, hist: list[int]) -> list[Any]:
+        """Word-scorer states of history nodes, recomputing any released earlier (rare)."""
+        states = self.wstate[name]
+        missing = sorted({h for h in hist if h not in states})
+        if missing:
+            a = self.nodes.a
+            prev = self.word_states(name, [int(a["hist"][a["parent"][h]]) for h in missing])
+            _, new = self.d.scorers[name].score_words(prev, [self.word_text(h) for h in missing])
+            states.update(zip(missing, new))
+        return [states[h] for h in hist]
+
+    def release(self, nodes: np.ndarray) -> None:
+        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack."""
+        a = self.nodes.a
+        for name, keep in [(n, a["hist"][nodes]) for n in self.d.word_scorers] + [(n, nodes) for n in self.d.token_scorers]:
+            table = self.wstate[name] if name in self.wstate else self.tstate[name]
+            keys = [k for k in set(keep.tolist()) | {0} if k in table]
+            vals = self.d.scorers[name].compact([table[k] for k in keys])
+            table.clear()
+            table.update(zip(keys, vals))
 
     def advance_token_states(self, nodes: np.ndarray) -> None:
         """Token-level states of new surviving nodes: one forward per token scorer."""
@@ -268,6 +291,8 @@ class Search:
             if len(H["utt"]) == 0:
                 break
             H = self.step(H, s)
+            if self.d.scorers and s % self.RELEASE_EVERY == 0:
+                self.release(np.concatenate([H["node"]] + [h["node"] for h in done]))
         return self.finish({k: np.concatenate([h[k] for h in done]) for k in done[0]})
 
     def step(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
@@ -415,8 +440,7 @@ class Search:
         total = m_ac + a["fused"][m_node]
         raw = {name: a[f"raw:{name}"][m_node].copy() for name in d.scorers}
         for name in d.word_scorers:
-            states = self.wstate[name]
-            eos = d.scorers[name].final_score([states[h] for h in a["hist"][m_node].tolist()])
+            eos = d.scorers[name].final_score(self.word_states(name, a["hist"][m_node].tolist()))
             raw[name] += eos
             total += self.w[name] * eos
         for name in d.token_scorers:

@@ -75,6 +75,11 @@ class Scorer:
         lp = self.batch_score(states)
         return lp[torch.arange(len(states), device=lp.device), torch.as_tensor(tokens, device=lp.device)].double().cpu().numpy()
 
+    def compact(self, states: Sequence[Any]) -> list[Any]:
+        """The same states, possibly re-packed to free memory; a decoder calls it with the states
+        it still holds (everything else may be released). Default: unchanged."""
+        return list(states)
+
     def known_words(self) -> set[str] | None:
         """The word vocabulary (the decoder penalizes partial words outside it), or None."""
         return None
@@ -323,6 +328,48 @@ class TransformerScorer(Scorer):
     @torch.inference_mode()
     def advance(self, states, tokens):
         return self._run(self.materialize(states), tokens)[0]
+
+    @torch.inference_mode()
+    def compact(self, states, min_use: float = 0.5):
+        """Copy the rows of sparsely used caches into one new cache, so that caches whose other
+        rows belonged to dropped hypotheses can be freed (KV memory stays ~ live states)."""
+        core: list[TransformerState] = []
+        for st in states:
+            if isinstance(st, PendingState):
+                core.append(st.base)
+                if st.mat is not None:
+                    core.append(st.mat)
+            else:
+                core.append(st)
+        rows: dict[int, set[int]] = {}
+        size: dict[int, int] = {}
+        for st in core:
+            rows.setdefault(id(st.cache), set()).add(st.row)
+            size[id(st.cache)] = st.cache.batch_size
+        sparse = {c for c, r in rows.items() if size[c] > 8 and len(r) < min_use * size[c]}
+        if not sparse:
+            return list(states)
+        uniq: dict[tuple[int, int], TransformerState] = {}
+        for st in core:
+            if id(st.cache) in sparse:
+                uniq.setdefault((id(st.cache), st.row), st)
+        olds = list(uniq.values())
+        cache = _gather_cache(self.model, olds, 10**9)
+        table = torch.stack([st.logp for st in olds])
+        remap = {k: TransformerState(cache, i, table, st.n_tokens) for i, (k, st) in enumerate(uniq.items())}
+
+        def m(st: TransformerState) -> TransformerState:
+            return remap.get((id(st.cache), st.row), st)
+
+        out: list[Any] = []
+        for st in states:
+            if isinstance(st, PendingState):
+                p = PendingState(m(st.base), st.tokens)
+                p.mat = m(st.mat) if st.mat is not None else None
+                out.append(p)
+            else:
+                out.append(m(st))
+        return out
 
     @torch.inference_mode()
     def score_words(self, states, words):

@@ -41,12 +41,22 @@ def parse_grid(spec: str) -> list[float]:
         raise LmplugError(f"expected a comma-separated list of numbers, found {spec!r}") from None
 
 
+def read_words(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"word list not found: expected a text file (one word per line) at {p}")
+    return p.read_text(encoding="utf-8").split()
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emissions", required=True, help=".npy (T,V)/(B,T,V), .npz, or a .jsonl manifest")
     p.add_argument("--labels", required=True, help="labels: JSON list, or one label per line")
     p.add_argument("--lm", default=None, help="Transformer LM checkpoint dir (scorer name 'lm')")
     p.add_argument("--kenlm", default=None, help="KenLM .arpa/.bin (scorer name 'kenlm')")
-    p.add_argument("--unigrams", default=None, help="word list for a binary KenLM (one word per line)")
+    p.add_argument("--unigrams", default=None, help="word list for a binary KenLM without an .arpa beside it")
+    p.add_argument("--vocabulary", default=None,
+                   help="known words (one per line) for the Transformer's partial-word penalty in word mode "
+                        "(default: the KenLM unigrams when --kenlm is given)")
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
@@ -60,15 +70,20 @@ def build_scorers(args: argparse.Namespace) -> dict:
     from lmplug.scorer import KenLMScorer, TransformerScorer
 
     scorers = {}
-    if args.lm:
-        from lmplug.checkpoint import load_lm
-
-        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device))
     if args.kenlm:
         unis = None
         if args.unigrams:
-            unis = Path(args.unigrams).read_text(encoding="utf-8").split()
+            unis = read_words(args.unigrams)
         scorers["kenlm"] = KenLMScorer(args.kenlm, unigrams=unis)
+    if args.lm:
+        from lmplug.checkpoint import load_lm
+
+        vocab = None
+        if args.vocabulary:
+            vocab = read_words(args.vocabulary)
+        elif "kenlm" in scorers:
+            vocab = scorers["kenlm"].known_words()
+        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab)
     return scorers
 
 

@@ -201,7 +201,22 @@ def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
         inv = torch.empty(len(order), dtype=torch.long)
         inv[torch.tensor(order)] = torch.arange(len(order))
         out = out.select(inv.to(out.valid.device))
-    return out.compact().trim(max_len)
+    return _window(out.compact(), max_len)
+
+
+def _window(cache, max_len: int):
+    """Each row attends to at most its last ``max_len`` tokens (exact per row, whatever the
+    column layout; ``KVCache.trim`` cuts columns, which rows with padding holes share unevenly)."""
+    from lmplug.model import KVCache
+
+    v = cache.valid
+    if cache.length <= max_len:
+        return cache
+    from_right = v.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
+    keep = v & (from_right <= max_len)
+    if bool((keep == v).all()):
+        return cache
+    return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
 
 
 class TransformerScorer(Scorer):
@@ -469,8 +484,9 @@ class KenLMScorer(Scorer):
 
     Args:
         path: ``.arpa`` or KenLM binary file.
-        unigrams: the LM's word list; read from the ARPA file when omitted. Without one, OOV words
-            get no extra penalty (only KenLM's own ``<unk>`` probability).
+        unigrams: the LM's word list; when omitted, read from the ARPA file (or the ``.arpa``
+            beside a binary). Without one, OOV words get no extra penalty (only KenLM's own
+            ``<unk>`` probability) and decoders cannot penalize misspelled partial words.
         unk_offset: natural-log penalty added to OOV words; the default is pyctcdecode's
             ``unk_score_offset`` (-10, which it adds to log10 scores: -23.03 in natural log).
         name: feature name.
@@ -485,8 +501,10 @@ class KenLMScorer(Scorer):
         self.path = str(p)
         self.model = kenlm.Model(self.path)
         self._State = kenlm.State
-        if unigrams is None and p.suffix == ".arpa":
-            unigrams = read_arpa_unigrams(p)
+        if unigrams is None:  # an ARPA file, or the ARPA beside a binary (e.g. ngram5.bin + ngram5.arpa)
+            arpa = p if p.suffix == ".arpa" else p.with_suffix(".arpa")
+            if arpa.is_file():
+                unigrams = read_arpa_unigrams(arpa)
         self.unigrams = set(unigrams) if unigrams is not None else None
         self.unk_offset = unk_offset if self.unigrams is not None else 0.0
         self.name = name

@@ -240,3 +240,27 @@ def test_bad_labels_and_weights(lm):
         build_ctc_decoder(LABELS, {"lm": sc}, {"lm": 1.0}, mode="token")
     with pytest.raises(LmplugError, match="expected every acoustic label to be a piece"):
         build_ctc_decoder(["<blank>", "▁zzq", "▁xxv"], {"lm": sc}, {"lm": 1.0}, mode="token")
+
+
+@pytest.mark.parametrize("mode", ["word", "token"])
+def test_releasing_and_repacking_lm_states_changes_nothing(lm, monkeypatch, mode):
+    from lmplug.ctc_search import Search
+
+    tok = lm.tokenizer
+    if mode == "token":
+        labels = ["<blank>"] + tok.pieces()
+        ids = [[i + 1 for i in tok.encode(t)] for t in SENTENCES]
+    else:
+        labels = char_labels(SENTENCES)
+        ids = [text_to_char_ids(t, labels) for t in SENTENCES]
+    x, lens = pad_batch(simulate_emissions(ids, labels, seed=13, confusion=0.4))
+    vocab = sorted({w for s in SENTENCES for w in s.split()})
+    dec = build_ctc_decoder(labels, {"lm": TransformerScorer(lm, vocabulary=vocab)}, {"lm": 0.8, "words": 0.5},
+                            beam_size=8, nbest=4, mode=mode)
+    monkeypatch.setattr(Search, "RELEASE_EVERY", 10**9)
+    kept = dec.decode(x, lens)
+    monkeypatch.setattr(Search, "RELEASE_EVERY", 1)
+    released = dec.decode(x, lens)
+    for a, b in zip(kept, released):
+        assert [h.text for h in a] == [h.text for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)

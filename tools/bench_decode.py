@@ -98,7 +98,9 @@ def main() -> int:
     ap.add_argument("--lm-vocabulary", choices=("unigrams", "none"), default="unigrams",
                     help="known words of the Transformer for the partial-word OOV penalty (word mode): the KenLM "
                          "unigrams (both LMs are trained on the same text), or none")
-    ap.add_argument("--batch-size", type=int, default=64, help="lmplug utterances per batch")
+    ap.add_argument("--batch-size", type=int, default=256, help="lmplug+kenlm utterances per batch")
+    ap.add_argument("--lm-batch-size", type=int, default=32,
+                    help="lmplug+transformer utterances per batch (KV caches: memory grows with batch x beam)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
     ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")
     ap.add_argument("--seed", type=int, default=0)
@@ -168,7 +170,7 @@ def main() -> int:
         if tlm is not None and on("lmplug+transformer:word"):
             dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab)},
                                     {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam)
-            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
+            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.lm_batch_size))
             record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s)
         if tlm is not None and on("lmplug+transformer:token"):
             tok = tlm.tokenizer
@@ -177,7 +179,7 @@ def main() -> int:
             tx, tlens = pad_batch(tem)
             dec = build_ctc_decoder(tlabels, {"lm": TransformerScorer(tlm)}, {"lm": args.lm_weight, "words": 0.0},
                                     beam_size=beam, mode="token")
-            hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.batch_size))
+            hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.lm_batch_size))
             record("lmplug+transformer:token", beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000)
 
     by = {(r["system"], r["beam"]): r for r in rows}
@@ -198,7 +200,7 @@ def main() -> int:
 
     signature = (f"emissions:simulate(seed={args.seed})|n:{len(texts)}|text:{args.text}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|threads:{args.threads}|batch:{args.batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
     if args.out:

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -70,8 +71,21 @@ def normalize(text: str, mode: str = "lower") -> str:
     return " ".join(w for w in words if w)
 
 
+LEAKED_LINE_MIN_COUNT = 3
+
+
 def parse_diatheke(lines: Iterable[str]) -> list[Verse]:
-    """Parse ``diatheke -f plain`` output: ``Book C:V: text`` lines plus continuation lines."""
+    """Parse ``diatheke -f plain`` output: ``Book C:V: text`` lines plus continuation lines.
+
+    A continuation line that occurs ``LEAKED_LINE_MIN_COUNT`` times or more in the dump is
+    dropped: the KJV and WEB modules leak Psalm superscriptions after every following verse
+    ("David's Psalm of praise." follows 14,781 KJV verses, Acts included; every superscription
+    follows each verse of its psalm). Verse text that WEB splits over lines repeats rarely; the
+    few refrains that do (Psalm 136's, "Selah.") are lost with the leaks, in training books only.
+    """
+    lines = [l.rstrip("\n") for l in lines]
+    counts = Counter(_TAG.sub(" ", l).strip() for l in lines if not _KEY.match(l))
+    leaked = {t for t, c in counts.items() if c >= LEAKED_LINE_MIN_COUNT and t}
     verses: list[Verse] = []
     cur: dict | None = None
     parts: list[str] = []
@@ -86,14 +100,14 @@ def parse_diatheke(lines: Iterable[str]) -> list[Verse]:
             verses.append(Verse(cur["book"], int(cur["ch"]), int(cur["v"]), text))
 
     for line in lines:
-        line = line.rstrip("\n")
         m = _KEY.match(line)
         if m:
             flush()
             cur = m.groupdict()
             parts = [_TAG.sub(" ", cur["text"])]
         elif cur is not None and line.strip() and not re.fullmatch(r"\s*\(\w+\)\s*", line):
-            parts.append(_TAG.sub(" ", line))
+            if _TAG.sub(" ", line).strip() not in leaked:
+                parts.append(_TAG.sub(" ", line))
     flush()
     return [v for v in verses if v.text]
 

@@ -15,6 +15,7 @@ path, relative to the manifest or absolute) or a Kaldi-style directory (``wav.sc
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -172,9 +173,13 @@ def build_speech_corpus(
         uid = f"{split}-{i:06d}"
         noise = str(rng.choice(list(noises))) if noises else ""
         babble = [(sentences[int(j)], str(rng.choice(voices))) for j in rng.integers(0, len(sentences), 3)]
-        u = Utterance(uid, f"audio/{uid}.flac", text, voice=str(rng.choice(voices)),
+        u = Utterance(uid, "", text, voice=str(rng.choice(voices)),
                       rate=int(rng.integers(*rates)), pitch=int(rng.integers(*pitches)), noise=noise,
                       snr=round(float(rng.uniform(*snrs)), 1) if noise else None)
+        # the file name carries a digest of everything that shapes the audio: a kept file is reused
+        # only for exactly the same utterance
+        digest = hashlib.sha1(json.dumps([asdict(u), babble]).encode()).hexdigest()[:8]
+        u.audio = f"audio/{uid}-{digest}.flac"
         utts.append(u)
         reverb, utt_seed = bool(rng.random() < reverb_prob), int(rng.integers(2**31))  # drawn even if kept
         if not (out / u.audio).is_file():

@@ -58,6 +58,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="known words (one per line) for the Transformer's partial-word penalty in word mode "
                         "(default: the KenLM unigrams when --kenlm is given)")
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
+    p.add_argument("--lexicon", action="store_true",
+                   help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
@@ -92,7 +94,7 @@ def _decoder(args, scorers, weights, nbest=1):
     from lmplug.ctc_io import load_labels
 
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
-                             nbest=nbest, token_min_logp=args.token_min_logp)
+                             nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon)
 
 
 def _setup(args) -> None:

@@ -64,6 +64,7 @@ class CTCDecoder:
         lm_prefilter: float = 2.0,
         partial_oov_logp: float = -10.0,
         prune_history: bool | None = None,
+        lexicon: bool = False,
     ) -> None:
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
@@ -84,6 +85,7 @@ class CTCDecoder:
         self.beam_prune_logp = beam_prune_logp
         self.lm_prefilter = lm_prefilter
         self.partial_oov_logp = partial_oov_logp
+        self.lexicon = lexicon
         finite = all(s.finite_history for s in scorers.values()) and not (
             mode == "token" and any(s.token_level for s in scorers.values()))
         self.prune_history = (nbest == 1 if prune_history is None else prune_history) and finite
@@ -142,14 +144,14 @@ class CTCDecoder:
             raise LmplugError("token mode: expected all token-level scorers to share one tokenizer, found different ones")
         return maps[0]
 
-    def _build_ptries(self) -> list[tuple[str, np.ndarray, float]]:
+    def _build_ptries(self) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
         """Per weighted word scorer with a word list: a prefix automaton over labels (char style).
 
         A hypothesis whose open word starts no known word gets ``partial_oov_logp`` (unweighted,
         as pyctcdecode's ``unk_score_offset``), scaled up for words longer than 6 characters.
 
         State 0 is the empty prefix; ``table[state, label]`` is the next state or -1 when no
-        known word starts with the extended prefix.
+        known word starts with the extended prefix; ``is_word[state]`` marks whole words.
         """
         out = []
         lab = self.labels
@@ -159,9 +161,10 @@ class CTCDecoder:
         for name in self.word_scorers:
             s = self.scorers[name]
             words = s.known_words()
-            if not words or self.partial_oov_logp == 0.0 or self.weights[name] == 0.0:
+            if not words or (self.partial_oov_logp == 0.0 and not self.lexicon) or self.weights[name] == 0.0:
                 continue
             trans: list[dict[int, int]] = [{}]
+            final: set[int] = set()
             for w in words:
                 ids = [char_id.get(c) for c in w]
                 if None in ids:
@@ -174,11 +177,19 @@ class CTCDecoder:
                         trans[st][i] = nxt
                         trans.append({})
                     st = nxt
+                final.add(st)
             table = np.full((len(trans), lab.size + 1), -1, dtype=np.int32)
             for st, d in enumerate(trans):
                 for i, nxt in d.items():
                     table[st, i] = nxt
-            out.append((name, table, self.partial_oov_logp))
+            is_word = np.zeros(len(trans), dtype=bool)
+            is_word[list(final)] = True
+            out.append((name, table, self.partial_oov_logp, is_word))
+        if self.lexicon and not out:
+            raise LmplugError(
+                "lexicon=True needs character labels and a weighted word scorer with a vocabulary "
+                "(Scorer.known_words(), e.g. KenLM unigrams); found none"
+            )
         return out
 
     # -- input --------------------------------------------------------------------------------
@@ -331,6 +342,7 @@ def build_ctc_decoder(
     lm_prefilter: float = 2.0,
     partial_oov_logp: float = -10.0,
     prune_history: bool | None = None,
+    lexicon: bool = False,
     blank_id: int | None = None,
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
@@ -357,6 +369,10 @@ def build_ctc_decoder(
             last label and scorer states (exact for the best path when every scorer has a finite
             history, e.g. KenLM or none; frees beam slots like pyctcdecode's ``decode``). Default:
             on when ``nbest == 1`` and every scorer has a finite history.
+        lexicon: spell only words of the first weighted word scorer's vocabulary
+            (``known_words()``; character labels): other partial words and words get a
+            prohibitive penalty (-1e4) instead of ``partial_oov_logp``, and are never LM-scored,
+            as in torchaudio's lexicon decoder. Faster with a Transformer LM in word mode.
         blank_id: index of the blank when its label is not one of the recognized names.
 
     Returns:
@@ -369,7 +385,7 @@ def build_ctc_decoder(
     return CTCDecoder(
         build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
         token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
-        lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history,
+        lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
     )
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 WORDS = "words"  # feature: number of words (its weight is the word insertion bonus)
 CTC = "ctc"  # feature: CTC log-probability (weight 1, fixed)
 AVG_WORD_LEN = 6  # partial words longer than this get a proportionally larger OOV penalty
+LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
 
 
 class CTCHypothesis(NamedTuple):
@@ -45,7 +46,7 @@ class _Nodes:
     def __init__(self, scorer_names: Sequence[str], n_ptrie: int) -> None:
         self.n = 0
         self.cap = 0
-        self.int_fields = ["parent", "tok", "key", "plen", "nwords", "hist", "pid"] + [f"cls:{s}" for s in scorer_names] + [f"pt{i}" for i in range(n_ptrie)]
+        self.int_fields = ["parent", "tok", "key", "plen", "nwords", "hist", "pid", "oov"] + [f"cls:{s}" for s in scorer_names] + [f"pt{i}" for i in range(n_ptrie)]
         self.float_fields = ["fused", "ub", "ppen"] + [f"raw:{s}" for s in scorer_names]
         self.a: dict[str, np.ndarray] = {}
         self._grow(1024)
@@ -151,7 +152,23 @@ class Search:
             plen = np.where(completes, 0, pplen + self.tlen[tok])
         nwords = a["nwords"][par] + completes
         out = {"plen": plen, "nwords": nwords, "completes": completes}
-        fused = w[WORDS] * nwords
+        ppen = np.zeros(len(par))
+        oov = a["oov"][par]
+        oov_now = np.zeros(len(par), dtype=bool)
+        for i, (_, table, offset, is_word) in enumerate(d._ptries):
+            pst = a[f"pt{i}"][par]
+            nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
+            out[f"pt{i}"] = nst
+            bad = (nst < 0) & (plen > 0)
+            if d.lexicon and i == 0:  # words outside the lexicon: prohibitive, cumulative
+                oov_now = completes & ((pst < 0) | ~is_word[np.maximum(pst, 0)])
+                oov = oov + oov_now
+                ppen += LEXICON_PENALTY * bad
+            else:
+                ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
+        out["ppen"] = ppen
+        out["oov"] = oov
+        fused = w[WORDS] * nwords + LEXICON_PENALTY * oov
         for name in d.scorers:
             raw = a[f"raw:{name}"][par]
             if name in d.token_scorers:  # exact token-level score from the parent's state
@@ -159,15 +176,8 @@ class Search:
             out[f"raw:{name}"] = raw
             fused = fused + w[name] * raw
         out["ub"] = fused
-        out["fused"] = np.where(completes, np.nan, fused) if d.word_scorers else fused
-        ppen = np.zeros(len(par))
-        for i, (name, table, offset) in enumerate(d._ptries):
-            pst = a[f"pt{i}"][par]
-            nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
-            out[f"pt{i}"] = nst
-            oov = (nst < 0) & (plen > 0)
-            ppen += offset * oov * np.maximum(1.0, plen / AVG_WORD_LEN)
-        out["ppen"] = ppen
+        # pending word scores; lexicon mode never LM-scores an out-of-lexicon word
+        out["fused"] = np.where(completes & ~oov_now, np.nan, fused) if d.word_scorers else fused
         return out
 
     def _create(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:

@@ -264,3 +264,23 @@ def test_releasing_and_repacking_lm_states_changes_nothing(lm, monkeypatch, mode
     for a, b in zip(kept, released):
         assert [h.text for h in a] == [h.text for h in b]
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)
+
+
+def test_lexicon_mode_spells_only_known_words(kenlm_scorer):
+    labels = char_labels(SENTENCES)
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES * 2], labels, seed=14, confusion=0.5)
+    x, lens = pad_batch(em)
+    known = kenlm_scorer.known_words()
+    w = {"kenlm": 0.5, "words": 0.5}
+    open_vocab = build_ctc_decoder(labels, {"kenlm": kenlm_scorer}, w, beam_size=8).decode(x, lens)
+    lex = build_ctc_decoder(labels, {"kenlm": kenlm_scorer}, w, beam_size=8, lexicon=True).decode(x, lens)
+    def oov(hyps):
+        return sum(len(set(h[0].text.split()) - known) for h in hyps)
+
+    assert oov(lex) <= oov(open_vocab)
+    for h in lex:  # an unknown word only when no spelling in the lexicon survived the beam
+        assert set(h[0].text.split()) <= known or h[0].score < -1e3
+    assert sum(h[0].text == t for h, t in zip(lex, SENTENCES * 2)) >= sum(
+        h[0].text == t for h, t in zip(open_vocab, SENTENCES * 2))
+    with pytest.raises(LmplugError, match="lexicon=True needs"):
+        build_ctc_decoder(labels, {"z": ZeroScorer()}, {"z": 1.0}, lexicon=True)

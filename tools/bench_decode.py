@@ -103,6 +103,7 @@ def main() -> int:
                     help="lmplug+transformer utterances per batch (KV caches: memory grows with batch x beam)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
     ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")
+    ap.add_argument("--lexicon", action="store_true", help="lmplug word-mode systems spell only known words")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--systems", default="all", help="comma list of system names to run, or all")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -164,12 +165,14 @@ def main() -> int:
             except (ImportError, OSError, RuntimeError) as e:
                 print(f"torchaudio+kenlm skipped: {e}")
         if on("lmplug+kenlm"):
-            dec = build_ctc_decoder(labels, {"kenlm": ken}, {"kenlm": args.alpha, "words": args.beta}, beam_size=beam)
+            dec = build_ctc_decoder(labels, {"kenlm": ken}, {"kenlm": args.alpha, "words": args.beta}, beam_size=beam,
+                                    lexicon=args.lexicon)
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
             record("lmplug+kenlm", beam, hyps, secs, len(texts), audio_s)
         if tlm is not None and on("lmplug+transformer:word"):
             dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab)},
-                                    {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam)
+                                    {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam,
+                                    lexicon=args.lexicon and vocab is not None)
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.lm_batch_size))
             record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s)
         if tlm is not None and on("lmplug+transformer:token"):
@@ -200,7 +203,7 @@ def main() -> int:
 
     signature = (f"emissions:simulate(seed={args.seed})|n:{len(texts)}|text:{args.text}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
     if args.out:

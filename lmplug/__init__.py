@@ -2,15 +2,35 @@
 
 __version__ = "0.1.0"
 
+from lmplug.adapters import PyctcdecodeLM, TorchaudioLM, build_pyctcdecode_decoder
 from lmplug.checkpoint import LanguageModel, load_lm, save_lm
+from lmplug.ctc import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_decode
+from lmplug.ctc_tune import TuneResult, tune_ctc_weights
 from lmplug.errors import LmplugError
 from lmplug.model import KVCache, LMConfig, TransformerLM
+from lmplug.rescore import rerank, rescore_nbest
+from lmplug.scorer import KenLMScorer, Scorer, TransformerScorer, ZeroScorer
 from lmplug.scoring import SentenceScore, perplexity, score_sentences
 from lmplug.tokenizer import Tokenizer, train_tokenizer
 from lmplug.train import TrainConfig, train_lm
 
 __all__ = [
     "__version__",
+    "CTCDecoder",
+    "CTCHypothesis",
+    "KenLMScorer",
+    "PyctcdecodeLM",
+    "Scorer",
+    "TorchaudioLM",
+    "TransformerScorer",
+    "TuneResult",
+    "ZeroScorer",
+    "build_ctc_decoder",
+    "build_pyctcdecode_decoder",
+    "greedy_decode",
+    "rerank",
+    "rescore_nbest",
+    "tune_ctc_weights",
     "KVCache",
     "LMConfig",
     "LanguageModel",

@@ -215,3 +215,64 @@ def TorchaudioLM(scorer: Scorer, words: Sequence[str] | None = None, tokens: Seq
         unk_word: the word scored for indices outside ``words``.
     """
     return _make_torchaudio_class()(scorer, words=words, tokens=tokens, unk_word=unk_word)
+
+
+class _Signed:
+    """Stands in for a scorer where only a signature is asked for (tuning reports)."""
+
+    def __init__(self, signature: str) -> None:
+        self._signature = signature
+
+    def signature(self) -> str:
+        return self._signature
+
+
+class PyctcdecodeKenLMDecoder:
+    """pyctcdecode with its own KenLM language model, behind the ``CTCDecoder`` surface.
+
+    The baseline of the speech recipe and ``lmplug decode --backend pyctcdecode``: same
+    ``set_weights({"kenlm": alpha, "words": beta})`` and ``decode(emissions, lengths)`` as
+    :class:`lmplug.ctc.CTCDecoder`, so the same tuner and CLI drive both. pyctcdecode decodes one
+    utterance at a time in Python; its ``alpha`` weighs natural-log LM scores like ours.
+    """
+
+    mode = "word"
+
+    def __init__(self, labels: Sequence[str], kenlm_path: str, unigrams: Sequence[str] | None,
+                 weights: dict[str, float], beam_size: int = 16, nbest: int = 1, token_min_logp: float = -5.0) -> None:
+        import logging
+
+        pyctcdecode, _ = _pyctcdecode()
+        logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+        self._decoder = pyctcdecode.build_ctcdecoder(list(labels), str(kenlm_path),
+                                                     unigrams=list(unigrams) if unigrams else None)
+        self.scorers = {"kenlm": _Signed(f"pyctcdecode:{pyctcdecode.__version__ if hasattr(pyctcdecode, '__version__') else '0.5'}"
+                                         f"|kenlm:{kenlm_path}")}
+        self.beam_size, self.nbest, self.token_min_logp = beam_size, nbest, token_min_logp
+        self.set_weights(weights)
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        unknown = set(weights) - {"kenlm", "words"}
+        if unknown or "kenlm" not in weights:
+            raise LmplugError(f"expected weights {{'kenlm': alpha, 'words': beta}}, found {sorted(weights)}")
+        self.weights = {"kenlm": float(weights["kenlm"]), "words": float(weights.get("words", 0.0))}
+        self._decoder.reset_params(alpha=self.weights["kenlm"], beta=self.weights["words"])
+
+    def decode(self, emissions, lengths=None, logits: bool = False) -> list:
+        """(B, T, V) log-probs (numpy or torch) + lengths -> per utterance, n-best ``CTCHypothesis`` lists."""
+        import numpy as np
+
+        from lmplug.rescore import as_hypothesis
+
+        x = emissions.detach().cpu().numpy() if hasattr(emissions, "detach") else np.asarray(emissions)
+        if x.ndim != 3:
+            raise LmplugError(f"expected emissions of shape (B, T, V), found {x.shape}")
+        lens = np.full(len(x), x.shape[1]) if lengths is None else np.asarray(lengths)
+        out = []
+        for b in range(len(x)):
+            e = x[b, : int(lens[b])].astype(np.float32)
+            if logits:
+                e = e - np.logaddexp.reduce(e, axis=-1, keepdims=True)
+            beams = self._decoder.decode_beams(e, beam_width=self.beam_size, token_min_logp=self.token_min_logp)
+            out.append([as_hypothesis(bm) for bm in beams[: self.nbest]])
+        return out

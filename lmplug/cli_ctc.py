@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from lmplug.errors import LmplugError
@@ -66,12 +67,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
     p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--backend", choices=("lmplug", "pyctcdecode"), default="lmplug",
+                   help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
 
 
 def build_scorers(args: argparse.Namespace) -> dict:
     from lmplug.scorer import KenLMScorer, TransformerScorer
 
     scorers = {}
+    if getattr(args, "backend", "lmplug") == "pyctcdecode":
+        return {"kenlm": None}  # pyctcdecode loads its own KenLM (see _decoder)
     if args.kenlm:
         unis = None
         if args.unigrams:
@@ -89,10 +94,33 @@ def build_scorers(args: argparse.Namespace) -> dict:
     return scorers
 
 
+def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[str, float]:
+    """Weights from --weights-file (a tune result's ``weights``, or a flat JSON dict) or --weights."""
+    if getattr(args, "weights_file", None):
+        p = Path(args.weights_file)
+        if not p.is_file():
+            raise LmplugError(f"weights file not found: {p}")
+        d = json.loads(p.read_text(encoding="utf-8"))
+        d = d.get("weights", d) if isinstance(d, dict) else d
+        if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
+            raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
+        return {k: float(v) for k, v in d.items()}
+    return parse_weights(args.weights) if getattr(args, "weights", None) else default
+
+
 def _decoder(args, scorers, weights, nbest=1):
     from lmplug.ctc import build_ctc_decoder
     from lmplug.ctc_io import load_labels
 
+    if args.backend == "pyctcdecode":
+        from lmplug.adapters import PyctcdecodeKenLMDecoder
+        from lmplug.scorer import read_arpa_unigrams
+
+        if not args.kenlm or args.lm:
+            raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
+        unis = read_words(args.unigrams) if args.unigrams else read_arpa_unigrams(args.kenlm)
+        return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
+                                       nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
                              nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon)
 
@@ -121,15 +149,20 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     _setup(args)
     scorers = build_scorers(args)
-    weights = parse_weights(args.weights) if args.weights else {n: 0.5 for n in scorers}
+    weights = read_weights(args, {n: 0.5 for n in scorers})
     dec = _decoder(args, scorers, weights, nbest=args.nbest)
     utts = load_emissions(args.emissions)
     results: list = [None] * len(utts)
+    seconds = 0.0
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
         for idx, x, lens in _emission_batches(args, utts):
-            for i, hyps in zip(idx, dec.decode(x, lens, logits=args.logits)):
+            t0 = time.perf_counter()
+            decoded = dec.decode(x, lens, logits=args.logits)
+            seconds += time.perf_counter() - t0
+            for i, hyps in zip(idx, decoded):
                 results[i] = hyps
             bar.update(len(idx))
+    write_stats(args, len(utts), seconds, {"backend": args.backend, "beam_size": args.beam_size, "weights": dec.weights})
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
     try:
         as_text = args.format == "text" or (args.format == "auto" and args.out.endswith(".txt"))
@@ -179,12 +212,106 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_stats(args: argparse.Namespace, n: int, seconds: float, extra: dict) -> None:
+    """--stats: decoding time (search and models, not file I/O) as JSON for result tables."""
+    if getattr(args, "stats", None):
+        Path(args.stats).write_text(json.dumps({"utterances": n, "seconds": seconds, **extra}) + "\n")
+
+
+def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise LmplugError(f"{p}:{n}: expected a JSON object, found invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise LmplugError(f"{p}:{n}: expected a JSON object with an 'id', found {line[:80]!r}")
+            rows.append((n, row))
+    return rows
+
+
+def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
+    ids, lists = [], []
+    for n, row in _jsonl_rows(path):
+        if "nbest" not in row and "text" not in row:
+            raise LmplugError(f"{path}:{n}: expected 'nbest' (from `lmplug decode --nbest N`) or 'text'")
+        ids.append(str(row["id"]))
+        lists.append(row.get("nbest") or [{"text": row["text"], "score": row.get("score", 0.0),
+                                           "scores": row.get("scores", {})}])
+    return ids, lists
+
+
+def _rescore_scorers(args: argparse.Namespace) -> dict:
+    from lmplug.checkpoint import load_lm
+    from lmplug.scorer import TransformerScorer
+
+    return {"lm": TransformerScorer(load_lm(args.lm, device=args.device))}
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    """Rescore n-best lists (``lmplug decode --nbest N`` output) with the Transformer LM and rerank."""
+    from lmplug.ctc_io import hypothesis_json
+    from lmplug.rescore import rescore_nbest
+
+    _setup(args)
+    ids, lists = _read_nbest(args.nbest)
+    scorers = _rescore_scorers(args)
+    weights = read_weights(args, {"lm": 0.5})
+    t0 = time.perf_counter()
+    ranked = rescore_nbest(lists, scorers, weights)
+    write_stats(args, len(ids), time.perf_counter() - t0, {"weights": weights})
+    with open(args.out, "w", encoding="utf-8") as f:
+        for uid, hyps in zip(ids, ranked):
+            f.write(json.dumps(hypothesis_json(uid, hyps)) + "\n")
+    return 0
+
+
+def cmd_tune_rescore(args: argparse.Namespace) -> int:
+    """Grid-search the rescoring LM weight x word bonus on dev WER (LM features computed once)."""
+    import numpy as np
+
+    from lmplug.ctc_tune import TuneResult, plot_wer_heatmap, word_error_rate
+    from lmplug.rescore import rerank, rescore_nbest
+
+    _setup(args)
+    ids, lists = _read_nbest(args.nbest)
+    refs = {str(r["id"]): r.get("text") for _, r in _jsonl_rows(args.refs)}
+    missing = [i for i in ids if not refs.get(i)]
+    if missing:
+        raise LmplugError(f"{args.refs}: expected a reference 'text' for every n-best id, found none for {missing[:3]}")
+    base = read_weights(args, {})
+    scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
+    lm_w, bon = parse_grid(args.lm_weights), parse_grid(args.bonuses)
+    grid = np.zeros((len(lm_w), len(bon)))
+    R = [refs[i] for i in ids]
+    for a, w in enumerate(lm_w):
+        for b, bonus in enumerate(bon):
+            best = rerank(scored, {**base, "lm": w, "words": bonus})
+            grid[a, b] = word_error_rate(R, [h[0].text for h in best])
+    a, b = np.unravel_index(int(np.argmin(grid)), grid.shape)
+    result = TuneResult({**base, "lm": float(lm_w[a]), "words": float(bon[b])}, float(grid[a, b]), "lm",
+                        lm_w, bon, grid.tolist(), f"rescore|nbest:{args.nbest}|lm:{args.lm}|n:{len(ids)}")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "weights.json")
+    plot_wer_heatmap(result, out / "wer_heatmap.png")
+    print(json.dumps({"weights": result.weights, "wer": result.wer, "out": str(out)}))
+    return 0
+
+
 def register(subparsers) -> None:
     """Add ``decode`` and ``tune-ctc`` to the ``lmplug`` command."""
     p = subparsers.add_parser("decode", help="CTC beam search with LM fusion", description=cmd_decode.__doc__,
                               formatter_class=FMT)
     _add_model_args(p)
     p.add_argument("--weights", default=None, help="fusion weights, e.g. lm=0.5,words=1.0 (default: 0.5 per LM)")
+    p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
+    p.add_argument("--stats", default=None, help="write decoding time and settings here (JSON)")
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per utterance in the output")
     p.add_argument("--out", default="-", help="output file (.jsonl or .txt), '-' for stdout")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
@@ -199,3 +326,22 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_tune_ctc)
+
+    for name, handler in (("rescore", cmd_rescore), ("tune-rescore", cmd_tune_rescore)):
+        p = subparsers.add_parser(name, help=handler.__doc__.split(" (")[0], description=handler.__doc__,
+                                  formatter_class=FMT)
+        p.add_argument("--nbest", required=True, help="n-best JSONL from `lmplug decode --nbest N`")
+        p.add_argument("--lm", required=True, help="Transformer LM checkpoint dir (feature 'lm')")
+        p.add_argument("--weights", default=None, help="weights of stored features, e.g. kenlm=0.5,lm=0.5,words=1")
+        p.add_argument("--weights-file", default=None, help="weights JSON (e.g. the first pass's weights.json)")
+        p.add_argument("--device", default="cpu", help="device of the Transformer LM")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+        p.set_defaults(handler=handler)
+        if name == "rescore":
+            p.add_argument("--out", required=True, help="reranked hypotheses (JSONL)")
+            p.add_argument("--stats", default=None, help="write rescoring time here (JSON)")
+        else:
+            p.add_argument("--refs", required=True, help="JSONL with id and reference text (the emissions manifest)")
+            p.add_argument("--lm-weights", default="0,0.1,0.2,0.3,0.5,0.75,1.0", help="rescoring LM weights to try")
+            p.add_argument("--bonuses", default="-1,0,0.5,1,2", help="word insertion bonuses to try")
+            p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")

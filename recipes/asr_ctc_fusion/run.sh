@@ -7,6 +7,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu                  # everything
 #   recipes/asr_ctc_fusion/run.sh --scale tiny                 # seconds; what the test suite runs
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4        # re-tune and re-score only
+#   recipes/asr_ctc_fusion/run.sh --scale tiny --domains bible # one domain
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-scale=cpu; stage=0; stop_stage=6; beam=16; data=data; exp=exp
+scale=cpu; stage=0; stop_stage=6; beam=16; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --beam) beam=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
+    --domains) domains=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
 done
@@ -33,8 +35,9 @@ PY=${PYTHON:-.venv/bin/python}
 run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
+grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses -1,0,0.5,1,2,3"
 case $scale in  # utterances per split: train, dev, test
-  tiny) n_train=40; n_dev=8; n_test=8; max_words=8;;
+  tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1";;
   demo) n_train=600; n_dev=60; n_test=60; max_words=20;;
   *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
 esac
@@ -45,7 +48,7 @@ if step 0; then
   run prepare-bible --out "$data/bible"
   run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg"
   run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
-  for dom in bible gutenberg; do
+  for dom in $domains; do
     if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
     else dev=$data/gutenberg/dev.txt; test=$data/gutenberg/test.txt; fi
     run prepare-speech --text "$dev" --out "$sp/$dom" --split dev --max-sentences $n_dev --max-words $max_words --seed 1
@@ -54,7 +57,7 @@ if step 0; then
 fi
 
 if step 1; then
-  for dom in bible gutenberg; do
+  for dom in $domains; do
     [ -f "$lmd/$dom/lm/checkpoint/config.json" ] && [ -f "$lmd/$dom/ngram5.bin" ] || \
       bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm"
   done
@@ -65,7 +68,7 @@ if step 2; then
 fi
 
 if step 3; then
-  for dom in bible gutenberg; do for split in dev test; do
+  for dom in $domains; do for split in dev test; do
     run emissions --am "$d/am" --manifest "$sp/$dom/$split.jsonl" --out "$d/$dom/emissions_$split"
   done; done
 fi
@@ -74,25 +77,25 @@ common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 =
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam
 }
 if step 4; then  # all weights are chosen on dev
-  for dom in bible gutenberg; do
+  for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
     "$PY" -c "from lmplug.ngram import arpa_unigrams; import sys; print('\n'.join(arpa_unigrams(sys.argv[1])))" \
       "$lmd/$dom/ngram5.arpa" > "$lmd/$dom/ngram5.unigrams"
-    run tune-ctc $(common $dom dev) $kenlm --out-dir "$d/$dom/tune_kenlm" --quiet
-    run tune-ctc $(common $dom dev) $kenlm --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" --out-dir "$d/$dom/tune_lm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $grid --out-dir "$d/$dom/tune_lm" --quiet
     run decode $(common $dom dev) $kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
-      --lm "$lmd/$dom/lm" --out-dir "$d/$dom/tune_rescore"
+      --lm "$lmd/$dom/lm" --weights-file "$d/$dom/tune_kenlm/weights.json" --out-dir "$d/$dom/tune_rescore"
   done
 fi
 
 if step 5; then
-  for dom in bible gutenberg; do
+  for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
     o=$d/$dom
-    run decode $(common $dom test) --beam-size 1 --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
+    run decode $(common $dom test | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
     run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
     run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" \
       --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet

@@ -1,0 +1,38 @@
+"""recipes/asr_ctc_fusion/run.sh at tiny scale: every stage, real espeak-ng audio, real lmplz."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("diatheke") is None
+    or not (Path(sys.executable).parent / "lmplz").is_file(),
+    reason="needs espeak-ng, diatheke and lmplz (tools/setup.sh)",
+)
+def test_asr_recipe_tiny_end_to_end(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    cmd = ["bash", "recipes/asr_ctc_fusion/run.sh", "--scale", "tiny", "--domains", "bible",
+           "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "exp" / "asr" / "tiny" / "results.json").read_text())
+    systems = res["domains"]["bible"]["systems"]
+    assert set(systems) == {"greedy", "beam", "pyctcdecode_kenlm", "lmplug_kenlm", "kenlm_rescore",
+                            "lmplug_transformer"}
+    for name, row in systems.items():
+        assert 0.0 <= row["cer"] <= 1.5 and row["utt_per_s"] > 0, name
+    assert systems["lmplug_kenlm"]["weights"].keys() == {"kenlm", "words"}
+    assert {"kenlm", "lm", "words"} <= systems["kenlm_rescore"]["weights"].keys()
+    # held-out voices: no test voice spoke in training audio
+    train = [json.loads(l) for l in (tmp_path / "data" / "speech_tiny" / "bible" / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(l) for l in (tmp_path / "data" / "speech_tiny" / "bible" / "test.jsonl").read_text().splitlines()]
+    assert not {u["voice"] for u in train} & {u["voice"] for u in test}
+    assert not {u["text"] for u in train} & {u["text"] for u in test}

@@ -114,11 +114,11 @@ def _decoder(args, scorers, weights, nbest=1):
 
     if args.backend == "pyctcdecode":
         from lmplug.adapters import PyctcdecodeKenLMDecoder
-        from lmplug.scorer import read_arpa_unigrams
+        from lmplug.ngram import arpa_unigrams
 
         if not args.kenlm or args.lm:
             raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
-        unis = read_words(args.unigrams) if args.unigrams else read_arpa_unigrams(args.kenlm)
+        unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,

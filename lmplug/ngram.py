@@ -96,18 +96,26 @@ def score_sentences_ngram(model, sentences: Sequence[str]) -> list[SentenceScore
     return out
 
 
-def arpa_unigrams(arpa_path: str | Path) -> list[str]:
-    """The words of an ARPA file's 1-gram section (what pyctcdecode wants as ``unigrams``)."""
-    words, in_uni = [], False
-    with open(arpa_path, encoding="utf-8") as f:
+def arpa_unigrams(path: str | Path) -> list[str] | None:
+    """The words of an ARPA file's 1-gram section (no ``<s>``, ``</s>``, ``<unk>``), in file order.
+
+    ``path`` may be the ARPA file or a KenLM binary with its ARPA beside it (``ngram5.bin`` +
+    ``ngram5.arpa``); returns None when a binary has no ARPA beside it. pyctcdecode and the
+    decoders' out-of-vocabulary penalties want this list.
+    """
+    p = Path(path)
+    arpa = p if p.suffix == ".arpa" else p.with_suffix(".arpa")
+    if not arpa.is_file():
+        return None
+    words, inside = [], False
+    with open(arpa, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":
-                in_uni = True
-                continue
-            if in_uni:
-                if not line or line.startswith("\\"):
-                    break
+                inside = True
+            elif inside and (not line or line.startswith("\\")):
+                break
+            elif inside:
                 parts = line.split("\t")
                 if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", "<unk>"):
                     words.append(parts[1])

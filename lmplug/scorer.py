@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from lmplug.errors import LmplugError
+from lmplug.ngram import arpa_unigrams
 
 LN10 = math.log(10.0)  # KenLM returns log10 probabilities
 
@@ -456,24 +457,6 @@ def _kenlm():
     return kenlm
 
 
-def read_arpa_unigrams(path: str | Path) -> set[str]:
-    """The words of an ARPA file's 1-gram section (without ``<s>``, ``</s>``, ``<unk>``)."""
-    words: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        inside = False
-        for line in f:
-            line = line.strip()
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and line.startswith("\\"):
-                break
-            elif inside and line:
-                parts = line.split("\t")
-                if len(parts) >= 2 and parts[1] not in ("<s>", "</s>", "<unk>"):
-                    words.add(parts[1])
-    return words
-
-
 class KenLMScorer(Scorer):
     finite_history = True
 
@@ -502,9 +485,7 @@ class KenLMScorer(Scorer):
         self.model = kenlm.Model(self.path)
         self._State = kenlm.State
         if unigrams is None:  # an ARPA file, or the ARPA beside a binary (e.g. ngram5.bin + ngram5.arpa)
-            arpa = p if p.suffix == ".arpa" else p.with_suffix(".arpa")
-            if arpa.is_file():
-                unigrams = read_arpa_unigrams(arpa)
+            unigrams = arpa_unigrams(p)
         self.unigrams = set(unigrams) if unigrams is not None else None
         self.unk_offset = unk_offset if self.unigrams is not None else 0.0
         self.name = name

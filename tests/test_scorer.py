@@ -10,12 +10,12 @@ import torch
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
 
 from lmplug.errors import LmplugError
+from lmplug.ngram import arpa_unigrams
 from lmplug.scorer import (
     KenLMScorer,
     Scorer,
     TransformerScorer,
     ZeroScorer,
-    read_arpa_unigrams,
 )
 
 single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
@@ -85,7 +85,7 @@ def test_kenlm_equals_kenlm_sentence_score(arpa):
     texts = SENTENCES[:3] + ["the mat sat on a cat"]
     ref = [model.score(t, bos=True, eos=True) * math.log(10) for t in texts]
     np.testing.assert_allclose(sc.score_sentences(texts), ref, rtol=1e-6)
-    assert "cat" in read_arpa_unigrams(arpa)
+    assert "cat" in arpa_unigrams(arpa)
 
 
 def test_kenlm_oov_word_gets_unk_offset(arpa):

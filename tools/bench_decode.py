@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lmplug.ctc import build_ctc_decoder, greedy_decode
 from lmplug.ctc_tune import word_error_rate
-from lmplug.scorer import KenLMScorer, TransformerScorer, read_arpa_unigrams
+from lmplug.ngram import arpa_unigrams
+from lmplug.scorer import KenLMScorer, TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
@@ -72,7 +73,7 @@ def unigrams_for(kenlm_path: str, given: str | None) -> list[str]:
     arpa = p if p.suffix == ".arpa" else p.with_suffix(".arpa")
     if not arpa.is_file():
         sys.exit(f"bench_decode: expected --unigrams or an .arpa next to {p}, found neither")
-    return sorted(read_arpa_unigrams(arpa))
+    return sorted(arpa_unigrams(arpa) or [])
 
 
 def lmplug_system(decoder, x, lens, batch_size: int):

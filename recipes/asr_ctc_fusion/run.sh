@@ -78,9 +78,7 @@ common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 =
 }
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
-    kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
-    "$PY" -c "from lmplug.ngram import arpa_unigrams; import sys; print('\n'.join(arpa_unigrams(sys.argv[1])))" \
-      "$lmd/$dom/ngram5.arpa" > "$lmd/$dom/ngram5.unigrams"
+    kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
     run tune-ctc $(common $dom dev) $kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
     run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
     run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $grid --out-dir "$d/$dom/tune_lm" --quiet
@@ -93,7 +91,7 @@ fi
 
 if step 5; then
   for dom in $domains; do
-    kenlm="--kenlm $lmd/$dom/ngram5.bin --unigrams $lmd/$dom/ngram5.unigrams"
+    kenlm="--kenlm $lmd/$dom/ngram5.bin"
     o=$d/$dom
     run decode $(common $dom test | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
     run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet

@@ -7,7 +7,7 @@
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible             # RV1909 Es -> KJV En (Debian)
 #   recipes/mt_nbest_rerank/run.sh --scale tiny --corpus multi30k         # seconds: what the tests run
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --stage 6 --stop-stage 9
-#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible \
+#   recipes/mt_nbest_rerank/run.sh --scale demo --corpus bible --nmt-args "--max-steps 400" \
 #       --lm exp/lm/cpu/bible/lm --kenlm exp/lm/cpu/bible/ngram5.bin --lm-normalize lower   # reuse the LM recipe's LMs
 #
 # Corpora:
@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=../shared/data; exp=exp/mt
-lm=""; kenlm=""; lm_normalize=none; beam=12; restarts=20
+lm=""; kenlm=""; lm_normalize=none; beam=12; restarts=20; nmt_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -37,6 +37,7 @@ while [ $# -gt 0 ]; do
     --lm-normalize) lm_normalize=$2; shift 2;;
     --beam) beam=$2; shift 2;;
     --restarts) restarts=$2; shift 2;;
+    --nmt-args) nmt_args=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
 done
@@ -95,16 +96,17 @@ if on 2 && [ -z "$kenlm" ]; then
 fi
 if on 3 && [ -z "$lm" ]; then
   run train-lm --train "$d/lm.txt" --dev "$dev_tgt" --tokenizer "$d/lm_tok.model" --out "$d/lm" --scale "$scale" \
-    $( [ "$scale" = cpu ] && echo "--max-steps 800 --eval-every 200" )
+    $( [ "$scale" = cpu ] && echo "--max-steps 500 --eval-every 250" )
 fi
 lm=${lm:-$d/lm}; kenlm=${kenlm:-$d/ngram5.bin}
 if on 4; then
   mt train-nmt --train-src "$train_src" --train-tgt "$train_tgt" --dev-src "$dev_src" --dev-tgt "$dev_tgt" \
-    --tokenizer "$d/nmt_tok.model" --out "$d/nmt" --direction $src-$tgt --scale "$scale"
+    --tokenizer "$d/nmt_tok.model" --out "$d/nmt" --direction $src-$tgt --scale "$scale" $nmt_args
 fi
 if on 5; then  # the channel model: the same system trained in the reverse direction
   mt train-nmt --train-src "$train_tgt" --train-tgt "$train_src" --dev-src "$dev_tgt" --dev-tgt "$dev_src" \
-    --tokenizer "$d/nmt_tok.model" --out "$d/channel" --direction $tgt-$src --scale "$scale"
+    --tokenizer "$d/nmt_tok.model" --out "$d/channel" --direction $tgt-$src --scale "$scale" \
+    $( [ "$scale" = cpu ] && echo "--max-steps 800" ) $nmt_args
 fi
 if on 6; then
   for s in dev test; do

@@ -7,7 +7,7 @@
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible             # RV1909 Es -> KJV En (Debian)
 #   recipes/mt_nbest_rerank/run.sh --scale tiny --corpus multi30k         # seconds: what the tests run
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --stage 6 --stop-stage 9
-#   recipes/mt_nbest_rerank/run.sh --scale demo --corpus bible --nmt-args "--max-steps 400" \
+#   recipes/mt_nbest_rerank/run.sh --scale demo --corpus bible --nmt-args "--max-steps 300" \
 #       --lm exp/lm/cpu/bible/lm --kenlm exp/lm/cpu/bible/ngram5.bin --lm-normalize lower   # reuse the LM recipe's LMs
 #
 # Corpora:

@@ -8,6 +8,8 @@ from lmplug.ctc import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_deco
 from lmplug.ctc_tune import TuneResult, tune_ctc_weights
 from lmplug.errors import LmplugError
 from lmplug.model import KVCache, LMConfig, TransformerLM
+from lmplug.nbest import NBestEntry, read_nbest, write_nbest
+from lmplug.nmt import Translator, load_translator, train_translation
 from lmplug.rescore import rerank, rescore_nbest
 from lmplug.scorer import KenLMScorer, Scorer, TransformerScorer, ZeroScorer
 from lmplug.scoring import SentenceScore, perplexity, score_sentences
@@ -19,6 +21,12 @@ __all__ = [
     "CTCDecoder",
     "CTCHypothesis",
     "KenLMScorer",
+    "NBestEntry",
+    "Translator",
+    "load_translator",
+    "read_nbest",
+    "train_translation",
+    "write_nbest",
     "PyctcdecodeLM",
     "Scorer",
     "TorchaudioLM",

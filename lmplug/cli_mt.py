@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
 from lmplug.errors import LmplugError
 
@@ -241,22 +240,3 @@ def register(sub) -> None:
     p.add_argument("--baseline", default=None, help="NAME of the system the others are tested against")
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--json", default=None, help="also write the report here")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lmplug", description=__doc__.split("\n")[0], formatter_class=FMT)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except LmplugError as e:
-        print(f"lmplug {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"lmplug {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

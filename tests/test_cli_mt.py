@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("sacrebleu")
 
-from lmplug.cli_mt import main
+from lmplug.cli import main
 from lmplug.nbest import read_nbest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -119,20 +119,42 @@ def save_lm(path: str | os.PathLike, model: TransformerLM, tokenizer: Tokenizer,
     atomic_dir(Path(path), write)
 
 
-def load_lm(path: str | os.PathLike, device: str | torch.device | None = None) -> LanguageModel:
-    """Load a checkpoint directory (no pickle) into an eval-mode model on ``device`` (default CPU)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+def open_checkpoint(path: str | os.PathLike, fmt: str = FORMAT) -> tuple[Path, dict, Tokenizer]:
+    """Resolve a checkpoint dir, check its files and format: (dir, config.json, tokenizer)."""
     ckpt = resolve_checkpoint(path)
     missing = [f for f in REQUIRED_FILES if not (ckpt / f).is_file()]
     if missing:
         raise LmplugError(f"{ckpt}: incomplete checkpoint, missing {missing} (expected {list(REQUIRED_FILES)})")
     meta = read_json(ckpt / "config.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
-        raise LmplugError(f"{ckpt}/config.json: expected format '{FORMAT}' with a 'model' section, found {str(meta)[:120]}")
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise LmplugError(f"{ckpt}/config.json: expected format '{fmt}', found {found!r}")
+    if "model" not in meta:
+        raise LmplugError(f"{ckpt}/config.json: expected a 'model' section, found keys {sorted(meta)}")
+    return ckpt, meta, Tokenizer.load(ckpt / "tokenizer.model")
+
+
+def load_weights(ckpt: Path, model: torch.nn.Module) -> None:
+    """``model.safetensors`` into ``model`` (no pickle), refusing shapes that differ from the config."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(ckpt / "model.safetensors"))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise LmplugError(f"{ckpt}/model.safetensors: corrupt or unreadable ({e})") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:4]
+        raise LmplugError(f"{ckpt}/model.safetensors: weights do not match config.json; first differences {diff}")
+    model.load_state_dict(state, strict=False)
+
+
+def load_lm(path: str | os.PathLike, device: str | torch.device | None = None) -> LanguageModel:
+    """Load a checkpoint directory (no pickle) into an eval-mode model on ``device`` (default CPU)."""
+    ckpt, meta, tokenizer = open_checkpoint(path)
     config = LMConfig.from_dict(meta["model"])
-    tokenizer = Tokenizer.load(ckpt / "tokenizer.model")
     if tokenizer.vocab_size != config.vocab_size:
         raise LmplugError(
             f"{ckpt}: tokenizer has {tokenizer.vocab_size} pieces but the model expects vocab_size {config.vocab_size}"
@@ -142,17 +164,8 @@ def load_lm(path: str | os.PathLike, device: str | torch.device | None = None) -
             f"{ckpt}: tokenizer bos/eos ids {(tokenizer.bos_id, tokenizer.eos_id)} differ from the model's "
             f"{(config.bos_id, config.eos_id)}"
         )
-    try:
-        state = load_file(str(ckpt / "model.safetensors"))
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise LmplugError(f"{ckpt}/model.safetensors: corrupt or unreadable ({e})") from None
     model = TransformerLM(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        diff = sorted(set(expected.items()) ^ set(found.items()))[:4]
-        raise LmplugError(f"{ckpt}/model.safetensors: weights do not match config.json; first differences {diff}")
-    model.load_state_dict(state, strict=False)
+    load_weights(ckpt, model)
     model.eval()
     model.to(device or "cpu")
     return LanguageModel(model=model, tokenizer=tokenizer, config=config, path=str(ckpt))

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lmplug.checkpoint import read_json, resolve_checkpoint, save_lm
+from lmplug.checkpoint import load_weights, open_checkpoint, save_lm
 from lmplug.errors import LmplugError
 from lmplug.seq2seq import (
     IGNORE_INDEX,
@@ -41,7 +41,6 @@ from lmplug.tokenizer import Tokenizer
 from lmplug.train import Dist, TrainConfig, TrainTask, autocast_for, fit, pick_device, setup_distributed
 
 FORMAT = "lmplug-seq2seq"
-REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.model")
 
 # Scale presets: Seq2SeqConfig fields, TrainConfig fields (batch_size = sentence pairs per step),
 # and the shared vocabulary size.
@@ -118,31 +117,12 @@ def save_translator(path: str | os.PathLike, model: Seq2SeqTransformer, tokenize
 
 def load_translator(path: str | os.PathLike, device: str | torch.device | None = None) -> Translator:
     """Load a translation checkpoint (a checkpoint dir or a training output dir) in eval mode."""
-    from safetensors.torch import load_file
-
-    ckpt = resolve_checkpoint(path)
-    missing = [f for f in REQUIRED_FILES if not (ckpt / f).is_file()]
-    if missing:
-        raise LmplugError(f"{ckpt}: incomplete checkpoint, missing {missing} (expected {list(REQUIRED_FILES)})")
-    meta = read_json(ckpt / "config.json")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise LmplugError(f"{ckpt}/config.json: expected format '{FORMAT}', found {found!r}")
+    ckpt, meta, tokenizer = open_checkpoint(path, FORMAT)
     config = Seq2SeqConfig.from_dict(meta["model"])
-    tokenizer = Tokenizer.load(ckpt / "tokenizer.model")
     if tokenizer.vocab_size != config.vocab_size:
         raise LmplugError(f"{ckpt}: tokenizer has {tokenizer.vocab_size} pieces, expected {config.vocab_size}")
-    try:
-        state = load_file(str(ckpt / "model.safetensors"))
-    except Exception as e:  # safetensors raises several types on a corrupt file
-        raise LmplugError(f"{ckpt}/model.safetensors: corrupt or unreadable ({e})") from None
     model = Seq2SeqTransformer(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        diff = sorted(set(expected.items()) ^ set(found.items()))[:4]
-        raise LmplugError(f"{ckpt}/model.safetensors: weights do not match config.json; first differences {diff}")
-    model.load_state_dict(state, strict=False)
+    load_weights(ckpt, model)
     model.eval().to(device or "cpu")
     return Translator(model, tokenizer, config, str(ckpt), meta.get("direction", ""))
 

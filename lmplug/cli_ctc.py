@@ -179,7 +179,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_tune_ctc(args: argparse.Namespace) -> int:
     """Grid-search LM weight x insertion bonus on dev WER; write weights.json and a heatmap."""
     from lmplug.ctc_io import load_emissions
-    from lmplug.ctc_tune import plot_wer_heatmap, tune_ctc_weights
+    from lmplug.ctc_tune import tune_ctc_weights
 
     _setup(args)
     scorers = build_scorers(args)
@@ -204,7 +204,14 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name,
                               progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
-    out = Path(args.out_dir)
+    return write_tune_result(result, args.out_dir)
+
+
+def write_tune_result(result, out_dir: str) -> int:
+    """weights.json and wer_heatmap.png of a tuning run into ``out_dir``; prints the choice."""
+    from lmplug.ctc_tune import plot_wer_heatmap
+
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "weights.json")
     plot_wer_heatmap(result, out / "wer_heatmap.png")
@@ -275,7 +282,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     """Grid-search the rescoring LM weight x word bonus on dev WER (LM features computed once)."""
     import numpy as np
 
-    from lmplug.ctc_tune import TuneResult, plot_wer_heatmap, word_error_rate
+    from lmplug.ctc_tune import TuneResult, word_error_rate
     from lmplug.rescore import rerank, rescore_nbest
 
     _setup(args)
@@ -296,12 +303,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     a, b = np.unravel_index(int(np.argmin(grid)), grid.shape)
     result = TuneResult({**base, "lm": float(lm_w[a]), "words": float(bon[b])}, float(grid[a, b]), "lm",
                         lm_w, bon, grid.tolist(), f"rescore|nbest:{args.nbest}|lm:{args.lm}|n:{len(ids)}")
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.save(out / "weights.json")
-    plot_wer_heatmap(result, out / "wer_heatmap.png")
-    print(json.dumps({"weights": result.weights, "wer": result.wer, "out": str(out)}))
-    return 0
+    return write_tune_result(result, args.out_dir)
 
 
 def register(subparsers) -> None:

@@ -5,9 +5,11 @@ PY := .venv/bin/python
 setup:
 	bash tools/setup.sh
 
-# The embedded default (Debian's bibles): Transformer LM vs KenLM 5-gram, per-word test perplexity.
+# The embedded default (Debian's bibles): Transformer LM vs KenLM 5-gram (per-word test perplexity),
+# then the speech recipe at demo size (synthetic speech, a small Conformer-CTC, WER with each LM).
 demo: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash recipes/lm/run.sh --scale demo --corpus bible
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} bash recipes/asr_ctc_fusion/run.sh --scale demo --domains bible
 
 test: setup
 	$(PY) -m pytest -q

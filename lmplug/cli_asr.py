@@ -14,9 +14,9 @@ AM_PRESETS = {  # AMConfig and TrainConfig fields per scale
     "tiny": (dict(d_model=64, n_layers=2, n_heads=4, ffn_dim=128),
              dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
     "demo": (dict(d_model=96, n_layers=4, n_heads=4, ffn_dim=384),
-             dict(max_steps=600, lr=2e-3, warmup_steps=100, eval_every=200, log_every=20)),
+             dict(max_steps=400, lr=2e-3, warmup_steps=60, eval_every=200, log_every=20)),
     "cpu": (dict(d_model=144, n_layers=6, n_heads=4, ffn_dim=576),
-            dict(max_steps=2500, lr=1.5e-3, warmup_steps=200, eval_every=250, log_every=25)),
+            dict(max_steps=1600, lr=1.5e-3, warmup_steps=150, eval_every=400, log_every=25)),
     "gpu": (dict(d_model=256, n_layers=12, n_heads=4, ffn_dim=1024),
             dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
 }

@@ -43,7 +43,16 @@ def parse_grid(spec: str) -> list[float]:
 
 
 def read_words(path: str) -> list[str]:
+    """A word list: one word per line, or the 1-gram section of an ARPA file (``.arpa``, or a
+    KenLM ``.bin`` with its ``.arpa`` beside it)."""
     p = Path(path)
+    if p.suffix in (".arpa", ".bin"):
+        from lmplug.ngram import arpa_unigrams
+
+        words = arpa_unigrams(p)
+        if words is None:
+            raise LmplugError(f"expected an ARPA file at {p.with_suffix('.arpa')} to read the words of {p}, found none")
+        return words
     if not p.is_file():
         raise LmplugError(f"word list not found: expected a text file (one word per line) at {p}")
     return p.read_text(encoding="utf-8").split()
@@ -56,7 +65,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kenlm", default=None, help="KenLM .arpa/.bin (scorer name 'kenlm')")
     p.add_argument("--unigrams", default=None, help="word list for a binary KenLM without an .arpa beside it")
     p.add_argument("--vocabulary", default=None,
-                   help="known words (one per line) for the Transformer's partial-word penalty in word mode "
+                   help="known words (one per line, or an .arpa/.bin KenLM's 1-grams) for the Transformer's "
+                        "partial-word penalty in word mode "
                         "(default: the KenLM unigrams when --kenlm is given)")
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
     p.add_argument("--lexicon", action="store_true",

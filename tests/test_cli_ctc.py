@@ -99,3 +99,17 @@ def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):
     assert rescore_nbest([beams], {"lm": sc}, {"lm": 1.0})[0][0].scores["ctc"] == -3.0
     with pytest.raises(LmplugError, match="missing"):
         rerank(re, {"other": 1.0})
+
+
+def test_word_list_from_arpa_or_text(tmp_path):
+    from lmplug.cli_ctc import read_words
+
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    words = read_words(str(arpa))
+    assert set(" ".join(SENTENCES).split()) <= set(words) and "<s>" not in words
+    (tmp_path / "w.txt").write_text("a\nb\n")
+    assert read_words(str(tmp_path / "w.txt")) == ["a", "b"]
+    with pytest.raises(LmplugError, match="expected an ARPA file"):
+        read_words(str(tmp_path / "none.bin"))

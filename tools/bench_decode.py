@@ -19,8 +19,14 @@ Systems (one run, same emissions, same weights where they share a meaning):
   sentencepiece pieces drawn from the same sentences (its WER is over the same references but
   its emissions differ, so compare its speed, not its WER, with the character systems).
 
-Emissions come from ``lmplug.simulate`` (peaky, confusable, noisy CTC posteriors; see that module)
-until a real acoustic model exists; RTF assumes ``--frame-ms`` per frame.
+Emissions: a real acoustic model's (``--emissions DIR`` as written by ``lmplug emissions``:
+manifest.jsonl with references, labels.json, npy/), or else ``lmplug.simulate`` (peaky, confusable,
+noisy CTC posteriors; see that module). RTF assumes ``--frame-ms`` per frame (the speech recipe's
+Conformer-CTC: 10 ms fbank hop, subsampled 4x = 40 ms).
+
+    # real emissions of the speech recipe (bible dev set), tuned weights from its tune_* dirs
+    .venv/bin/python tools/bench_decode.py --emissions exp/asr/cpu/bible/emissions_dev --frame-ms 40 \
+        --kenlm exp/lm/cpu/bible/ngram5.bin --lm exp/lm/cpu/bible/lm --beams 16 --out exp/bench/decode_real.json
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ def lmplug_system(decoder, x, lens, batch_size: int):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--text", required=True, help="reference sentences, one per line")
+    ap.add_argument("--text", default=None, help="reference sentences, one per line (simulated emissions)")
+    ap.add_argument("--emissions", default=None, help="a real emissions dir (manifest.jsonl + labels.json) instead")
     ap.add_argument("--kenlm", required=True, help="KenLM .arpa/.bin (word level)")
     ap.add_argument("--unigrams", default=None, help="word list for a binary KenLM (default: the .arpa beside it)")
     ap.add_argument("--lm", default=None, help="lmplug LM checkpoint dir (Transformer systems skipped without it)")
@@ -112,9 +119,20 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
     sc = SCALES[args.scale]
-    texts = read_texts(args.text, args.n or sc["n"], sc["max_words"])
-    labels = char_labels(texts)
-    em = simulate_emissions([text_to_char_ids(t, labels) for t in texts], labels, seed=args.seed)
+    if args.emissions:
+        from lmplug.ctc_io import load_emissions, load_labels
+
+        utts = load_emissions(Path(args.emissions) / "manifest.jsonl")[: args.n]
+        if any(u.text is None for u in utts):
+            sys.exit(f"bench_decode: expected a reference text for every utterance of {args.emissions}, found none for some")
+        texts, em = [u.text for u in utts], [u.emissions for u in utts]
+        labels = load_labels(Path(args.emissions) / "labels.json")
+    elif args.text:
+        texts = read_texts(args.text, args.n or sc["n"], sc["max_words"])
+        labels = char_labels(texts)
+        em = simulate_emissions([text_to_char_ids(t, labels) for t in texts], labels, seed=args.seed)
+    else:
+        sys.exit("bench_decode: expected --emissions DIR or --text FILE, found neither")
     x, lens = pad_batch(em)
     audio_s = float(lens.sum()) * args.frame_ms / 1000
     unis = unigrams_for(args.kenlm, args.unigrams)
@@ -154,10 +172,11 @@ def main() -> int:
                 from torchaudio.models.decoder import ctc_decoder
 
                 with tempfile.TemporaryDirectory() as tmp:
-                    chars = set(labels[2:])
+                    tokens = ["-"] + ["|" if l in (" ", "|") else l for l in labels[1:]]  # flashlight: "|" = silence
+                    chars = set(tokens[1:]) - {"|"}
                     lex = Path(tmp) / "lexicon.txt"
                     lex.write_text("".join(f"{w} {' '.join(w)} |\n" for w in unis if set(w) <= chars))
-                    dec = ctc_decoder(lexicon=str(lex), tokens=["-"] + labels[1:], lm=args.kenlm, beam_size=beam,
+                    dec = ctc_decoder(lexicon=str(lex), tokens=tokens, lm=args.kenlm, beam_size=beam,
                                       lm_weight=args.alpha * math.log(10), word_score=args.beta, blank_token="-",
                                       sil_token="|", beam_threshold=25)
                 xt = torch.from_numpy(x)
@@ -202,7 +221,8 @@ def main() -> int:
         print(f"{k}: {v:.3f}")
     import lmplug
 
-    signature = (f"emissions:simulate(seed={args.seed})|n:{len(texts)}|text:{args.text}|kenlm:{args.kenlm}|"
+    source = f"real:{args.emissions}" if args.emissions else f"simulate(seed={args.seed})|text:{args.text}"
+    signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
                  f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,

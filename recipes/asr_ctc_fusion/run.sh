@@ -38,7 +38,7 @@ step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses -1,0,0.5,1,2,3"
 case $scale in  # utterances per split: train, dev, test
   tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1";;
-  demo) n_train=600; n_dev=60; n_test=60; max_words=20;;
+  demo) n_train=1500; n_dev=60; n_test=60; max_words=20; grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2";;
   *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
 esac
 sp=$data/speech_$scale; d=$exp/asr/$scale; lmd=$exp/lm/$scale
@@ -46,7 +46,7 @@ mkdir -p "$d"
 
 if step 0; then
   run prepare-bible --out "$data/bible"
-  run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg"
+  case " $domains " in *" gutenberg "*) run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg";; esac
   run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
   for dom in $domains; do
     if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
@@ -79,9 +79,10 @@ common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 =
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
+    vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
     run tune-ctc $(common $dom dev) $kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
     run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $grid --out-dir "$d/$dom/tune_lm" --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $grid --out-dir "$d/$dom/tune_lm" --quiet
     run decode $(common $dom dev) $kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
@@ -99,7 +100,7 @@ if step 5; then
       --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
     run decode $(common $dom test) $kenlm --backend pyctcdecode --weights-file "$o/tune_pyctcdecode/weights.json" \
       --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
-    run decode $(common $dom test) --lm "$lmd/$dom/lm" --weights-file "$o/tune_lm/weights.json" \
+    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" --weights-file "$o/tune_lm/weights.json" \
       --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
     run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
       --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet

@@ -255,6 +255,13 @@ def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AM
     from lmplug.train import TrainTask, fit, pick_device, setup_distributed
 
     cfg = train_config
+    for name, fs in (("train", train), ("dev", dev)):  # fail before training, not at the step that meets it
+        for uid, text in zip(fs.ids, fs.texts):
+            try:
+                encode_text(text, config.labels)
+            except LmplugError as e:
+                raise LmplugError(f"{name} utterance {uid}: {e} (rebuild the manifest with `lmplug prepare-speech`, "
+                                  f"which keeps only sentences over the labels)") from None
     device = pick_device(cfg.device)
     dist = setup_distributed(device)
     torch.manual_seed(cfg.seed)

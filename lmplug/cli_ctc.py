@@ -3,6 +3,8 @@
     lmplug decode --emissions dev.jsonl --labels labels.json --lm exp/lm/cpu/bible/lm \\
         --weights lm=0.5,words=1.0 --beam-size 16 --out hyps.jsonl
     lmplug decode --emissions utt.npy --labels labels.json --kenlm ngram5.bin --weights kenlm=0.5 --out -
+    torchrun --standalone --nproc_per_node 8 -m lmplug decode --emissions test.jsonl ... --device cuda --out hyps.jsonl
+    lmplug decode ... --shard-rank 1 --num-shards 2 --out hyps.jsonl; lmplug merge-decode --out hyps.jsonl --num-shards 2
     lmplug tune-ctc --emissions dev.jsonl --labels labels.json --kenlm ngram5.bin --out-dir exp/tune
 
 Registered into the ``lmplug`` command by ``lmplug.cli`` (``register(subparsers)``).
@@ -153,15 +155,23 @@ def _emission_batches(args, utts):
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """Decode emissions to JSONL (id, text, scores, word frames[, nbest]) or plain text."""
+    import os
+
     from tqdm import tqdm
 
+    from lmplug import shard
     from lmplug.ctc_io import hypothesis_json, load_emissions
 
+    part, torchrun = _shard_of(args)
+    if part and torchrun:
+        args.device = shard.rank_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     _setup(args)
     scorers = build_scorers(args)
     weights = read_weights(args, {n: 0.5 for n in scorers})
     dec = _decoder(args, scorers, weights, nbest=args.nbest)
-    utts = load_emissions(args.emissions)
+    everything = load_emissions(args.emissions)
+    index = shard.shard_indices(len(everything), *part) if part else range(len(everything))
+    utts = [everything[i] for i in index]
     results: list = [None] * len(utts)
     seconds = 0.0
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
@@ -172,17 +182,80 @@ def cmd_decode(args: argparse.Namespace) -> int:
             for i, hyps in zip(idx, decoded):
                 results[i] = hyps
             bar.update(len(idx))
-    write_stats(args, len(utts), seconds, {"backend": args.backend, "beam_size": args.beam_size, "weights": dec.weights})
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+    rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
+    extra = {"backend": args.backend, "beam_size": args.beam_size, "weights": dec.weights}
+    if not part:
+        write_stats(args, len(utts), seconds, extra)
+        _write_rows(args.out, args.format, rows)
+        if args.out != "-" and not args.quiet:
+            print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
+        return 0
+    rank, world = part
+    settings = {**extra, "mode": args.mode, "lexicon": args.lexicon, "nbest": args.nbest, "logits": args.logits,
+                "token_min_logp": args.token_min_logp, "scorers": sorted(scorers)}
+    header = {"total": len(everything), "seconds": seconds, "stats": extra,
+              "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
+    path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)
+    if not torchrun:
+        write_stats(args, len(utts), seconds, {**extra, "rank": rank, "num_shards": world})
+        if not args.quiet:
+            print(f"[decode] shard {rank} of {world}: {len(utts)} utterances -> {path}; then "
+                  f"`lmplug merge-decode --out {args.out} --num-shards {world}`", file=sys.stderr)
+        return 0
+    shard.barrier()  # every rank has written its part
+    if rank == 0:
+        merge_decoded(args.out, world, args.format, args.stats, args.quiet)
+    return 0
+
+
+def _shard_of(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
+    """((rank, number of shards) or None for all, whether from torchrun's env) of a decode."""
+    from lmplug.shard import shard_indices, torchrun_shard
+
+    torchrun = False
+    if args.shard_rank is None and args.num_shards is None:
+        part = torchrun_shard()
+        torchrun = part is not None
+    elif args.shard_rank is None or args.num_shards is None:
+        raise LmplugError(f"expected --shard-rank and --num-shards together, found only "
+                          f"{'--shard-rank' if args.num_shards is None else '--num-shards'}")
+    else:
+        part = (args.shard_rank, args.num_shards)
+        shard_indices(0, *part)  # validates
+    if part and args.out == "-":
+        raise LmplugError("a sharded decode writes parts next to --out: expected an output file, found '-'")
+    return part, torchrun
+
+
+def _write_rows(path: str, fmt: str, rows: list[dict]) -> None:
+    out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
     try:
-        as_text = args.format == "text" or (args.format == "auto" and args.out.endswith(".txt"))
-        for u, hyps in zip(utts, results):
-            out.write((hyps[0].text if as_text else json.dumps(hypothesis_json(u.id, hyps))) + "\n")
+        as_text = fmt == "text" or (fmt == "auto" and path.endswith(".txt"))
+        for row in rows:
+            out.write((row["text"] if as_text else json.dumps(row)) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
-    if args.out != "-" and not args.quiet:
-        print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
+
+
+def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = None, quiet: bool = False) -> None:
+    """Merge the parts of a sharded decode into ``out`` (manifest order), then delete the parts."""
+    from lmplug.shard import merge_parts, remove_parts
+
+    rows, headers = merge_parts(out, world)
+    _write_rows(out, fmt, rows)
+    if stats:
+        secs = [h["seconds"] for h in headers]
+        Path(stats).write_text(json.dumps({"utterances": len(rows), "seconds": sum(secs), "num_shards": world,
+                                           "shard_seconds": secs, **headers[0]["stats"]}) + "\n")
+    remove_parts(out, world)
+    if not quiet:
+        print(f"[decode] merged {world} parts: {len(rows)} utterances -> {out}", file=sys.stderr)
+
+
+def cmd_merge_decode(args: argparse.Namespace) -> int:
+    """Merge the parts of `lmplug decode --shard-rank R --num-shards N` into one output, in manifest order."""
+    merge_decoded(args.out, args.num_shards, args.format, args.stats, args.quiet)
     return 0
 
 
@@ -317,18 +390,32 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``decode`` and ``tune-ctc`` to the ``lmplug`` command."""
+    """Add ``decode``, ``merge-decode``, ``tune-ctc``, ``rescore`` and ``tune-rescore`` to ``lmplug``."""
     p = subparsers.add_parser("decode", help="CTC beam search with LM fusion", description=cmd_decode.__doc__,
                               formatter_class=FMT)
     _add_model_args(p)
     p.add_argument("--weights", default=None, help="fusion weights, e.g. lm=0.5,words=1.0 (default: 0.5 per LM)")
     p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
-    p.add_argument("--stats", default=None, help="write decoding time and settings here (JSON)")
+    p.add_argument("--stats", default=None,
+                   help="write decoding time and settings here (JSON; a shard's own with --shard-rank)")
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per utterance in the output")
     p.add_argument("--out", default="-", help="output file (.jsonl or .txt), '-' for stdout")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard-rank", type=int, default=None,
+                   help="decode only utterances i with i %% N == R into OUT.part-R-of-N.jsonl, merged by "
+                        "`lmplug merge-decode`; under torchrun, unset: RANK, and rank 0 merges")
+    p.add_argument("--num-shards", type=int, default=None, help="N, with --shard-rank; under torchrun, unset: WORLD_SIZE")
     p.set_defaults(handler=cmd_decode)
+
+    p = subparsers.add_parser("merge-decode", help="merge the parts of a sharded decode",
+                              description=cmd_merge_decode.__doc__, formatter_class=FMT)
+    p.add_argument("--out", required=True, help="the --out given to the shards; the parts are deleted once merged")
+    p.add_argument("--num-shards", type=int, required=True, help="number of shards")
+    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
+    p.add_argument("--stats", default=None, help="write the summed decoding time here (JSON)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(handler=cmd_merge_decode)
 
     p = subparsers.add_parser("tune-ctc", help="tune LM weight and word bonus on dev WER",
                               description=cmd_tune_ctc.__doc__, formatter_class=FMT)

@@ -74,3 +74,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def write_emissions_dir(d: Path, texts: list[str], seed: int, confusion: float = 0.4) -> None:
+    """Simulated emissions of ``texts`` as ``lmplug decode`` reads them: d/labels.json, d/u<i>.npy,
+    d/dev.jsonl (id, emissions, text)."""
+    import json
+
+    import numpy as np
+
+    from lmplug.simulate import char_labels, simulate_emissions, text_to_char_ids
+
+    labels = char_labels(texts)
+    (d / "labels.json").write_text(json.dumps(labels))
+    em = simulate_emissions([text_to_char_ids(t, labels) for t in texts], labels, seed=seed, confusion=confusion)
+    rows = []
+    for i, (e, t) in enumerate(zip(em, texts)):
+        np.save(d / f"u{i}.npy", e)
+        rows.append(json.dumps({"id": f"u{i}", "emissions": f"u{i}.npy", "text": t}))
+    (d / "dev.jsonl").write_text("\n".join(rows) + "\n")

@@ -53,3 +53,15 @@ def test_make_batches_respects_budget():
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3, 4]
     for b in batches:
         assert len(b) * max(FS.lengths[i] for i in b) <= 60 or len(b) == 1
+
+
+def test_train_am_checks_every_transcript_before_training(tmp_path):
+    from lmplug.acoustic import FeatureSet, train_am
+    from lmplug.train import TrainConfig
+
+    feats = np.zeros((30, 80), dtype=np.float16)
+    fs = FeatureSet(feats, ["u0", "u1"], np.array([0, 15]), np.array([15, 15]), ["ok here", "caesar æ"])
+    with pytest.raises(LmplugError, match=r"train utterance u1: .*\['æ'\]"):
+        train_am(fs, fs, tmp_path / "am", AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64),
+                 TrainConfig(batch_size=1, max_steps=1), progress=False)
+    assert not (tmp_path / "am").exists() or not any((tmp_path / "am").iterdir())

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm, write_emissions_dir
 from test_ctc import ambiguous_emission
 
 from lmplug.cli import main
@@ -14,7 +14,7 @@ from lmplug.ctc import build_ctc_decoder
 from lmplug.errors import LmplugError
 from lmplug.rescore import rerank, rescore_nbest
 from lmplug.scorer import TransformerScorer
-from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
+from lmplug.simulate import char_labels, pad_batch
 
 single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
@@ -22,14 +22,7 @@ single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("ctc_cli")
-    labels = char_labels(SENTENCES)
-    (d / "labels.json").write_text(json.dumps(labels))
-    em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES], labels, seed=11, confusion=0.4)
-    rows = []
-    for i, (e, t) in enumerate(zip(em, SENTENCES)):
-        np.save(d / f"u{i}.npy", e)
-        rows.append(json.dumps({"id": f"u{i}", "emissions": f"u{i}.npy", "text": t}))
-    (d / "dev.jsonl").write_text("\n".join(rows) + "\n")
+    write_emissions_dir(d, SENTENCES, seed=11)
     return d
 
 

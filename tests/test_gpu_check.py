@@ -1,0 +1,81 @@
+"""tools/gpu_check.sh at tiny size on CPU: every step reports, with the keys and sane numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_check(out: Path, *args: str, hide: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    if hide:
+        env["PYTHONPATH"] = str(hide)
+    return subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), "--tiny", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_tiny_gpu_check_on_cpu(tmp_path):
+    res = run_check(tmp_path / "out", "--work", str(tmp_path / "work"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    doc = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    steps = doc["steps"]
+    assert list(steps) == ["env", "setup", "decode_equal", "kenlm_equal", "kv_cache", "matmul", "train", "score",
+                           "decode_rtf"]
+    assert all(s["status"] == "ok" for n, s in steps.items() if n != "kenlm_equal"), doc["table"]
+    assert steps["kenlm_equal"]["status"] in ("ok", "skipped")
+    if not torch.cuda.is_available():
+        assert doc["device"] == "cpu" and "CUDA not available" in doc["fallback"] and doc["mode"] == "tiny"
+    assert doc["signature"].startswith("gpu_check|mode:tiny|") and "lmplug:" in doc["signature"]
+    env = steps["env"]
+    assert env["torch"] == torch.__version__ and set(env["optional"]) >= {"kenlm", "pyctcdecode", "jiwer", "sacrebleu"}
+    eq = steps["decode_equal"]
+    assert eq["equal"] and eq["same"] == eq["utterances"] > 0 and eq["max_abs_score_diff"] < 1e-3
+    kv = steps["kv_cache"]
+    assert kv["equal"] and kv["max_abs_step_diff"] < kv["atol"] and kv["max_abs_chunk_diff"] < kv["atol"]
+    assert steps["matmul"]["flops_per_s"] > 1e8
+    tr = steps["train"]["configs"]["tiny"]
+    assert tr["tokens_per_s"] > 0 and tr["params"] > 0 and 0 < tr["mfu"] < tr["mfu_with_attention"]
+    assert tr["mfu"] == pytest.approx(tr["tokens_per_s"] * 6 * tr["params"] / steps["matmul"]["flops_per_s"])
+    sc = steps["score"]
+    assert sc["tokens_per_s"] > 0 and sc["tokens"] > sc["sentences"] > 0 and sc["max_abs_logprob_diff_vs_cpu"] < 1e-3
+    rtf = steps["decode_rtf"]
+    assert set(rtf["batches"]) == {"1", "32"} and rtf["frame_ms"] == 20.0
+    for row in rtf["batches"].values():
+        assert row["utterances"] > 0 and row["rtf"] > 0 and abs(row["rtf"] * row["rtfx"] - 1) < 1e-9
+        assert row["audio_s"] == row["frames"] * 0.02
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    assert all(line in log for line in doc["table"])
+
+
+def test_a_failing_step_does_not_stop_the_others(tmp_path):
+    res = run_check(tmp_path / "out", "--emissions", str(tmp_path / "missing"), "--only", "decode_rtf,matmul")
+    assert res.returncode == 1
+    steps = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["steps"]
+    assert list(steps) == ["setup", "matmul", "decode_rtf"]
+    assert steps["setup"]["status"] == "failed" and "emissions not found" in steps["setup"]["error"]
+    assert steps["matmul"]["status"] == "ok" and steps["decode_rtf"]["status"] == "skipped"
+    assert "Traceback" in (tmp_path / "out" / "gpu_check.log").read_text()
+
+
+def test_missing_kenlm_pyctcdecode_jiwer_are_skipped_and_said(tmp_path):
+    """As on the GPU image: those imports fail; the checks that need them say so instead of crashing."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    for m in ("kenlm", "pyctcdecode", "jiwer"):
+        (hide / f"{m}.py").write_text("raise ImportError('hidden by the test')\n")
+    res = run_check(tmp_path / "out", "--only", "env,kenlm_equal,decode_rtf", hide=hide)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    steps = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["steps"]
+    assert {m for m, ok in steps["env"]["optional"].items() if not ok} >= {"kenlm", "pyctcdecode", "jiwer"}
+    assert steps["kenlm_equal"]["status"] == "skipped" and "kenlm not installed" in steps["kenlm_equal"]["note"]
+    rtf = steps["decode_rtf"]
+    assert rtf["status"] == "ok" and "jiwer not installed" in rtf["note"]
+    assert all("wer" not in row for row in rtf["batches"].values())

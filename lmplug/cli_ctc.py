@@ -266,14 +266,24 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
 
     _setup(args)
     scorers = build_scorers(args)
-    if len(scorers) != 1:
-        raise LmplugError(f"expected exactly one of --lm or --kenlm to tune, found {len(scorers)}")
-    name = next(iter(scorers))
+    if args.tune:
+        if args.tune not in scorers:
+            raise LmplugError(f"--tune {args.tune}: expected one of the scorers {sorted(scorers)}, found none by that name")
+        name = args.tune
+    elif len(scorers) == 1:
+        name = next(iter(scorers))
+    else:
+        raise LmplugError(f"expected --tune NAME with several scorers {sorted(scorers)}, found none")
+    base = read_weights(args, {})
+    fixed = set(scorers) - {name}
+    if fixed - set(base):
+        raise LmplugError(f"expected the weights of the scorers not tuned ({sorted(fixed - set(base))}) in "
+                          f"--weights/--weights-file, found {base}")
     utts = load_emissions(args.emissions)
     missing = [u.id for u in utts if u.text is None]
     if missing:
         raise LmplugError(f"expected a reference 'text' for every utterance of the manifest, found none for {missing[:3]}")
-    dec = _decoder(args, scorers, {name: 0.0})
+    dec = _decoder(args, scorers, {**{k: base[k] for k in fixed}, name: 0.0})
     batches = []
     refs: list[str] = []
     for idx, x, lens in _emission_batches(args, utts):
@@ -422,6 +432,9 @@ def register(subparsers) -> None:
     _add_model_args(p)
     p.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1.0,1.5", help="LM weights to try")
     p.add_argument("--bonuses", default="-1,0,0.5,1,2,3", help="word insertion bonuses to try")
+    p.add_argument("--tune", default=None, help="the scorer whose weight is tuned ('lm' or 'kenlm'; default: the only one)")
+    p.add_argument("--weights", default=None, help="fixed weights of the other scorers, e.g. kenlm=0.5")
+    p.add_argument("--weights-file", default=None, help="fixed weights from a JSON (e.g. another tuning's weights.json)")
     p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_tune_ctc)

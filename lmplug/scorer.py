@@ -165,7 +165,7 @@ class PendingState:
         self.mat: TransformerState | None = None  # memoized materialization
 
 
-def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
+def _gather_cache(model, states: Sequence[TransformerState], max_len):
     """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
     from lmplug.model import KVCache
 
@@ -205,16 +205,18 @@ def _gather_cache(model, states: Sequence[TransformerState], max_len: int):
     return _window(out.compact(), max_len)
 
 
-def _window(cache, max_len: int):
-    """Each row attends to at most its last ``max_len`` tokens (exact per row, whatever the
-    column layout; ``KVCache.trim`` cuts columns, which rows with padding holes share unevenly)."""
+def _window(cache, max_len):
+    """Each row attends to at most its last ``max_len`` tokens (an int, or a (B,) tensor: one limit
+    per row). Exact per row whatever the column layout (``KVCache.trim`` cuts columns, which rows
+    with padding holes share unevenly)."""
     from lmplug.model import KVCache
 
     v = cache.valid
-    if cache.length <= max_len:
+    limit = max_len if isinstance(max_len, int) else int(max_len.min())
+    if cache.length <= limit:
         return cache
     from_right = v.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
-    keep = v & (from_right <= max_len)
+    keep = v & (from_right <= (max_len if isinstance(max_len, int) else max_len.to(v.device)[:, None]))
     if bool((keep == v).all()):
         return cache
     return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
@@ -282,7 +284,10 @@ class TransformerScorer(Scorer):
             idx[i, : len(t)] = torch.as_tensor(t, dtype=torch.long)
             mask[i, : len(t)] = True
         idx, mask = idx.to(dev), mask.to(dev)
-        cache = _gather_cache(self.model, states, max(1, self.config.block_size - T))
+        # each row keeps block_size minus ITS new tokens of history (not minus the longest in the
+        # batch: a hypothesis' score must not depend on what it is decoded with)
+        room = (self.config.block_size - torch.tensor([len(t) for t in tokens])).clamp(min=1)
+        cache = _gather_cache(self.model, states, room)
         logits, new_cache = self.model(idx, cache, token_mask=mask)
         logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
         lens = torch.tensor([len(t) for t in tokens], device=dev)

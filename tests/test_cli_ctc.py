@@ -72,6 +72,26 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
+    pytest.importorskip("jiwer")
+    pytest.importorskip("matplotlib")
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    from lmplug.checkpoint import save_lm
+
+    lm = tiny_lm(tmp_path, steps=20)
+    save_lm(tmp_path / "lm", lm.model, lm.tokenizer)
+    args = ["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+            "--kenlm", str(arpa), "--lm", str(tmp_path / "lm"), "--lm-weights", "0,0.5", "--bonuses", "1",
+            "--beam-size", "4", "--out-dir", str(tmp_path / "tune"), "--quiet"]
+    assert main(args) == 2 and "expected --tune NAME" in capsys.readouterr().err
+    assert main(args + ["--tune", "lm"]) == 2 and "['kenlm']" in capsys.readouterr().err  # kenlm's weight missing
+    assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7"]) == 0
+    res = json.loads((tmp_path / "tune" / "weights.json").read_text())
+    assert res["weights"]["kenlm"] == 0.7 and res["lm_name"] == "lm" and set(res["weights"]) == {"kenlm", "lm", "words"}
+
+
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):
     lm = tiny_lm(tmp_path, steps=80, seed=0)
     labels = char_labels(SENTENCES, delimiter=" ")

@@ -26,11 +26,13 @@ def test_asr_recipe_tiny_end_to_end(tmp_path):
     res = json.loads((tmp_path / "exp" / "asr" / "tiny" / "results.json").read_text())
     systems = res["domains"]["bible"]["systems"]
     assert set(systems) == {"greedy", "beam", "pyctcdecode_kenlm", "lmplug_kenlm", "kenlm_rescore",
-                            "lmplug_transformer"}
+                            "lmplug_transformer", "lmplug_both"}
     for name, row in systems.items():
         assert 0.0 <= row["cer"] <= 1.5 and row["utt_per_s"] > 0, name
     assert systems["lmplug_kenlm"]["weights"].keys() == {"kenlm", "words"}
     assert {"kenlm", "lm", "words"} <= systems["kenlm_rescore"]["weights"].keys()
+    assert systems["lmplug_both"]["weights"].keys() == {"kenlm", "lm", "words"}
+    assert systems["lmplug_both"]["weights"]["kenlm"] == systems["lmplug_kenlm"]["weights"]["kenlm"]
     # held-out voices: no test voice spoke in training audio
     train = [json.loads(l) for l in (tmp_path / "data" / "speech_tiny" / "bible" / "train.jsonl").read_text().splitlines()]
     test = [json.loads(l) for l in (tmp_path / "data" / "speech_tiny" / "bible" / "test.jsonl").read_text().splitlines()]

@@ -77,6 +77,19 @@ def test_context_slides_past_block_size(lm):
     assert np.isfinite(s).all() and s[0] < 0
 
 
+def test_score_past_block_size_does_not_depend_on_batch_mates(lm):
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    ids = lm.tokenizer.encode(" ".join(SENTENCES))[: lm.config.block_size - 2]  # history near the window's end
+    long_hist = sc.advance([root], [ids])[0]
+    long_word = "thecatsatonthematandatethefish"  # many pieces: shrinks the room of the whole forward
+    assert len(sc.word_ids(long_word)) > 4
+    assert 1 < len(sc.word_ids("zebra")) < len(sc.word_ids(long_word))  # forwarded, with a different room
+    alone = sc.score_words([long_hist], ["zebra"])[0]
+    together = sc.score_words([long_hist, root], ["zebra", long_word])[0][:1]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+
+
 def test_kenlm_equals_kenlm_sentence_score(arpa):
     import kenlm
 

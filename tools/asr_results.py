@@ -23,6 +23,7 @@ SYSTEMS = [  # (system, label, weights file or None)
     ("lmplug_kenlm", "lmplug + KenLM 5-gram", "tune_kenlm"),
     ("kenlm_rescore", "lmplug + KenLM, then Transformer n-best rescoring", "tune_rescore"),
     ("lmplug_transformer", "lmplug + Transformer LM (word fusion)", "tune_lm"),
+    ("lmplug_both", "lmplug + KenLM + Transformer LM (both fused)", "tune_both"),
 ]
 
 

@@ -12,7 +12,7 @@
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
 # Systems: greedy | beam (no LM) | lmplug+kenlm | pyctcdecode+kenlm | lmplug+transformer (word
-#          fusion) | kenlm beam, then Transformer n-best rescoring
+#          fusion) | lmplug+kenlm+transformer (both fused) | kenlm beam, then Transformer n-best rescoring
 # Outputs: exp/asr/<scale>/{am,<domain>/{emissions,tune_*,hyps_*}}, exp/asr/<scale>/results.json,
 #          exp/asr/<scale>/RESULTS.fragment.md
 set -euo pipefail
@@ -36,9 +36,10 @@ run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses -1,0,0.5,1,2,3"
+grid_both="--lm-weights 0.25,0.5,0.75,1.0 --bonuses 0,1,2,3"  # Transformer weight on top of the tuned KenLM
 case $scale in  # utterances per split: train, dev, test
-  tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1";;
-  demo) n_train=1500; n_dev=60; n_test=60; max_words=20; grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2";;
+  tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_both=$grid;;
+  demo) n_train=1500; n_dev=60; n_test=60; max_words=20; grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2"; grid_both=$grid;;
   *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
 esac
 sp=$data/speech_$scale; d=$exp/asr/$scale; lmd=$exp/lm/$scale
@@ -83,6 +84,9 @@ if step 4; then  # all weights are chosen on dev
     run tune-ctc $(common $dom dev) $kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
     run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
     run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $grid --out-dir "$d/$dom/tune_lm" --quiet
+    # both LMs: the Transformer's weight (and the bonus) tuned on top of the tuned KenLM weight
+    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" --tune lm --weights-file "$d/$dom/tune_kenlm/weights.json" \
+      $grid_both --out-dir "$d/$dom/tune_both" --quiet
     run decode $(common $dom dev) $kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
@@ -102,6 +106,8 @@ if step 5; then
       --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
     run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" --weights-file "$o/tune_lm/weights.json" \
       --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
+    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" --weights-file "$o/tune_both/weights.json" \
+      --out "$o/hyps_lmplug_both.jsonl" --stats "$o/stats_lmplug_both.json" --quiet
     run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
       --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
     run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lmd/$dom/lm" --weights-file "$o/tune_rescore/weights.json" \

@@ -77,7 +77,8 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
         tr_kw["compile"] = True
     tok = Tokenizer.load(args.tokenizer)
     summary = train_lm(read_lines(args.train), read_lines(args.dev), tok, args.out,
-                       LMConfig(vocab_size=tok.vocab_size, **lm_kw), TrainConfig(**tr_kw), resume=not args.no_resume)
+                       LMConfig(vocab_size=tok.vocab_size, **lm_kw), TrainConfig(**tr_kw), resume=not args.no_resume,
+                       stop_after=args.stop_after)
     print(json.dumps({k: summary[k] for k in ("steps", "tokens_seen", "parameters", "elapsed_s", "dev_loss")}))
     return 0
 
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + f.replace("_", "-"), type=t, default=None, help=f"override the scale preset's {f}")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop with a checkpoint after this many steps of this run (the schedule still spans --max-steps; "
+                        "run again to continue, on any number of processes)")
 
     p = _add(sub, "train-ngram", cmd_train_ngram, "build a KenLM n-gram (ARPA + binary) with lmplz")
     p.add_argument("--text", required=True, help="training text, one sentence a line")

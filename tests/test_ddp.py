@@ -42,3 +42,33 @@ def test_two_gloo_processes_match_one(tmp_path, corpus, tokenizer):
     torch.manual_seed(1234)
     init = TransformerLM(cfg).state_dict()
     assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-2
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_resume_on_a_different_number_of_processes(tmp_path, corpus, tokenizer):
+    """4 steps on 2 gloo processes, then the last 4 on 1 process == 8 steps on 1 process."""
+    (tmp_path / "train.txt").write_text("\n".join(corpus) + "\n")
+    (tmp_path / "dev.txt").write_text("\n".join(corpus[:24]) + "\n")
+    tokenizer.save(tmp_path / "tok.model")
+    common = ["train-lm", "--train", str(tmp_path / "train.txt"), "--dev", str(tmp_path / "dev.txt"),
+              "--tokenizer", str(tmp_path / "tok.model"), "--scale", "tiny", "--max-steps", "8", "--eval-every", "4",
+              "--batch-size", "8", "--dropout", "0", "--device", "cpu"]
+    env = {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    torchrun = str(TORCHRUN) if TORCHRUN.is_file() else shutil.which("torchrun")
+    first = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "lmplug", *common, "--stop-after", "4",
+                            "--out", str(tmp_path / "mixed")], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    import json
+
+    assert json.loads((tmp_path / "mixed" / "checkpoint" / "trainer" / "state.json").read_text())["step"] == 4
+    logs = {}
+    for out in ("mixed", "one"):  # resume the 2-process run on 1 process; and a plain 1-process run
+        r = subprocess.run([sys.executable, "-m", "lmplug", *common, "--out", str(tmp_path / out)],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        logs[out] = r.stdout
+    assert "world 1, steps 4->8" in logs["mixed"] and "steps 0->8" in logs["one"]
+    a = load_file(str(tmp_path / "one" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "mixed" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-3, rtol=1e-2, msg=k)

@@ -12,15 +12,20 @@ from safetensors.torch import load_file
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
 
-@pytest.mark.skipif(not TORCHRUN.is_file() and shutil.which("torchrun") is None, reason="torchrun not installed")
-def test_two_gloo_processes_match_one(tmp_path, corpus, tokenizer):
+def train_lm_args(tmp_path: Path, corpus, tokenizer, eval_every: int) -> tuple[list[str], dict]:
+    """`lmplug train-lm` arguments for 8 tiny steps without dropout, and a 1-thread environment."""
     (tmp_path / "train.txt").write_text("\n".join(corpus) + "\n")
     (tmp_path / "dev.txt").write_text("\n".join(corpus[:24]) + "\n")
     tokenizer.save(tmp_path / "tok.model")
     common = ["train-lm", "--train", str(tmp_path / "train.txt"), "--dev", str(tmp_path / "dev.txt"),
-              "--tokenizer", str(tmp_path / "tok.model"), "--scale", "tiny", "--max-steps", "8", "--eval-every", "8",
-              "--batch-size", "8", "--dropout", "0", "--device", "cpu"]
-    env = {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+              "--tokenizer", str(tmp_path / "tok.model"), "--scale", "tiny", "--max-steps", "8",
+              "--eval-every", str(eval_every), "--batch-size", "8", "--dropout", "0", "--device", "cpu"]
+    return common, {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_two_gloo_processes_match_one(tmp_path, corpus, tokenizer):
+    common, env = train_lm_args(tmp_path, corpus, tokenizer, eval_every=8)
     one = subprocess.run([sys.executable, "-m", "lmplug", *common, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
@@ -47,13 +52,7 @@ def test_two_gloo_processes_match_one(tmp_path, corpus, tokenizer):
 @pytest.mark.skipif(not TORCHRUN.is_file() and shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_resume_on_a_different_number_of_processes(tmp_path, corpus, tokenizer):
     """4 steps on 2 gloo processes, then the last 4 on 1 process == 8 steps on 1 process."""
-    (tmp_path / "train.txt").write_text("\n".join(corpus) + "\n")
-    (tmp_path / "dev.txt").write_text("\n".join(corpus[:24]) + "\n")
-    tokenizer.save(tmp_path / "tok.model")
-    common = ["train-lm", "--train", str(tmp_path / "train.txt"), "--dev", str(tmp_path / "dev.txt"),
-              "--tokenizer", str(tmp_path / "tok.model"), "--scale", "tiny", "--max-steps", "8", "--eval-every", "4",
-              "--batch-size", "8", "--dropout", "0", "--device", "cpu"]
-    env = {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    common, env = train_lm_args(tmp_path, corpus, tokenizer, eval_every=4)
     torchrun = str(TORCHRUN) if TORCHRUN.is_file() else shutil.which("torchrun")
     first = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "lmplug", *common, "--stop-after", "4",
                             "--out", str(tmp_path / "mixed")], capture_output=True, text=True, env=env, timeout=300)

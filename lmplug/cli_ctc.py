@@ -387,6 +387,10 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     base = read_weights(args, {})
     scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
     lm_w, bon = parse_grid(args.lm_weights), parse_grid(args.bonuses)
+    if 0.0 not in lm_w:  # the first pass's own ranking is always a candidate
+        lm_w = [0.0] + lm_w
+    if "words" in base and base["words"] not in bon:
+        bon = sorted(bon + [base["words"]])
     grid = np.zeros((len(lm_w), len(bon)))
     R = [refs[i] for i in ids]
     for a, w in enumerate(lm_w):
@@ -455,5 +459,6 @@ def register(subparsers) -> None:
         else:
             p.add_argument("--refs", required=True, help="JSONL with id and reference text (the emissions manifest)")
             p.add_argument("--lm-weights", default="0,0.1,0.2,0.3,0.5,0.75,1.0", help="rescoring LM weights to try")
-            p.add_argument("--bonuses", default="-1,0,0.5,1,2", help="word insertion bonuses to try")
+            p.add_argument("--bonuses", default="-1,0,0.5,1,2,3,4,5",
+                           help="word insertion bonuses to try (the first pass's bonus is always tried too)")
             p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")

@@ -88,7 +88,10 @@ class CTCDecoder:
         self.lexicon = lexicon
         finite = all(s.finite_history for s in scorers.values()) and not (
             mode == "token" and any(s.token_level for s in scorers.values()))
-        self.prune_history = (nbest == 1 if prune_history is None else prune_history) and finite
+        # n-best lists: only an LM state keeps histories apart (without one, recombining would
+        # leave one beam per open word and empty the list)
+        default = nbest == 1 or bool(scorers)
+        self.prune_history = (default if prune_history is None else prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
         self.lm_tok = self._token_map() if self.token_scorers else None
@@ -368,7 +371,10 @@ def build_ctc_decoder(
         prune_history: after each frame keep only the best of beams with the same open word,
             last label and scorer states (exact for the best path when every scorer has a finite
             history, e.g. KenLM or none; frees beam slots like pyctcdecode's ``decode``). Default:
-            on when ``nbest == 1`` and every scorer has a finite history.
+            on when every scorer has a finite history, also for n-best lists with at least one
+            scorer: their 1-best then equals the ``nbest=1`` result (measured: turning it off
+            for a KenLM 16-best list raised the 1-best's dev WER from 15.15% to 16.25% in the
+            speech recipe). Off for n-best lists without scorers.
         lexicon: spell only words of the first weighted word scorer's vocabulary
             (``known_words()``; character labels): other partial words and words get a
             prohibitive penalty (-1e4) instead of ``partial_oov_logp``, and are never LM-scored,

@@ -126,3 +126,17 @@ def test_word_list_from_arpa_or_text(tmp_path):
     assert read_words(str(tmp_path / "w.txt")) == ["a", "b"]
     with pytest.raises(LmplugError, match="expected an ARPA file"):
         read_words(str(tmp_path / "none.bin"))
+
+
+def test_nbest_first_equals_one_best_with_kenlm(workdir, tmp_path):
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    common = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+              "--kenlm", str(arpa), "--weights", "kenlm=0.8,words=0.5", "--beam-size", "4", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "one.jsonl")]) == 0
+    assert main(common + ["--nbest", "4", "--out", str(tmp_path / "four.jsonl")]) == 0
+    one = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    four = [json.loads(line) for line in (tmp_path / "four.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in one] == [r["text"] for r in four]
+    assert [r["score"] for r in one] == pytest.approx([r["score"] for r in four])

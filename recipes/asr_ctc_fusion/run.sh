@@ -35,9 +35,9 @@ PY=${PYTHON:-.venv/bin/python}
 run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
-grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3"  # "=": a value starting with "-"
-grid_lm="--lm-weights 0.25,0.5,0.75,1.0,1.5 --bonuses 0,0.5,1,2,3"  # the Transformer decodes slower: a coarser grid
-grid_both="--lm-weights 0.25,0.5,0.75,1.0 --bonuses 0,0.5,1,2"  # Transformer weight on top of the tuned KenLM
+grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"  # "=": a value starting with "-"
+grid_lm="--lm-weights 0.25,0.5,0.75,1.0,1.5 --bonuses 0,1,2,3,4,5"  # the Transformer decodes slower: a coarser grid
+grid_both="--lm-weights 0.1,0.25,0.5,0.75 --bonuses 2,3,4,5,6"  # Transformer weight on top of the tuned KenLM: more bonus
 case $scale in  # utterances per split: train, dev, test
   tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid; grid_both=$grid;;
   demo) n_train=1000; n_dev=60; n_test=60; max_words=20; grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2"

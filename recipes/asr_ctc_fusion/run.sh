@@ -41,7 +41,7 @@ grid_both="--lm-weights 0.1,0.25,0.5,0.75 --bonuses 2,3,4,5,6"  # Transformer we
 case $scale in  # utterances per split: train, dev, test
   tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid; grid_both=$grid;;
   demo) n_train=1000; n_dev=60; n_test=60; max_words=20; grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2"
-        grid_lm="--lm-weights 0.5,1.0 --bonuses 0,1.5"; grid_both=$grid_lm;;
+        grid_lm="--lm-weights 0.5,1.0 --bonuses 0,1.5"; grid_both="--lm-weights 0.25,0.5 --bonuses 1.5,3";;
   *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
 esac
 sp=$data/speech_$scale; d=$exp/asr/$scale; lmd=$exp/lm/$scale

@@ -212,11 +212,11 @@ def _window(cache, max_len):
     from lmplug.model import KVCache
 
     v = cache.valid
-    limit = max_len if isinstance(max_len, int) else int(max_len.min())
-    if cache.length <= limit:
+    limit = torch.as_tensor(max_len, device=v.device).reshape(-1, 1)  # (1, 1) or (B, 1)
+    if cache.length <= int(limit.min()):
         return cache
     from_right = v.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
-    keep = v & (from_right <= (max_len if isinstance(max_len, int) else max_len.to(v.device)[:, None]))
+    keep = v & (from_right <= limit)
     if bool((keep == v).all()):
         return cache
     return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
@@ -286,12 +286,11 @@ class TransformerScorer(Scorer):
         idx, mask = idx.to(dev), mask.to(dev)
         # each row keeps block_size minus ITS new tokens of history (not minus the longest in the
         # batch: a hypothesis' score must not depend on what it is decoded with)
-        room = (self.config.block_size - torch.tensor([len(t) for t in tokens])).clamp(min=1)
-        cache = _gather_cache(self.model, states, room)
+        lens = torch.tensor([len(t) for t in tokens])
+        cache = _gather_cache(self.model, states, (self.config.block_size - lens).clamp(min=1))
         logits, new_cache = self.model(idx, cache, token_mask=mask)
         logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
-        lens = torch.tensor([len(t) for t in tokens], device=dev)
-        last = logp[torch.arange(n, device=dev), lens - 1]  # (N, V)
+        last = logp[torch.arange(n, device=dev), lens.to(dev) - 1]  # (N, V)
         new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
         return new, logp, idx, mask
 

@@ -185,7 +185,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "weights": dec.weights}
     if not part:
-        write_stats(args, len(utts), seconds, extra)
+        write_stats(args.stats, len(utts), seconds, extra)
         _write_rows(args.out, args.format, rows)
         if args.out != "-" and not args.quiet:
             print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
@@ -197,7 +197,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
               "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
     path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)
     if not torchrun:
-        write_stats(args, len(utts), seconds, {**extra, "rank": rank, "num_shards": world})
+        write_stats(args.stats, len(utts), seconds, {**extra, "rank": rank, "num_shards": world})
         if not args.quiet:
             print(f"[decode] shard {rank} of {world}: {len(utts)} utterances -> {path}; then "
                   f"`lmplug merge-decode --out {args.out} --num-shards {world}`", file=sys.stderr)
@@ -246,8 +246,7 @@ def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = N
     _write_rows(out, fmt, rows)
     if stats:
         secs = [h["seconds"] for h in headers]
-        Path(stats).write_text(json.dumps({"utterances": len(rows), "seconds": sum(secs), "num_shards": world,
-                                           "shard_seconds": secs, **headers[0]["stats"]}) + "\n")
+        write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"]})
     remove_parts(out, world)
     if not quiet:
         print(f"[decode] merged {world} parts: {len(rows)} utterances -> {out}", file=sys.stderr)
@@ -312,10 +311,10 @@ def write_tune_result(result, out_dir: str) -> int:
     return 0
 
 
-def write_stats(args: argparse.Namespace, n: int, seconds: float, extra: dict) -> None:
-    """--stats: decoding time (search and models, not file I/O) as JSON for result tables."""
-    if getattr(args, "stats", None):
-        Path(args.stats).write_text(json.dumps({"utterances": n, "seconds": seconds, **extra}) + "\n")
+def write_stats(path: str | None, n: int, seconds: float, extra: dict) -> None:
+    """--stats: decoding time (search and models, not file I/O) as JSON for result tables; no path, no file."""
+    if path:
+        Path(path).write_text(json.dumps({"utterances": n, "seconds": seconds, **extra}) + "\n")
 
 
 def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
@@ -364,7 +363,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     weights = read_weights(args, {"lm": 0.5})
     t0 = time.perf_counter()
     ranked = rescore_nbest(lists, scorers, weights)
-    write_stats(args, len(ids), time.perf_counter() - t0, {"weights": weights})
+    write_stats(args.stats, len(ids), time.perf_counter() - t0, {"weights": weights})
     with open(args.out, "w", encoding="utf-8") as f:
         for uid, hyps in zip(ids, ranked):
             f.write(json.dumps(hypothesis_json(uid, hyps)) + "\n")

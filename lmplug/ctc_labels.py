@@ -66,7 +66,11 @@ def build_labels(labels: Sequence[str], blank_id: int | None = None) -> CTCLabel
     Raises:
         LmplugError: no blank, duplicates, or a character set without a word delimiter.
     """
-    if isinstance(labels, str) or not all(isinstance(x, str) for x in labels):
+    if isinstance(labels, CTCLabels):  # already built: idempotent
+        if blank_id is not None and blank_id != labels.blank_id:
+            raise LmplugError(f"expected blank_id {labels.blank_id} of the given CTCLabels, found {blank_id}")
+        return labels
+    if isinstance(labels, str) or not hasattr(labels, "__iter__") or not all(isinstance(x, str) for x in labels):
         raise LmplugError(f"expected labels as a list of strings, found {type(labels).__name__}")
     labels = tuple(labels)
     if len(labels) < 2:

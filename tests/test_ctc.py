@@ -10,6 +10,7 @@ import torch
 from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
 
 from lmplug.ctc import CTCHypothesis, build_ctc_decoder, greedy_decode
+from lmplug.ctc_labels import build_labels
 from lmplug.errors import LmplugError
 from lmplug.scorer import KenLMScorer, TransformerScorer, ZeroScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
@@ -231,6 +232,12 @@ def test_bad_labels_and_weights(lm):
         build_ctc_decoder(["", "a", "b"])
     with pytest.raises(LmplugError, match="duplicates"):
         build_ctc_decoder(["", " ", "a", "a"])
+    with pytest.raises(LmplugError, match="expected labels as a list of strings, found int"):
+        build_ctc_decoder(7)
+    built = build_labels(LABELS)  # an already-built label set is taken as it is
+    assert build_ctc_decoder(built).labels is built
+    with pytest.raises(LmplugError, match="expected blank_id 0"):
+        build_labels(built, blank_id=2)
     sc = TransformerScorer(lm)
     with pytest.raises(LmplugError, match=r"missing \['lm'\]"):
         build_ctc_decoder(LABELS, {"lm": sc}, {"words": 1.0})

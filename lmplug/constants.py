@@ -26,7 +26,7 @@ TRAIN_PRESETS: dict[str, dict] = {
     "tiny": dict(batch_size=8, max_steps=60, lr=3e-3, warmup_steps=10, eval_every=30, eval_tokens=4096, log_every=10),
     "demo": dict(batch_size=16, max_steps=700, lr=2e-3, warmup_steps=50, eval_every=350, eval_tokens=50_000,
                  log_every=20),
-    "cpu": dict(batch_size=24, max_steps=2200, lr=2e-3, warmup_steps=100, eval_every=250, eval_tokens=100_000,
+    "cpu": dict(batch_size=24, max_steps=4800, lr=2e-3, warmup_steps=150, eval_every=400, eval_tokens=100_000,
                 log_every=20),
     "gpu": dict(batch_size=64, max_steps=3000, lr=1e-3, warmup_steps=200, eval_every=500, eval_tokens=500_000,
                 log_every=50, compile=True),

@@ -35,7 +35,7 @@ for c in $corpus; do
   d=$exp/$scale/$c; mkdir -p "$d"
   case $c in
     bible) src=$data/bible; train=$src/en.train.txt; dev=$src/en.dev.txt; test=$src/en.test.txt; lm_extra="";;
-    gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt; lm_extra="--dropout 0.2";;
+    gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt; lm_extra="";;
     *) echo "unknown corpus $c (bible|gutenberg)" >&2; exit 2;;
   esac
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then

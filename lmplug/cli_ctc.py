@@ -244,9 +244,8 @@ def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = N
 
     rows, headers = merge_parts(out, world)
     _write_rows(out, fmt, rows)
-    if stats:
-        secs = [h["seconds"] for h in headers]
-        write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"]})
+    secs = [h["seconds"] for h in headers]
+    write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"]})
     remove_parts(out, world)
     if not quiet:
         print(f"[decode] merged {world} parts: {len(rows)} utterances -> {out}", file=sys.stderr)

@@ -60,8 +60,9 @@ class CTCLabels:
         return " ".join(s.split())
 
 
-def build_labels(labels: Sequence[str], blank_id: int | None = None) -> CTCLabels:
-    """Normalize a CTC label list (see the module docstring for the styles).
+def build_labels(labels: Sequence[str] | CTCLabels, blank_id: int | None = None) -> CTCLabels:
+    """Normalize a CTC label list (see the module docstring for the styles); a built
+    :class:`CTCLabels` is returned as it is.
 
     Raises:
         LmplugError: no blank, duplicates, or a character set without a word delimiter.

@@ -75,6 +75,41 @@ class _Nodes:
         return ids
 
 
+class _ChildTable:
+    """``(parent, label) -> child`` id map (-1: no child yet), vectorized.
+
+    A dense ``(parents, labels)`` array for character-size label sets (one fancy-index per
+    lookup), a dict keyed by ``parent * n_labels + label`` for large (sentencepiece) ones.
+    """
+
+    DENSE_MAX = 256  # labels; 500k parents x 256 x int32 = 0.5 GB at worst
+
+    def __init__(self, n_labels: int) -> None:
+        self.L = n_labels
+        self.table = np.full((1024, n_labels), -1, dtype=np.int32) if n_labels <= self.DENSE_MAX else None
+        self.map: dict[int, int] = {}
+
+    def get(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            out = np.full(len(par), -1, dtype=np.int64)
+            inside = par < len(self.table)
+            out[inside] = self.table[par[inside], tok[inside]]
+            return out
+        get = self.map.get
+        return np.fromiter((get(k, -1) for k in (par * self.L + tok).tolist()), dtype=np.int64, count=len(par))
+
+    def set(self, par: np.ndarray, tok: np.ndarray, child: np.ndarray) -> None:
+        if self.table is None:
+            self.map.update(zip((par * self.L + tok).tolist(), child.tolist()))
+            return
+        need = int(par.max()) + 1
+        if need > len(self.table):
+            grown = np.full((max(need, 2 * len(self.table)), self.L), -1, dtype=np.int32)
+            grown[: len(self.table)] = self.table
+            self.table = grown
+        self.table[par, tok] = child
+
+
 class Search:
     """State of one :meth:`CTCDecoder.decode` call (the trie, LM states, hypotheses)."""
 
@@ -93,9 +128,11 @@ class Search:
         self.tlen = np.append(lab.text_len, 0)
         self.w = dec.weights
         self.nodes = _Nodes(list(dec.scorers), len(dec._ptries))
-        self.children: dict[int, int] = {}
-        self.partial: list[str] = [""]  # per node: the open word's text
+        self.children = _ChildTable(self.V + 1)
+        # open (partial) words: node attribute "pid" indexes ``partial``, one entry per distinct text
+        self.partial: list[str] = [""]
         self.partial_ids: dict[str, int] = {"": 0}
+        self.partial_children = _ChildTable(self.V + 1)  # (pid, label) -> pid
         self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in dec.scorers}
         # LM states: word scorers keyed by history node, token scorers keyed by node
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
@@ -121,19 +158,44 @@ class Search:
 
     def child_nodes(self, parents: np.ndarray, toks: np.ndarray) -> np.ndarray:
         """Trie children (created when new) of ``parents`` by ``toks``; (M,) -> (M,)."""
-        if len(parents) == 0:
-            return parents.copy()
-        keys = parents * (self.V + 1) + toks
-        uk, inv = np.unique(keys, return_inverse=True)
-        get = self.children.get
-        ids = np.fromiter((get(k, -1) for k in uk.tolist()), dtype=np.int64, count=len(uk))
+        ids = self.children.get(parents, toks)
         miss = ids < 0
         if miss.any():
-            mk = uk[miss]
-            new = self._create(mk // (self.V + 1), mk % (self.V + 1))
-            ids[miss] = new
-            self.children.update(zip(mk.tolist(), new.tolist()))
-        return ids[inv]
+            keys = parents[miss] * (self.V + 1) + toks[miss]
+            uk, inv = np.unique(keys, return_inverse=True)
+            mp, mt = uk // (self.V + 1), uk % (self.V + 1)
+            new = self._create(mp, mt)
+            self.children.set(mp, mt, new)
+            ids[miss] = new[inv]
+        return ids
+
+    def partial_word_ids(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        """Partial-word ids ("pid") of the children ``tok`` of nodes ``par``."""
+        if self.d.labels.is_spm:  # a word-initial piece opens a new word; END closes it
+            base = np.where(self.starts[tok], 0, self.nodes.a["pid"][par])
+            closes = tok == self.END
+        else:
+            base = self.nodes.a["pid"][par]
+            closes = tok == self.delim
+        ids = self.partial_children.get(base, tok)
+        ids[closes] = 0
+        miss = ids < 0
+        if miss.any():
+            keys = base[miss] * (self.V + 1) + tok[miss]
+            uk, inv = np.unique(keys, return_inverse=True)
+            mb, mt = uk // (self.V + 1), uk % (self.V + 1)
+            text, part, pids = self.d.labels.text, self.partial, self.partial_ids
+            new = []
+            for b, t in zip(mb.tolist(), mt.tolist()):
+                w = part[b] + text[t]
+                i = pids.setdefault(w, len(pids))
+                if i == len(part):
+                    part.append(w)
+                new.append(i)
+            new_ids = np.array(new, dtype=np.int64)
+            self.partial_children.set(mb, mt, new_ids)
+            ids[miss] = new_ids[inv]
+        return ids
 
     def attrs(self, par: np.ndarray, tok: np.ndarray) -> dict[str, np.ndarray]:
         """Attributes of the (possibly virtual) children ``tok`` of nodes ``par``, vectorized.
@@ -190,16 +252,7 @@ class Search:
         a["hist"][ids] = np.where(at.pop("completes"), ids, a["hist"][par])
         for k, v in at.items():
             a[k][ids] = v
-        text, part = self.d.labels.text, self.partial
-        if self.d.labels.is_spm:
-            st = self.starts
-            part.extend(("" if st[t] else part[p]) + (text[t] if t < self.V else "") for p, t in zip(par.tolist(), tok.tolist()))
-        else:
-            dl = self.delim
-            part.extend("" if t == dl else part[p] + text[t] for p, t in zip(par.tolist(), tok.tolist()))
-        if self.d.prune_history:
-            pids = self.partial_ids
-            a["pid"][ids] = [pids.setdefault(w, len(pids)) for w in part[-len(ids):]]
+        a["pid"][ids] = self.partial_word_ids(par, tok)
         return ids
 
     def _token_scores(self, name: str, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
@@ -215,7 +268,8 @@ class Search:
 
     def word_text(self, node: int) -> str:
         """The word a completing node closes (the parent's open partial word)."""
-        return self.partial[int(self.nodes.a["parent"][node])]
+        a = self.nodes.a
+        return self.partial[int(a["pid"][a["parent"][node]])]
 
     def score_pending(self, nodes: np.ndarray) -> None:
         """Word-score pending nodes: ONE batched call per word scorer for all of them."""
@@ -225,7 +279,8 @@ class Search:
         nodes = np.unique(nodes)
         par = a["parent"][nodes]
         hist = a["hist"][par].tolist()
-        words = [self.word_text(int(n)) for n in nodes]
+        part = self.partial
+        words = [part[i] for i in a["pid"][par].tolist()]
         fused = a["ub"][nodes].copy()
         for name in d.word_scorers:
             states = self.wstate[name]

@@ -70,6 +70,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="known words (one per line, or an .arpa/.bin KenLM's 1-grams) for the Transformer's "
                         "partial-word penalty in word mode "
                         "(default: the KenLM unigrams when --kenlm is given)")
+    p.add_argument("--no-word-end", action="store_true",
+                   help="word mode: score a word as its pieces only, without the probability that it ends there")
+    p.add_argument("--oov-penalty", type=float, default=-10.0,
+                   help="word mode: log-score added per (partial) word outside the scorers' vocabularies, "
+                        "scaled up for words over 6 characters (pyctcdecode's unk_score_offset)")
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
     p.add_argument("--lexicon", action="store_true",
                    help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
@@ -102,7 +107,7 @@ def build_scorers(args: argparse.Namespace) -> dict:
             vocab = read_words(args.vocabulary)
         elif "kenlm" in scorers:
             vocab = scorers["kenlm"].known_words()
-        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab)
+        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab, word_end=not args.no_word_end)
     return scorers
 
 
@@ -134,7 +139,8 @@ def _decoder(args, scorers, weights, nbest=1):
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
-                             nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon)
+                             nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
+                             partial_oov_logp=args.oov_penalty)
 
 
 def _setup(args) -> None:

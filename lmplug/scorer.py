@@ -149,6 +149,14 @@ class TransformerState:
         return self.table[self.row]
 
 
+class WordEndState(TransformerState):
+    """A :class:`TransformerState` right after a word scored by ``score_words(word_end=True)``:
+    its word score already holds the log-probability that a word ends here, which the next
+    word's (or the end of sentence's) score divides out again."""
+
+    __slots__ = ()
+
+
 class PendingState:
     """A :class:`TransformerState` plus tokens not yet run through the model (lazy).
 
@@ -236,11 +244,18 @@ class TransformerScorer(Scorer):
         vocabulary: known words (e.g. the words of the LM's training text). Optional; word-mode
             decoding then penalizes partial words that start none of them, as with KenLM's
             unigrams, which keeps misspelled words from filling the beam.
+        word_end: word scores are probabilities of COMPLETE words: ``log P(pieces of w | h)``
+            plus ``log P(a word ends after w)`` (the mass of word-initial pieces and ``</s>``
+            after it) minus the same term at ``h``. Without it a word's score also counts every
+            longer word it begins ("the" gets the mass of "there"), which favours short words
+            during the search; a whole sentence scores the same either way. Costs a forward over
+            every scored word's last piece (states are not lazy).
     """
 
     token_level = True
 
-    def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None) -> None:
+    def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,
+                 word_end: bool = True) -> None:
         self.lm = lm
         self.model = lm.model.eval()
         self.tokenizer = lm.tokenizer
@@ -251,6 +266,8 @@ class TransformerScorer(Scorer):
         self._word_ids: dict[str, list[int]] = {}
         self._root: TransformerState | None = None
         self.vocabulary = set(vocabulary) if vocabulary is not None else None
+        self.word_end = word_end
+        self._boundary: torch.Tensor | None = None
 
     def known_words(self) -> set[str] | None:
         return self.vocabulary
@@ -376,7 +393,7 @@ class TransformerScorer(Scorer):
         olds = list(uniq.values())
         cache = _gather_cache(self.model, olds, 10**9)
         table = torch.stack([st.logp for st in olds])
-        remap = {k: TransformerState(cache, i, table, st.n_tokens) for i, (k, st) in enumerate(uniq.items())}
+        remap = {k: type(st)(cache, i, table, st.n_tokens) for i, (k, st) in enumerate(uniq.items())}
 
         def m(st: TransformerState) -> TransformerState:
             return remap.get((id(st.cache), st.row), st)
@@ -391,13 +408,35 @@ class TransformerScorer(Scorer):
                 out.append(m(st))
         return out
 
+    def boundary_logmass(self, states: Sequence[TransformerState]) -> np.ndarray:
+        """``log P(next piece starts a word or is </s>)`` per :class:`WordEndState`; 0 for others."""
+        out = np.zeros(len(states))
+        if self._boundary is None:
+            tok = self.tokenizer
+            mask = torch.tensor([tok.id_to_piece(i).startswith("\u2581") for i in range(self.vocab_size)])
+            mask[self.config.eos_id] = True
+            self._boundary = mask.to(self.device)
+        groups: dict[int, tuple[torch.Tensor, list[int], list[int]]] = {}
+        for i, s in enumerate(states):
+            if isinstance(s, WordEndState):
+                g = groups.setdefault(id(s.table), (s.table, [], []))
+                g[1].append(i)
+                g[2].append(s.row)
+        for table, pos, rows in groups.values():
+            sub = table[torch.tensor(rows, device=table.device)][:, self._boundary]
+            out[pos] = torch.logsumexp(sub.float(), dim=-1).double().cpu().numpy()
+        return out
+
     @torch.inference_mode()
     def score_words(self, states, words):
         """Word log-probs: the first piece from the state's distribution, the others from ONE
-        forward over the multi-piece words; the states after the words stay lazy."""
+        forward over the multi-piece words; the states after the words stay lazy (unless
+        ``word_end``: then the forward covers every word and adds its word-end mass)."""
         states = self.materialize(states)
         ids = [self.word_ids(w) for w in words]
         scores = self.token_logprobs(states, [i[0] for i in ids])
+        if self.word_end:
+            return self._score_complete_words(states, ids, scores)
         multi = [r for r, i in enumerate(ids) if len(i) > 1]
         new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
         if multi:
@@ -414,11 +453,27 @@ class TransformerScorer(Scorer):
                 k += len(rows)
         return scores, new
 
+    def _score_complete_words(self, states, ids, scores):
+        scores = scores - self.boundary_logmass(states)
+        after, parts = self._run(states, ids)
+        k = 0
+        for logp, idx, mask in parts:  # piece j+1 is predicted at position j
+            n, T = idx.shape
+            rows = range(k, k + n)
+            tgt = torch.tensor([ids[r][1:] + [0] * (T - len(ids[r]) + 1) for r in rows], device=idx.device)
+            lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
+            valid = torch.nn.functional.pad(mask[:, 1:], (0, 1))  # positions that predict a piece
+            scores[k : k + n] += (lp * valid).sum(1).double().cpu().numpy()
+            k += n
+        new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
+        return scores + self.boundary_logmass(new), new
+
     @torch.inference_mode()
     def final_score(self, states):
         if not states:
             return np.zeros(0)
-        return self.token_logprobs(states, [self.config.eos_id] * len(states))
+        states = self.materialize(states)
+        return self.token_logprobs(states, [self.config.eos_id] * len(states)) - self.boundary_logmass(states)
 
     @torch.inference_mode()
     def score_sentences(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

@@ -43,6 +43,37 @@ def test_kv_cached_word_scores_equal_full_forward(lm):
     np.testing.assert_allclose(cached, full, rtol=1e-5, atol=1e-4)
 
 
+def test_word_end_scores_are_complete_word_probabilities(lm):
+    """word_end: log P(pieces | h) + log P(word ends | h.w) - log P(word ends | h), the end mass
+    read off a full forward; the sentence total is the plain one."""
+    words = "the cat sat on the mat".split()
+    tok = lm.tokenizer
+    ids = [lm.config.bos_id] + tok.encode(" ".join(words))
+    with torch.inference_mode():
+        ref = torch.log_softmax(lm.model(torch.tensor([ids]))[0][0], -1)  # (T, V)
+    ends = torch.tensor([tok.id_to_piece(i).startswith("\u2581") for i in range(lm.config.vocab_size)])
+    ends[lm.config.eos_id] = True
+    totals = {}
+    for word_end in (False, True):
+        sc = TransformerScorer(lm, word_end=word_end)
+        st, got = sc.init_state(1), []
+        for w in words:
+            x, st = sc.score_words(st, [w])
+            got.append(float(x[0]))
+        totals[word_end] = sum(got) + float(sc.final_score(st)[0])
+        if word_end:
+            pos, expect, prev_end = 0, [], 0.0
+            for w in words:
+                n = len(sc.word_ids(w))
+                lp = sum(float(ref[pos + j, ids[pos + j + 1]]) for j in range(n))
+                pos += n
+                end = float(torch.logsumexp(ref[pos][ends], 0))
+                expect.append(lp + end - prev_end)
+                prev_end = end
+            np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-4)
+    assert totals[True] == pytest.approx(totals[False], abs=1e-3)
+
+
 def test_token_states_equal_full_forward(lm):
     sc = TransformerScorer(lm)
     ids = [lm.config.bos_id] + lm.tokenizer.encode(SENTENCES[2])

@@ -8,13 +8,15 @@
 #   recipes/mt_nbest_rerank/run.sh --scale tiny --corpus multi30k         # seconds: what the tests run
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --stage 6 --stop-stage 9
 #   recipes/mt_nbest_rerank/run.sh --scale demo --corpus bible --nmt-args "--max-steps 300" \
-#       --lm exp/lm/cpu/bible/lm --kenlm exp/lm/cpu/bible/ngram5.bin --lm-normalize lower   # reuse the LM recipe's LMs
+#       --lm exp/lm/demo/bible/lm --kenlm exp/lm/demo/bible/ngram5.bin --lm-normalize lower   # `make demo`: the LM recipe's LMs
 #
 # Corpora:
 #   multi30k  ../shared/data/multi30k (--data-dir): train task1 train.en-de, tune on val, test on
 #             test_2016_flickr; German LM on task1 train.de + task2 train.{1..5}.de.
 #   bible     data/bible (lmplug prepare-bible): rv.* -> kjv.*, split by book; English LM on the
 #             KJV + WEB text of the training books.
+# Scales:  tiny (first 2000 train / 60 dev / 60 test sentences), demo (all train, first 200 dev /
+#          300 test), cpu and gpu (whole splits).
 # Stages:  0 data   1 tokenizers   2 KenLM 5-gram   3 Transformer LM   4 forward NMT   5 channel NMT
 #          6 n-best (dev, test)   7 features   8 tune on dev + rerank test   9 evaluate (test) + results
 # Outputs: exp/mt/<scale>/<corpus>/{nmt,channel,lm,*.nbest,weights.*.json,test.*.txt,eval.test.json},
@@ -69,22 +71,22 @@ case $scale in
   *) echo "unknown scale $scale (tiny|demo|cpu|gpu)" >&2; exit 2;;
 esac
 
+case $scale in  # small scales read the first lines of the same splits (split:lines)
+  tiny) slices="train:2000 dev:60 test:60";;
+  demo) slices="dev:200 test:300";;
+  *) slices="";;
+esac
 if on 0; then
   if [ $corpus = bible ] && [ ! -f $b/manifest.json ]; then run prepare-bible --out $b; fi
-  if [ "$scale" = tiny ]; then  # seconds: small slices of the same splits
-    for s in train:2000 dev:60 test:60; do
-      n=${s#*:}; s=${s%:*}; eval "sp=\$${s}_src tp=\$${s}_tgt"
-      head -n "$n" "$sp" > "$d/$s.src"; head -n "$n" "$tp" > "$d/$s.tgt"
-    done
-    cat $lm_parts | awk "NR <= 6000" > "$d/lm.txt"
-  else
-    cat $lm_parts > "$d/lm.txt"
-  fi
+  for s in $slices; do
+    n=${s#*:}; s=${s%:*}; eval "sp=\$${s}_src tp=\$${s}_tgt"
+    head -n "$n" "$sp" > "$d/$s.src"; head -n "$n" "$tp" > "$d/$s.tgt"
+  done
+  if [ "$scale" = tiny ]; then cat $lm_parts | awk "NR <= 6000" > "$d/lm.txt"; else cat $lm_parts > "$d/lm.txt"; fi
 fi
-if [ "$scale" = tiny ]; then
-  train_src=$d/train.src; train_tgt=$d/train.tgt; dev_src=$d/dev.src; dev_tgt=$d/dev.tgt
-  test_src=$d/test.src; test_tgt=$d/test.tgt
-fi
+for s in $slices; do
+  s=${s%:*}; eval "${s}_src=$d/$s.src ${s}_tgt=$d/$s.tgt"
+done
 
 if on 1; then
   cat "$train_src" "$train_tgt" > "$d/nmt_tok_text.txt"

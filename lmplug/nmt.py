@@ -50,7 +50,7 @@ NMT_PRESETS: dict[str, dict] = {
     "demo": dict(vocab=4000, model=dict(n_enc_layer=2, n_dec_layer=2, n_head=4, n_embd=192, dropout=0.1),
                  train=dict(batch_size=48, max_steps=700, lr=2e-3, warmup_steps=70, eval_every=350, log_every=20)),
     "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.1),
-                train=dict(batch_size=96, max_steps=1000, lr=1.5e-3, warmup_steps=100, eval_every=200, log_every=20)),
+                train=dict(batch_size=96, max_steps=4000, lr=1.5e-3, warmup_steps=100, eval_every=200, log_every=20)),
     "gpu": dict(vocab=8000, model=dict(n_enc_layer=6, n_dec_layer=6, n_head=8, n_embd=512, dropout=0.2),
                 train=dict(batch_size=256, max_steps=4000, lr=7e-4, warmup_steps=400, eval_every=500, log_every=50)),
 }

@@ -98,7 +98,7 @@ if on 2 && [ -z "$kenlm" ]; then
 fi
 if on 3 && [ -z "$lm" ]; then
   run train-lm --train "$d/lm.txt" --dev "$dev_tgt" --tokenizer "$d/lm_tok.model" --out "$d/lm" --scale "$scale" \
-    $( [ "$scale" = cpu ] && echo "--max-steps 500 --eval-every 250" )
+    $( [ "$scale" = cpu ] && echo "--max-steps 2000 --eval-every 250" )
 fi
 lm=${lm:-$d/lm}; kenlm=${kenlm:-$d/ngram5.bin}
 if on 4; then
@@ -108,7 +108,7 @@ fi
 if on 5; then  # the channel model: the same system trained in the reverse direction
   mt train-nmt --train-src "$train_tgt" --train-tgt "$train_src" --dev-src "$dev_tgt" --dev-tgt "$dev_src" \
     --tokenizer "$d/nmt_tok.model" --out "$d/channel" --direction $tgt-$src --scale "$scale" \
-    $( [ "$scale" = cpu ] && echo "--max-steps 800" ) $nmt_args
+    $( [ "$scale" = cpu ] && echo "--max-steps 3000" ) $nmt_args
 fi
 if on 6; then
   for s in dev test; do

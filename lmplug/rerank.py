@@ -9,6 +9,8 @@ A feature maps (source, hypothesis) pairs to numbers and carries a signature. Th
             (noisy-channel reranking, Yee et al. 2019)
 ``words``   hypothesis length in words
 ``len_ratio`` hypothesis words / source words
+``X_norm``  a model feature per word: ``lm`` and ``kenlm`` / (hypothesis words + 1), ``channel``
+            / (source words + 1) (:class:`PerWord`; length-normalized scores as in Yee et al.)
 ==========  ===============================================================================
 
 plus whatever the n-best file already carries (the producing system's scores). The reranker
@@ -110,6 +112,23 @@ def channel_feature(translator, name: str = "channel", batch_tokens: int = 8192)
     return Feature(name, sig, compute)
 
 
+@dataclass(frozen=True)
+class PerWord:
+    """A derived feature: ``scores[base] / (words + 1)`` of the hypothesis (``of="hyp"``) or of
+    the source (``of="src"``); computed from the base feature, which must come before it."""
+
+    base: str
+    of: str = "hyp"
+
+    @property
+    def name(self) -> str:
+        return f"{self.base}_norm"
+
+    @property
+    def signature(self) -> str:
+        return f"{self.base}/({self.of}_words+1)"
+
+
 def length_features() -> list[Feature]:
     """``words`` (hypothesis words) and ``len_ratio`` (hypothesis words / source words)."""
     return [
@@ -120,8 +139,10 @@ def length_features() -> list[Feature]:
 
 
 def build_features(lm: str | None = None, kenlm: str | None = None, channel: str | None = None,
-                   lengths: bool = True, lm_normalization: str | None = None, device: str = "auto") -> list[Feature]:
-    """The built-in features from model paths (each one optional)."""
+                   lengths: bool = True, lm_normalization: str | None = None, device: str = "auto"
+                   ) -> list[Feature | PerWord]:
+    """The built-in features from model paths (each one optional), each model feature followed by
+    its per-word variant."""
     from lmplug.train import pick_device
 
     feats: list[Feature] = []
@@ -129,19 +150,19 @@ def build_features(lm: str | None = None, kenlm: str | None = None, channel: str
     if lm:
         from lmplug.checkpoint import load_lm
 
-        feats.append(lm_feature(load_lm(lm, device=dev), normalization=lm_normalization))
+        feats += [lm_feature(load_lm(lm, device=dev), normalization=lm_normalization), PerWord("lm")]
     if kenlm:
-        feats.append(kenlm_feature(kenlm, normalization=lm_normalization))
+        feats += [kenlm_feature(kenlm, normalization=lm_normalization), PerWord("kenlm")]
     if channel:
         from lmplug.nmt import load_translator
 
-        feats.append(channel_feature(load_translator(channel, device=dev)))
+        feats += [channel_feature(load_translator(channel, device=dev)), PerWord("channel", of="src")]
     if lengths:
         feats.extend(length_features())
     return feats
 
 
-def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Feature],
+def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Feature | PerWord],
                  cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, str]:
     """Compute each feature for every hypothesis and store it in ``entry.scores[name]`` (in place).
 
@@ -160,6 +181,12 @@ def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Featur
     srcs = [sources[e.id] for e in flat]
     hyps = [e.text for e in flat]
     for f in features:
+        if isinstance(f, PerWord):
+            if f.base not in names[: names.index(f.name)]:
+                raise LmplugError(f"per-word feature '{f.name}' needs '{f.base}' computed before it, found {names}")
+            for e, src in zip(flat, srcs):
+                e.scores[f.name] = e.scores[f.base] / (len((e.text if f.of == "hyp" else src).split()) + 1)
+            continue
         values = None
         path = None
         if cache_dir is not None:

@@ -17,7 +17,7 @@ from lmplug.mert import (
     upper_envelope,
 )
 from lmplug.nbest import NBestEntry
-from lmplug.rerank import Feature, add_features, length_features, rerank
+from lmplug.rerank import Feature, PerWord, add_features, length_features, rerank
 
 REFS = ["a man rides a red bike down the street .", "two dogs play in the snow .",
         "a woman is reading a book in the park .", "children are swimming in a lake ."]
@@ -138,3 +138,18 @@ def test_add_features_cache_and_lengths(tmp_path):
     assert nb2[0][0].scores["chars"] == len(nb2[0][0].text)
     with pytest.raises(LmplugError, match="expected one source sentence per n-best id \\(4\\), found 3 sources"):
         add_features(nb, sources[:3], feats)
+
+
+def test_per_word_features_divide_their_base():
+    nb = _nbest()
+    sources = ["x y", "x", "x y z", "x y z w"]
+    chars = Feature("chars", "chars:v1", lambda src, hyp: [float(len(h)) for h in hyp])
+    sigs = add_features(nb, sources, [chars, PerWord("chars")], progress=False)
+    assert sigs["chars_norm"] == "chars/(hyp_words+1)"
+    e = nb[1][3]
+    assert e.scores["chars_norm"] == pytest.approx(len(e.text) / (len(e.text.split()) + 1))
+    src_norm = PerWord("chars", of="src")
+    add_features(nb, sources, [chars, src_norm], progress=False)
+    assert e.scores["chars_norm"] == pytest.approx(len(e.text) / 2)  # source "x": one word
+    with pytest.raises(LmplugError, match="per-word feature 'lm_norm' needs 'lm' computed before it"):
+        add_features(nb, sources, [PerWord("lm")], progress=False)

@@ -124,11 +124,13 @@ if on 7; then
       --lm-normalize $lm_normalize --channel "$d/channel" --cache "$d/feature_cache" | tee "$d/$s.features.json"
   done
 fi
-# feature sets: the system's own scores + lengths, then + LM, + channel, + both
+# feature sets: the system's own scores + lengths, then + LM, + channel, + both; "norm": both with
+# per-word model scores in place of the sentence totals (chosen by 2-fold cross-validation on dev)
 base=nmt,nmt_norm,words,len_ratio
-declare -A sets=([len]=$base [lm]=$base,lm,kenlm [channel]=$base,channel [lm_channel]=$base,lm,kenlm,channel)
+declare -A sets=([len]=$base [lm]=$base,lm,kenlm [channel]=$base,channel [lm_channel]=$base,lm,kenlm,channel
+                 [norm]=nmt_norm,words,len_ratio,lm_norm,kenlm_norm,channel_norm)
 if on 8; then
-  for name in len lm channel lm_channel; do  # tuned on dev only
+  for name in len lm channel lm_channel norm; do  # tuned on dev only
     mt tune-rerank --nbest "$d/dev.feat.nbest" --ref "$dev_tgt" --features ${sets[$name]} --init nmt_norm=1 \
       --restarts $restarts --out "$d/weights.$name.json"
     mt rerank --nbest "$d/test.feat.nbest" --src "$test_src" --weights "$d/weights.$name.json" --out "$d/test.$name.txt"
@@ -138,6 +140,7 @@ fi
 if on 9; then
   mt eval-mt --ref "$test_tgt" --baseline 1best --system 1best="$d/test.1best.txt" --system len="$d/test.len.txt" \
     --system lm="$d/test.lm.txt" --system channel="$d/test.channel.txt" --system lm_channel="$d/test.lm_channel.txt" \
+    --system norm="$d/test.norm.txt" \
     --system oracle="$d/test.oracle.txt" --json "$d/eval.test.json"
   "$PY" tools/mt_results.py "$exp/$scale" --out "$exp/$scale/results.json"
 fi

@@ -224,7 +224,7 @@ def main() -> int:
     source = f"real:{args.emissions}" if args.emissions else f"simulate(seed={args.seed})|text:{args.text}"
     signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:True|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
     if args.out:

@@ -57,11 +57,11 @@ def test_translate_features_tune_rerank_evaluate(toy, capsys):
                      "--out", str(d / f"{s}.feat.jsonl"), "--channel", str(d / "rev"), "--cache", str(d / "cache"),
                      "--device", "cpu"]) == 0
     nb = read_nbest(d / "dev.feat.jsonl")
-    assert set(nb[0][0].scores) == {"nmt", "nmt_norm", "channel", "words", "len_ratio"}
+    assert set(nb[0][0].scores) == {"nmt", "nmt_norm", "channel", "channel_norm", "words", "len_ratio"}
     assert main(["tune-rerank", "--nbest", str(d / "dev.feat.jsonl"), "--ref", f["dev.tgt"], "--restarts", "2",
                  "--out", str(d / "w.json")]) == 0
     w = json.loads((d / "w.json").read_text())
-    assert set(w["weights"]) == {"nmt", "nmt_norm", "channel", "words", "len_ratio"} and w["dev_bleu"] > 50
+    assert set(w["weights"]) == {"nmt", "nmt_norm", "channel", "channel_norm", "words", "len_ratio"} and w["dev_bleu"] > 50
     assert main(["rerank", "--nbest", str(d / "test.feat.jsonl"), "--weights", str(d / "w.json"),
                  "--src", f["test.src"], "--out", str(d / "test.rr")]) == 0
     assert main(["rerank", "--nbest", str(d / "test.feat.jsonl"), "--oracle-ref", f["test.tgt"],
@@ -99,4 +99,4 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "tiny" / "results.json").read_text())
     rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
-    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "oracle"}
+    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "oracle"}

@@ -109,6 +109,19 @@ class _ChildTable:
             self.table = grown
         self.table[par, tok] = child
 
+    def get_or_add(self, par: np.ndarray, tok: np.ndarray, make) -> np.ndarray:
+        """Children of ``(par, tok)``; missing ones get ids from ``make(parents, labels)``, called
+        once with each missing pair once."""
+        ids = self.get(par, tok)
+        miss = ids < 0
+        if miss.any():
+            uk, inv = np.unique(par[miss] * self.L + tok[miss], return_inverse=True)
+            mp, mt = uk // self.L, uk % self.L
+            new = np.asarray(make(mp, mt), dtype=np.int64)
+            self.set(mp, mt, new)
+            ids[miss] = new[inv]
+        return ids
+
 
 class Search:
     """State of one :meth:`CTCDecoder.decode` call (the trie, LM states, hypotheses)."""
@@ -158,16 +171,7 @@ class Search:
 
     def child_nodes(self, parents: np.ndarray, toks: np.ndarray) -> np.ndarray:
         """Trie children (created when new) of ``parents`` by ``toks``; (M,) -> (M,)."""
-        ids = self.children.get(parents, toks)
-        miss = ids < 0
-        if miss.any():
-            keys = parents[miss] * (self.V + 1) + toks[miss]
-            uk, inv = np.unique(keys, return_inverse=True)
-            mp, mt = uk // (self.V + 1), uk % (self.V + 1)
-            new = self._create(mp, mt)
-            self.children.set(mp, mt, new)
-            ids[miss] = new[inv]
-        return ids
+        return self.children.get_or_add(parents, toks, self._create)
 
     def partial_word_ids(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
         """Partial-word ids ("pid") of the children ``tok`` of nodes ``par``."""
@@ -177,25 +181,22 @@ class Search:
         else:
             base = self.nodes.a["pid"][par]
             closes = tok == self.delim
-        ids = self.partial_children.get(base, tok)
-        ids[closes] = 0
-        miss = ids < 0
-        if miss.any():
-            keys = base[miss] * (self.V + 1) + tok[miss]
-            uk, inv = np.unique(keys, return_inverse=True)
-            mb, mt = uk // (self.V + 1), uk % (self.V + 1)
-            text, part, pids = self.d.labels.text, self.partial, self.partial_ids
-            new = []
-            for b, t in zip(mb.tolist(), mt.tolist()):
-                w = part[b] + text[t]
-                i = pids.setdefault(w, len(pids))
-                if i == len(part):
-                    part.append(w)
-                new.append(i)
-            new_ids = np.array(new, dtype=np.int64)
-            self.partial_children.set(mb, mt, new_ids)
-            ids[miss] = new_ids[inv]
+        ids = np.zeros(len(par), dtype=np.int64)  # a closed word leaves the empty one (id 0)
+        opened = ~closes
+        ids[opened] = self.partial_children.get_or_add(base[opened], tok[opened], self._new_partial_words)
         return ids
+
+    def _new_partial_words(self, base: np.ndarray, tok: np.ndarray) -> list[int]:
+        """Ids of the open words ``partial[base] + text[tok]`` (new texts get new ids)."""
+        text, part, pids = self.d.labels.text, self.partial, self.partial_ids
+        out = []
+        for b, t in zip(base.tolist(), tok.tolist()):
+            w = part[b] + text[t]
+            i = pids.setdefault(w, len(pids))
+            if i == len(part):
+                part.append(w)
+            out.append(i)
+        return out
 
     def attrs(self, par: np.ndarray, tok: np.ndarray) -> dict[str, np.ndarray]:
         """Attributes of the (possibly virtual) children ``tok`` of nodes ``par``, vectorized.

@@ -145,7 +145,7 @@ def build_features(lm: str | None = None, kenlm: str | None = None, channel: str
     its per-word variant."""
     from lmplug.train import pick_device
 
-    feats: list[Feature] = []
+    feats: list[Feature | PerWord] = []
     dev = pick_device(device)
     if lm:
         from lmplug.checkpoint import load_lm

@@ -321,6 +321,17 @@ class TransformerScorer(Scorer):
     def init_state(self, batch_size: int) -> list[TransformerState]:
         return [self._root_state()] * batch_size
 
+    @staticmethod
+    def _by_table(states: Sequence[TransformerState], keep: Sequence[int]):
+        """``(table, positions, rows)`` per shared log-prob table of ``states[i]``, ``i in keep``."""
+        groups: dict[int, tuple[torch.Tensor, list[int], list[int]]] = {}
+        for i in keep:
+            s = states[i]
+            g = groups.setdefault(id(s.table), (s.table, [], []))
+            g[1].append(i)
+            g[2].append(s.row)
+        return groups.values()
+
     def _run(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
         """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, idx, mask)])."""
         out: list[TransformerState] = []
@@ -351,14 +362,9 @@ class TransformerScorer(Scorer):
         """Gathers from each forward's log-prob table directly (no (N, V) copy)."""
         states = self.materialize(states)
         out = np.zeros(len(states))
-        groups: dict[int, tuple[torch.Tensor, list[int], list[int], list[int]]] = {}
-        for i, (s, t) in enumerate(zip(states, tokens)):
-            g = groups.setdefault(id(s.table), (s.table, [], [], []))
-            g[1].append(i)
-            g[2].append(s.row)
-            g[3].append(int(t))
-        for table, pos, rows, toks in groups.values():
+        for table, pos, rows in self._by_table(states, range(len(states))):
             dev = table.device
+            toks = [int(tokens[i]) for i in pos]
             out[pos] = table[torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)].double().cpu().numpy()
         return out
 
@@ -416,13 +422,8 @@ class TransformerScorer(Scorer):
             mask = torch.tensor([tok.id_to_piece(i).startswith("\u2581") for i in range(self.vocab_size)])
             mask[self.config.eos_id] = True
             self._boundary = mask.to(self.device)
-        groups: dict[int, tuple[torch.Tensor, list[int], list[int]]] = {}
-        for i, s in enumerate(states):
-            if isinstance(s, WordEndState):
-                g = groups.setdefault(id(s.table), (s.table, [], []))
-                g[1].append(i)
-                g[2].append(s.row)
-        for table, pos, rows in groups.values():
+        ends = [i for i, s in enumerate(states) if isinstance(s, WordEndState)]
+        for table, pos, rows in self._by_table(states, ends):
             sub = table[torch.tensor(rows, device=table.device)][:, self._boundary]
             out[pos] = torch.logsumexp(sub.float(), dim=-1).double().cpu().numpy()
         return out
@@ -436,37 +437,33 @@ class TransformerScorer(Scorer):
         ids = [self.word_ids(w) for w in words]
         scores = self.token_logprobs(states, [i[0] for i in ids])
         if self.word_end:
-            return self._score_complete_words(states, ids, scores)
+            after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
+            new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
+            return scores - self.boundary_logmass(states) + later + self.boundary_logmass(new), new
         multi = [r for r, i in enumerate(ids) if len(i) > 1]
         new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
         if multi:
-            after, parts = self._run([states[r] for r in multi], [ids[r][:-1] for r in multi])
-            k = 0
-            for logp, idx, mask in parts:  # piece j+1 is predicted at position j
-                rows = multi[k : k + idx.shape[0]]
-                T = idx.shape[1]
-                tgt = torch.tensor([ids[r][1:] + [0] * (T - len(ids[r]) + 1) for r in rows], device=idx.device)
-                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
-                scores[rows] += (lp * mask).sum(1).double().cpu().numpy()
-                for j, r in enumerate(rows):
-                    new[r] = PendingState(after[k + j], [ids[r][-1]])
-                k += len(rows)
+            after, later = self._forward_pieces(states, ids, multi, full=False)
+            scores[multi] += later
+            for a, r in zip(after, multi):
+                new[r] = PendingState(a, [ids[r][-1]])
         return scores, new
 
-    def _score_complete_words(self, states, ids, scores):
-        scores = scores - self.boundary_logmass(states)
-        after, parts = self._run(states, ids)
-        k = 0
-        for logp, idx, mask in parts:  # piece j+1 is predicted at position j
+    def _forward_pieces(self, states, ids: list[list[int]], rows: Sequence[int], full: bool):
+        """ONE forward of the pieces of words ``ids[r]`` (all of them, or all but the last) after
+        ``states[r]``, ``r in rows``: (states after them, summed log-probs of pieces 2.. (len(rows),))."""
+        after, parts = self._run([states[r] for r in rows], [ids[r] if full else ids[r][:-1] for r in rows])
+        out, k = [], 0
+        for logp, idx, _ in parts:  # piece j+1 is predicted at position j
             n, T = idx.shape
-            rows = range(k, k + n)
-            tgt = torch.tensor([ids[r][1:] + [0] * (T - len(ids[r]) + 1) for r in rows], device=idx.device)
+            words = [ids[r] for r in rows[k : k + n]]
+            tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
             lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
-            valid = torch.nn.functional.pad(mask[:, 1:], (0, 1))  # positions that predict a piece
-            scores[k : k + n] += (lp * valid).sum(1).double().cpu().numpy()
+            npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
+            valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
+            out.append((lp * valid).sum(1).double().cpu().numpy())
             k += n
-        new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
-        return scores + self.boundary_logmass(new), new
+        return after, np.concatenate(out)
 
     @torch.inference_mode()
     def final_score(self, states):

@@ -125,9 +125,9 @@ def cmd_tune_rerank(args: argparse.Namespace) -> int:
     names = args.features.split(",") if args.features else None
     init = _weights_arg(args.init) if args.init else None
     res = tune_weights(nbest, refs, features=names, init=init, restarts=args.restarts, seed=args.seed,
-                       progress=True)
+                       progress=True, window=args.window)
     obj = {"weights": res.weights, "dev_bleu": res.bleu, "signature": res.signature, "nbest": str(args.nbest),
-           "ref": str(args.ref), "restarts": args.restarts, "seed": args.seed}
+           "ref": str(args.ref), "restarts": args.restarts, "seed": args.seed, "window": args.window}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(obj, indent=2) + "\n")
     print(json.dumps(obj))
@@ -226,6 +226,9 @@ def register(sub) -> None:
     p.add_argument("--init", default=None, help="starting weights: JSON file or name=value,...")
     p.add_argument("--restarts", type=int, default=20, help="random restarts besides the starting point")
     p.add_argument("--seed", type=int, default=1, help="random seed of the restarts")
+    p.add_argument("--window", type=int, default=0,
+                   help="choose each line-search interval by its BLEU averaged with this many neighbours on each "
+                        "side (smoothed MERT, Cer et al. 2008); 0: plain MERT")
 
     p = _add(sub, "rerank", cmd_rerank, "pick the best hypothesis per sentence with given weights")
     p.add_argument("--nbest", required=True, help="n-best list with features")

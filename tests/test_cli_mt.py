@@ -99,4 +99,4 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "tiny" / "results.json").read_text())
     rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
-    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "oracle"}
+    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel", "oracle"}

@@ -77,6 +77,25 @@ def test_line_search_finds_known_optimum():
             assert sacrebleu.corpus_bleu([e.text for e in picked], [REFS]).score <= sweep.bleu + 1e-9
 
 
+def test_smoothed_line_search_prefers_a_plateau_to_a_spike():
+    """Sentence i switches from hypothesis 0 to 1 at gamma = t_i, changing the matched n-grams by
+    d_i: corpus BLEU over gamma is a narrow spike at (1, 1.1) (+5) and a plateau over (3, 6) (+3)."""
+    t = [1.0, 1.1, 3.0, 4.0, 5.0, 6.0]
+    d = [5.0, -5.0, 3.0, 0.0, 0.0, -3.0]
+
+    def st(m):  # hyp len, ref len, matches 1-4, totals 1-4: BLEU = 100 * sum(m) / sum(totals)
+        return [10.0, 10.0] + [m] * 4 + [10.0] * 4
+
+    slopes = [np.array([0.0, 1.0]) for _ in t]
+    intercepts = [np.array([0.0, -ti]) for ti in t]
+    stats = [np.array([st(5.0), st(5.0 + di)]) for di in d]
+    plain = line_search(slopes, intercepts, stats)
+    assert (plain.low, plain.high) == (1.0, 1.1) and plain.bleu == pytest.approx(100 * 35 / 60)
+    smooth = line_search(slopes, intercepts, stats, window=1)
+    assert (smooth.low, smooth.high) == (4.0, 5.0) and smooth.gamma == pytest.approx(4.5)
+    assert smooth.bleu == pytest.approx(100 * 33 / 60)  # the interval's own BLEU
+
+
 def test_tuner_with_reference_identifying_feature_reaches_bleu_100():
     nb = _nbest()
     res = tune_weights(nb, REFS, restarts=3, progress=False)
@@ -84,6 +103,8 @@ def test_tuner_with_reference_identifying_feature_reaches_bleu_100():
     assert [e.text for e in rerank(nb, res.weights)] == REFS
     assert sum(abs(v) for v in res.weights.values()) == pytest.approx(1.0)
     assert "tuner:mert|restarts:3" in res.signature and "tok:13a" in res.signature
+    smooth = tune_weights(nb, REFS, restarts=3, progress=False, window=2)
+    assert smooth.bleu == pytest.approx(100.0) and "window:2" in smooth.signature
     # without the feature, BLEU can only fall
     res2 = tune_weights(nb, REFS, features=["nmt"], restarts=2, progress=False)
     assert res2.bleu < 100.0

@@ -40,16 +40,19 @@ def main() -> int:
     ap.add_argument("--ref", required=True, help="dev references, one per line")
     ap.add_argument("--sets", default=",".join(SETS), help=f"feature sets to compare (of {sorted(SETS)})")
     ap.add_argument("--restarts", type=int, default=20)
+    ap.add_argument("--window", type=int, default=0, help="smoothed line search (lmplug tune-rerank --window)")
+    ap.add_argument("--folds", type=int, default=2, help="contiguous folds of the dev sentences")
     ap.add_argument("--out", default=None, help="write the gains as JSON here")
     args = ap.parse_args()
     nb = read_nbest(args.nbest)
     refs = Path(args.ref).read_text(encoding="utf-8").splitlines()
     if len(refs) != len(nb):
         sys.exit(f"mt_dev_cv: expected one reference per n-best sentence ({len(nb)}), found {len(refs)}")
-    half = len(nb) // 2
-    folds = [(range(0, half), range(half, len(nb))), (range(half, len(nb)), range(0, half))]
+    cut = [len(nb) * k // args.folds for k in range(args.folds + 1)]
+    folds = [([i for i in range(len(nb)) if not cut[k] <= i < cut[k + 1]], range(cut[k], cut[k + 1]))
+             for k in range(args.folds)]
 
-    def bleu(texts: list[str], idx: range) -> float:
+    def bleu(texts: list[str], idx) -> float:
         return float(bleu_from_stats(bleu_stats(texts, [refs[i] for i in idx]).sum(0)))
 
     out = {}
@@ -59,13 +62,14 @@ def main() -> int:
         for tr, te in folds:
             init = {"nmt_norm": 1.0} if "nmt_norm" in feats else {feats[0]: 1.0}
             r = tune_weights([nb[i] for i in tr], [refs[i] for i in tr], feats, init=init, restarts=args.restarts,
-                             progress=False)
+                             progress=False, window=args.window)
             held = [nb[i] for i in te]
             gains.append(bleu([e.text for e in rerank(held, r.weights)], te) - bleu([h[0].text for h in held], te))
         out[name] = dict(features=SETS[name], gains=gains, mean_gain=float(np.mean(gains)))
-        print(f"{name:16s} held-out BLEU gain {np.mean(gains):+.2f} ({gains[0]:+.2f}, {gains[1]:+.2f})", flush=True)
+        print(f"{name:16s} held-out BLEU gain {np.mean(gains):+.2f} ({', '.join(f'{g:+.2f}' for g in gains)})", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"nbest": args.nbest, "restarts": args.restarts, "sets": out}, indent=1) + "\n")
+        Path(args.out).write_text(json.dumps({"nbest": args.nbest, "restarts": args.restarts, "window": args.window,
+                                              "folds": args.folds, "sets": out}, indent=1) + "\n")
     return 0
 
 

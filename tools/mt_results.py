@@ -18,7 +18,8 @@ from lm_results import git_rev  # tools/ is on sys.path when this script runs
 
 ROWS = {"1best": "beam 1-best", "len": "rerank: lengths only", "lm": "+LM (Transformer + KenLM)",
         "channel": "+channel", "lm_channel": "+LM +channel",
-        "norm": "+LM +channel, per-word scores", "oracle": "n-best oracle"}
+        "norm": "+LM +channel, per-word scores", "norm_lm_channel": "+LM +channel, per-word, 4 features",
+        "oracle": "n-best oracle"}
 
 
 def _read(path: Path):

@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=../shared/data; exp=exp/mt
-lm=""; kenlm=""; lm_normalize=none; beam=12; restarts=20; nmt_args=""
+lm=""; kenlm=""; lm_normalize=none; beam=""; restarts=20; window=2; nmt_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
     --lm-normalize) lm_normalize=$2; shift 2;;
     --beam) beam=$2; shift 2;;
     --restarts) restarts=$2; shift 2;;
+    --window) window=$2; shift 2;;
     --nmt-args) nmt_args=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
@@ -64,10 +65,10 @@ case $corpus in
   *) echo "unknown corpus $corpus (multi30k|bible)" >&2; exit 2;;
 esac
 case $scale in
-  tiny) vocab=300; lm_vocab=300; beam=10; restarts=2;;
-  demo) vocab=4000; lm_vocab=4000;;
-  cpu) vocab=6000; lm_vocab=4000;;
-  gpu) vocab=8000; lm_vocab=8000;;
+  tiny) vocab=300; lm_vocab=300; beam=${beam:-10}; restarts=2;;
+  demo) vocab=4000; lm_vocab=4000; beam=${beam:-12};;
+  cpu) vocab=6000; lm_vocab=4000; beam=${beam:-50};;
+  gpu) vocab=8000; lm_vocab=8000; beam=${beam:-50};;
   *) echo "unknown scale $scale (tiny|demo|cpu|gpu)" >&2; exit 2;;
 esac
 
@@ -125,14 +126,17 @@ if on 7; then
   done
 fi
 # feature sets: the system's own scores + lengths, then + LM, + channel, + both; "norm": both with
-# per-word model scores in place of the sentence totals (chosen by 2-fold cross-validation on dev)
+# per-word model scores in place of the sentence totals; "norm_lm_channel": the Transformer LM and
+# the channel per word, 4 features (the sets and --window were chosen by tools/mt_dev_cv.py on dev)
 base=nmt,nmt_norm,words,len_ratio
 declare -A sets=([len]=$base [lm]=$base,lm,kenlm [channel]=$base,channel [lm_channel]=$base,lm,kenlm,channel
-                 [norm]=nmt_norm,words,len_ratio,lm_norm,kenlm_norm,channel_norm)
+                 [norm]=nmt_norm,words,len_ratio,lm_norm,kenlm_norm,channel_norm
+                 [norm_lm_channel]=nmt_norm,channel_norm,lm_norm,words)
+names="len lm channel lm_channel norm norm_lm_channel"
 if on 8; then
-  for name in len lm channel lm_channel norm; do  # tuned on dev only
+  for name in $names; do  # tuned on dev only
     mt tune-rerank --nbest "$d/dev.feat.nbest" --ref "$dev_tgt" --features ${sets[$name]} --init nmt_norm=1 \
-      --restarts $restarts --out "$d/weights.$name.json"
+      --restarts $restarts --window $window --out "$d/weights.$name.json"
     mt rerank --nbest "$d/test.feat.nbest" --src "$test_src" --weights "$d/weights.$name.json" --out "$d/test.$name.txt"
   done
   mt rerank --nbest "$d/test.feat.nbest" --oracle-ref "$test_tgt" --out "$d/test.oracle.txt"
@@ -140,7 +144,7 @@ fi
 if on 9; then
   mt eval-mt --ref "$test_tgt" --baseline 1best --system 1best="$d/test.1best.txt" --system len="$d/test.len.txt" \
     --system lm="$d/test.lm.txt" --system channel="$d/test.channel.txt" --system lm_channel="$d/test.lm_channel.txt" \
-    --system norm="$d/test.norm.txt" \
+    --system norm="$d/test.norm.txt" --system norm_lm_channel="$d/test.norm_lm_channel.txt" \
     --system oracle="$d/test.oracle.txt" --json "$d/eval.test.json"
   "$PY" tools/mt_results.py "$exp/$scale" --out "$exp/$scale/results.json"
 fi

@@ -217,6 +217,8 @@ def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str
 
     if len(references) != len(nbest):
         raise LmplugError(f"expected one reference per n-best sentence ({len(nbest)}), found {len(references)}")
+    if window < 0:
+        raise LmplugError(f"expected a smoothing window >= 0 (intervals on each side), found {window}")
     carried = feature_names(nbest)
     names = list(features) if features else carried
     unknown = sorted(set(names) - set(carried)) + sorted(set(init or {}) - set(names))

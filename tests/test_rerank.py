@@ -115,9 +115,12 @@ def test_tuned_bleu_equals_sacrebleu_of_reranked_output():
     for hyps in nb:
         for k, e in enumerate(hyps):
             e.scores["noise"] = float((k * 7919) % 5)
-    res = tune_weights(nb, REFS, features=["nmt", "noise"], restarts=4, progress=False)
-    out = [e.text for e in rerank(nb, res.weights)]
-    assert sacrebleu.corpus_bleu(out, [REFS]).score == pytest.approx(res.bleu, abs=1e-9)
+    for window in (0, 2):
+        res = tune_weights(nb, REFS, features=["nmt", "noise"], restarts=4, progress=False, window=window)
+        out = [e.text for e in rerank(nb, res.weights)]
+        assert sacrebleu.corpus_bleu(out, [REFS]).score == pytest.approx(res.bleu, abs=1e-9)
+    with pytest.raises(LmplugError, match="window >= 0"):
+        tune_weights(nb, REFS, window=-1, progress=False)
 
 
 def test_oracle_at_least_first_best_and_reaches_100_when_reference_is_listed():

@@ -16,7 +16,8 @@
 #   bible     data/bible (lmplug prepare-bible): rv.* -> kjv.*, split by book; English LM on the
 #             KJV + WEB text of the training books.
 # Scales:  tiny (first 2000 train / 60 dev / 60 test sentences), demo (all train, first 200 dev /
-#          300 test), cpu and gpu (whole splits).
+#          300 test), cpu and gpu (whole splits). n-best size = --beam: 10 tiny, 12 demo, 50 cpu/gpu.
+# Tuning:  MERT, --restarts 20, --window 2 (smoothed line search; 0 = plain MERT).
 # Stages:  0 data   1 tokenizers   2 KenLM 5-gram   3 Transformer LM   4 forward NMT   5 channel NMT
 #          6 n-best (dev, test)   7 features   8 tune on dev + rerank test   9 evaluate (test) + results
 # Outputs: exp/mt/<scale>/<corpus>/{nmt,channel,lm,*.nbest,weights.*.json,test.*.txt,eval.test.json},

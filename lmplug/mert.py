@@ -191,10 +191,12 @@ def _ascend(X: list[np.ndarray], S: list[np.ndarray], w: np.ndarray, max_passes:
             rest = w.copy()
             rest[d] = 0.0
             res = line_search([x[:, d] for x in X], [x @ rest for x in X], S, current=float(w[d]), window=window)
-            if (window > 0 and res.gamma != w[d]) or res.bleu > bleu + 1e-12:
-                moved = moved or res.gamma != w[d]
+            if window > 0:  # the smoothed choice is taken even when its own BLEU is a little lower
+                moved |= res.gamma != w[d]
                 w[d], bleu = res.gamma, res.bleu
-        if (window > 0 and not moved) or (window == 0 and bleu - start <= tol):
+            elif res.bleu > bleu + 1e-12:
+                w[d], bleu = res.gamma, res.bleu
+        if not moved if window > 0 else bleu - start <= tol:
             break
     return w, bleu
 

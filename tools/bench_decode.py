@@ -53,6 +53,7 @@ from lmplug.scorer import KenLMScorer, TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
+WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
 
 
 def read_texts(path: str, n: int, max_words: int) -> list[str]:
@@ -190,7 +191,7 @@ def main() -> int:
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
             record("lmplug+kenlm", beam, hyps, secs, len(texts), audio_s)
         if tlm is not None and on("lmplug+transformer:word"):
-            dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab)},
+            dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab, word_end=WORD_END)},
                                     {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam,
                                     lexicon=args.lexicon and vocab is not None)
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.lm_batch_size))
@@ -224,7 +225,7 @@ def main() -> int:
     source = f"real:{args.emissions}" if args.emissions else f"simulate(seed={args.seed})|text:{args.text}"
     signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:True|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
     if args.out:

@@ -60,9 +60,8 @@ def main() -> int:
         feats = SETS[name].split(",")
         gains = []
         for tr, te in folds:
-            init = {"nmt_norm": 1.0} if "nmt_norm" in feats else {feats[0]: 1.0}
-            r = tune_weights([nb[i] for i in tr], [refs[i] for i in tr], feats, init=init, restarts=args.restarts,
-                             progress=False, window=args.window)
+            r = tune_weights([nb[i] for i in tr], [refs[i] for i in tr], feats, restarts=args.restarts,
+                             progress=False, window=args.window)  # starts at nmt_norm=1 (run.sh's --init) if present
             held = [nb[i] for i in te]
             gains.append(bleu([e.text for e in rerank(held, r.weights)], te) - bleu([h[0].text for h in held], te))
         out[name] = dict(features=SETS[name], gains=gains, mean_gain=float(np.mean(gains)))

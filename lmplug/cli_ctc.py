@@ -279,6 +279,14 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     else:
         raise LmplugError(f"expected --tune NAME with several scorers {sorted(scorers)}, found none")
     base = read_weights(args, {})
+    outer = None
+    if args.outer:
+        oname, _, ovals = args.outer.partition("=")
+        if oname not in scorers or oname == name or not ovals:
+            raise LmplugError(f"--outer: expected NAME=W1,W2,... naming another scorer of {sorted(set(scorers) - {name})}, "
+                              f"found {args.outer!r}")
+        outer = (oname, parse_grid(ovals))
+        base = {**base, oname: outer[1][0]}
     fixed = set(scorers) - {name}
     if fixed - set(base):
         raise LmplugError(f"expected the weights of the scorers not tuned ({sorted(fixed - set(base))}) in "
@@ -297,8 +305,9 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(lm_w) * len(bon), unit="point", desc="tune-ctc", disable=args.quiet)
-    result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name,
+    bar = tqdm(total=len(lm_w) * len(bon) * (len(outer[1]) if outer else 1), unit="point", desc="tune-ctc",
+               disable=args.quiet)
+    result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name, outer=outer,
                               progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
     return write_tune_result(result, args.out_dir)
@@ -443,6 +452,8 @@ def register(subparsers) -> None:
     p.add_argument("--tune", default=None, help="the scorer whose weight is tuned ('lm' or 'kenlm'; default: the only one)")
     p.add_argument("--weights", default=None, help="fixed weights of the other scorers, e.g. kenlm=0.5")
     p.add_argument("--weights-file", default=None, help="fixed weights from a JSON (e.g. another tuning's weights.json)")
+    p.add_argument("--outer", default=None,
+                   help="another scorer's weights searched in an outer loop, e.g. kenlm=0.25,0.5,0.75 (the whole grid at each)")
     p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_tune_ctc)

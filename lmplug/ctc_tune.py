@@ -39,8 +39,12 @@ class TuneResult:
         lm_name: the tuned scorer.
         lm_weights: grid rows.
         bonuses: grid columns.
-        grid: WER per (lm weight, bonus), shape (len(lm_weights), len(bonuses)).
+        grid: WER per (lm weight, bonus), shape (len(lm_weights), len(bonuses)); with an outer
+            scorer, the slice at its chosen weight.
         signature: decoder settings and scorer signatures the numbers belong to.
+        outer_name: a second scorer whose weight was searched in an outer loop ("" if none).
+        outer_weights: its candidate weights.
+        outer_wer: the best dev WER of the inner grid at each of them.
     """
 
     weights: dict[str, float]
@@ -50,6 +54,9 @@ class TuneResult:
     bonuses: list[float]
     grid: list[list[float]] = field(default_factory=list)
     signature: str = ""
+    outer_name: str = ""
+    outer_weights: list[float] = field(default_factory=list)
+    outer_wer: list[float] = field(default_factory=list)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -68,6 +75,7 @@ def tune_ctc_weights(
     bonuses: Sequence[float],
     lm_name: str | None = None,
     progress: Callable[[float, float, float], None] | None = None,
+    outer: tuple[str, Sequence[float]] | None = None,
 ) -> TuneResult:
     """Grid-search the weight of scorer ``lm_name`` and the insertion bonus for dev WER.
 
@@ -79,11 +87,15 @@ def tune_ctc_weights(
         bonuses: candidate word insertion bonuses.
         lm_name: the scorer to tune (default: the decoder's only scorer).
         progress: called with ``(lm_weight, bonus, wer)`` after each grid point.
+        outer: ``(name, weights)`` of a second scorer searched in an outer loop (e.g. KenLM's
+            weight under the Transformer's in "both fused"): the whole grid is searched at each.
 
     Returns:
-        the best point (ties: smaller weights first) and the whole grid. The decoder is left at
-        the best weights.
+        the best point (ties: smaller weights first) and its grid. The decoder is left at the
+        best weights.
     """
+    if outer is not None:
+        return _tune_outer(decoder, batches, references, lm_weights, bonuses, lm_name, progress, outer)
     names = list(decoder.scorers)
     if lm_name is None:
         if len(names) != 1:
@@ -110,6 +122,27 @@ def tune_ctc_weights(
                       grid.tolist(), sig)
 
 
+def _tune_outer(decoder, batches, references, lm_weights, bonuses, lm_name, progress, outer) -> TuneResult:
+    """:func:`tune_ctc_weights` at every weight of the outer scorer; the best point overall."""
+    name, values = outer
+    if name not in decoder.scorers or name == lm_name:
+        raise LmplugError(f"expected the outer scorer among the decoder's scorers {list(decoder.scorers)} and not "
+                          f"the tuned one ({lm_name!r}), found {name!r}")
+    if not values:
+        raise LmplugError(f"expected outer weights for {name!r}, found none")
+    base = dict(decoder.weights)
+    best, per_value = None, []
+    for v in values:
+        decoder.set_weights({**base, name: float(v)})
+        r = tune_ctc_weights(decoder, batches, references, lm_weights, bonuses, lm_name, progress)
+        per_value.append(r.wer)
+        if best is None or r.wer < best.wer:
+            best = r
+    decoder.set_weights(best.weights)
+    best.outer_name, best.outer_weights, best.outer_wer = name, [float(v) for v in values], per_value
+    return best
+
+
 def plot_wer_heatmap(result: TuneResult, path: str | Path) -> None:
     """Write the WER grid as a heatmap PNG (matplotlib, Agg backend), best point marked."""
     try:
@@ -131,7 +164,8 @@ def plot_wer_heatmap(result: TuneResult, path: str | Path) -> None:
                 color="white" if v > g.min() + 0.6 * (np.ptp(g) or 1) else "black")
     i, j = np.unravel_index(int(np.argmin(g)), g.shape)
     ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set_title(f"dev WER % (best {g.min():.2f})")
+    at = f", {result.outer_name} {result.weights[result.outer_name]:g}" if result.outer_name else ""
+    ax.set_title(f"dev WER % (best {g.min():.2f}{at})")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

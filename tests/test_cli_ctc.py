@@ -90,6 +90,15 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
     assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7"]) == 0
     res = json.loads((tmp_path / "tune" / "weights.json").read_text())
     assert res["weights"]["kenlm"] == 0.7 and res["lm_name"] == "lm" and set(res["weights"]) == {"kenlm", "lm", "words"}
+    # --outer: KenLM's weight searched around the Transformer's grid; the best point over all of it
+    outer = args + ["--tune", "lm", "--outer", "kenlm=0,1"]
+    assert main(outer[:-1] + ["lm=0,1"]) == 2 and "--outer: expected NAME=W1,W2" in capsys.readouterr().err
+    assert main(outer) == 0
+    res = json.loads((tmp_path / "tune" / "weights.json").read_text())
+    assert res["outer_name"] == "kenlm" and res["outer_weights"] == [0.0, 1.0] and len(res["outer_wer"]) == 2
+    assert res["wer"] == min(res["outer_wer"]) == min(min(r) for r in res["grid"])
+    assert res["weights"]["kenlm"] == res["outer_weights"][int(np.argmin(res["outer_wer"]))]
+    assert res["outer_wer"][1] <= res["outer_wer"][0]  # KenLM helps on these emissions
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

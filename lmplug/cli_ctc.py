@@ -189,7 +189,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 results[i] = hyps
             bar.update(len(idx))
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
-    extra = {"backend": args.backend, "beam_size": args.beam_size, "weights": dec.weights}
+    extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
+             "weights": dec.weights}
     if not part:
         write_stats(args.stats, len(utts), seconds, extra)
         _write_rows(args.out, args.format, rows)

@@ -8,6 +8,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale tiny                 # seconds; what the test suite runs
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4        # re-tune and re-score only
 #   recipes/asr_ctc_fusion/run.sh --scale tiny --domains bible # one domain
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --token-min-logp -5  # pyctcdecode's default pruning
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -18,13 +19,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-scale=cpu; stage=0; stop_stage=6; beam=16; data=data; exp=exp; domains="bible gutenberg"
+# --token-min-logp: labels below this log-prob are not expanded, in every system (pyctcdecode's
+# default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, RESULTS.md)
+scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
     --stage) stage=$2; shift 2;;
     --stop-stage) stop_stage=$2; shift 2;;
     --beam) beam=$2; shift 2;;
+    --token-min-logp) tmin=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
@@ -80,7 +84,8 @@ if step 3; then
 fi
 
 common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split
-  echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam
+  echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
+    --token-min-logp=$tmin
 }
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do

@@ -78,6 +78,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
     p.add_argument("--lexicon", action="store_true",
                    help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
+    p.add_argument("--history-words", type=int, default=None,
+                   help="word mode: recombine beams also with the Transformer LM, by its last N words "
+                        "(approximate; frees beam slots; default: no recombination with it)")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
@@ -140,6 +143,7 @@ def _decoder(args, scorers, weights, nbest=1):
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
                              nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
+                             history_words=args.history_words,
                              partial_oov_logp=args.oov_penalty)
 
 
@@ -190,7 +194,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             bar.update(len(idx))
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
-             "weights": dec.weights}
+             "history_words": args.history_words, "weights": dec.weights}
     if not part:
         write_stats(args.stats, len(utts), seconds, extra)
         _write_rows(args.out, args.format, rows)

@@ -27,7 +27,9 @@ How the search runs (all utterances of a batch in lock step):
   the states of the new surviving prefixes come from one KV-cached forward per step.
 - With n-gram scorers only (finite history), beams that agree on the open word, the last label
   and every scorer state are recombined after each frame (``prune_history``), as pyctcdecode's
-  ``decode`` does, but by LM state rather than by the last n-1 words.
+  ``decode`` does, but by LM state rather than by the last n-1 words. ``history_words=N`` extends
+  this to word scorers with an unbounded history (the Transformer): their state counts as the
+  last N words, an approximation that frees beam slots held by variants of distant words.
 - At the end every open word is closed, the end-of-sentence score added, and the n-best sorted.
 """
 
@@ -65,6 +67,7 @@ class CTCDecoder:
         partial_oov_logp: float = -10.0,
         prune_history: bool | None = None,
         lexicon: bool = False,
+        history_words: int | None = None,
     ) -> None:
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
@@ -86,7 +89,10 @@ class CTCDecoder:
         self.lm_prefilter = lm_prefilter
         self.partial_oov_logp = partial_oov_logp
         self.lexicon = lexicon
-        finite = all(s.finite_history for s in scorers.values()) and not (
+        if history_words is not None and history_words < 1:
+            raise LmplugError(f"expected history_words >= 1 (or None), found {history_words}")
+        self.history_words = history_words
+        finite = all(s.finite_history or history_words for s in scorers.values()) and not (
             mode == "token" and any(s.token_level for s in scorers.values()))
         # n-best lists: only an LM state keeps histories apart (without one, recombining would
         # leave one beam per open word and empty the list)
@@ -347,6 +353,7 @@ def build_ctc_decoder(
     prune_history: bool | None = None,
     lexicon: bool = False,
     blank_id: int | None = None,
+    history_words: int | None = None,
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
 
@@ -380,6 +387,10 @@ def build_ctc_decoder(
             prohibitive penalty (-1e4) instead of ``partial_oov_logp``, and are never LM-scored,
             as in torchaudio's lexicon decoder. Faster with a Transformer LM in word mode.
         blank_id: index of the blank when its label is not one of the recognized names.
+        history_words: word mode: recombine beams (``prune_history``) also with scorers of
+            unbounded history (the Transformer), treating their state as the last this many
+            words. Approximate (beams that differ only in older words keep only the best, so
+            n-best lists come out shorter); None: such scorers turn recombination off.
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
@@ -392,6 +403,7 @@ def build_ctc_decoder(
         build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
         token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
         lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
+        history_words=history_words,
     )
 
 

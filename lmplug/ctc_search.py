@@ -147,6 +147,9 @@ class Search:
         self.partial_ids: dict[str, int] = {"": 0}
         self.partial_children = _ChildTable(self.V + 1)  # (pid, label) -> pid
         self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in dec.scorers}
+        # scorers recombined by their last ``history_words`` words: context id -> word tuple
+        self.contexts: dict[str, list[tuple[str, ...]]] = {
+            n: [()] for n in dec.word_scorers if dec.history_words and not dec.scorers[n].finite_history}
         # LM states: word scorers keyed by history node, token scorers keyed by node
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
@@ -159,7 +162,7 @@ class Search:
         for n in dec.word_scorers:
             self.wstate[n][root] = dec.scorers[n].init_state(1)[0]
             if dec.prune_history:
-                self.state_ids[n][self.wstate[n][root]] = 0
+                self.state_ids[n][() if n in self.contexts else self.wstate[n][root]] = 0
         for n in dec.token_scorers:
             self.tstate[n][root] = dec.scorers[n].init_state(1)[0]
         # word frame spans: a linked list shared between hypotheses
@@ -290,9 +293,21 @@ class Search:
             fused += self.w[name] * sc
             states.update(zip(nodes.tolist(), new))
             if d.prune_history:
+                if name in self.contexts:  # the state counts as the last history_words words
+                    new = self._contexts(name, a[f"cls:{name}"][a["hist"][par]].tolist(), words)
                 sid = self.state_ids[name]
                 a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in new]
         a["fused"][nodes] = fused
+
+    def _contexts(self, name: str, prev: list[int], words: list[str]) -> list[tuple[str, ...]]:
+        """Word tuples after appending ``words`` to the contexts ``prev`` (ids), registering new ones."""
+        ctx, n, sid = self.contexts[name], self.d.history_words, self.state_ids[name]
+        out = [(ctx[p] + (w,))[-n:] for p, w in zip(prev, words)]
+        for c in out:
+            if c not in sid:
+                ctx.append(c)  # ids follow registration order: ctx[id] is the tuple
+                sid[c] = len(sid)
+        return out
 
     def word_states(self, name: str, hist: list[int]) -> list[Any]:
         """Word-scorer states of history nodes, recomputing any released earlier (rare)."""

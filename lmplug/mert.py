@@ -196,7 +196,8 @@ def _ascend(X: list[np.ndarray], S: list[np.ndarray], w: np.ndarray, max_passes:
                 w[d], bleu = res.gamma, res.bleu
             elif res.bleu > bleu + 1e-12:
                 w[d], bleu = res.gamma, res.bleu
-        if not moved if window > 0 else bleu - start <= tol:
+        converged = not moved if window > 0 else bleu - start <= tol
+        if converged:
             break
     return w, bleu
 

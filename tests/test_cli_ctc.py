@@ -69,7 +69,7 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
     assert set(res["weights"]) == {"kenlm", "words"} and np.array(res["grid"]).shape == (2, 2)
     assert res["wer"] == min(min(r) for r in res["grid"])
     assert res["weights"]["kenlm"] == 1.0  # the LM helps on these emissions
-    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|")
+    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|history_words:None|")
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 

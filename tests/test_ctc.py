@@ -273,6 +273,37 @@ def test_releasing_and_repacking_lm_states_changes_nothing(lm, monkeypatch, mode
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)
 
 
+def test_history_words_recombines_only_unbounded_scorers(lm, kenlm_scorer):
+    labels = char_labels(SENTENCES)
+    ids = [text_to_char_ids(t, labels) for t in SENTENCES * 2]
+    x, lens = pad_batch(simulate_emissions(ids, labels, seed=15, confusion=0.5))
+    vocab = sorted({w for s in SENTENCES for w in s.split()})
+    both = {"kenlm": kenlm_scorer, "lm": TransformerScorer(lm, vocabulary=vocab)}
+    w = {"kenlm": 0.3, "lm": 0.6, "words": 1.0}
+
+    def run(scorers, weights, h):
+        return build_ctc_decoder(labels, scorers, weights, beam_size=6, nbest=3, history_words=h).decode(x, lens)
+
+    # n-gram scorers recombine by their own state already: the setting changes nothing
+    kw = {"kenlm": 0.5, "words": 0.5}
+    assert run({"kenlm": kenlm_scorer}, kw, 1) == run({"kenlm": kenlm_scorer}, kw, None)
+    # a context longer than any sentence is exact: distinct prefixes never share it
+    exact, none = run(both, w, 100), run(both, w, None)
+    for a, b in zip(exact, none):
+        assert [h.text for h in a] == [h.text for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)
+    # one word of context: beams differing only in older words keep only the best one (fewer
+    # n-best entries survive); the hypotheses stay consistent (total = CTC + weighted scores)
+    one = run(both, w, 1)
+    assert sum(map(len, one)) < sum(map(len, none))
+    for hyps in one:
+        assert hyps and [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+        for h in hyps:
+            assert h.score == pytest.approx(h.scores["ctc"] + sum(w[k] * h.scores[k] for k in w), abs=1e-6)
+    with pytest.raises(LmplugError, match="expected history_words >= 1"):
+        build_ctc_decoder(labels, both, w, history_words=0)
+
+
 def test_lexicon_mode_spells_only_known_words(kenlm_scorer):
     labels = char_labels(SENTENCES)
     em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES * 2], labels, seed=14, confusion=0.5)

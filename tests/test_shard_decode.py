@@ -68,6 +68,7 @@ def test_sharded_decode_equals_unsharded(workdir, tmp_path, world):
     assert stats["utterances"] == 10 and stats["num_shards"] == world and len(stats["shard_seconds"]) == world
     assert stats["seconds"] == pytest.approx(sum(stats["shard_seconds"])) and stats["beam_size"] == 8
     assert stats["token_min_logp"] == -5.0  # the pruning setting is recorded with the timing
+    assert stats["history_words"] is None
     assert not any(part_path(out, r, world).exists() for r in range(world))  # parts removed once merged
     txt = tmp_path / "sharded.txt"
     for r in range(world):

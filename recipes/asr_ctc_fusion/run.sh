@@ -9,6 +9,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4        # re-tune and re-score only
 #   recipes/asr_ctc_fusion/run.sh --scale tiny --domains bible # one domain
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --token-min-logp -5  # pyctcdecode's default pruning
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --history-words 0     # no recombination under the Transformer
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -21,7 +22,8 @@ cd "$(dirname "$0")/../.."
 
 # --token-min-logp: labels below this log-prob are not expanded, in every system (pyctcdecode's
 # default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, RESULTS.md)
-# --history-words: beams recombine also under the Transformer, by its last N words (RESULTS.md)
+# --history-words: beams recombine also under the Transformer, by its last N words; 0: they do not
+# (2 was best on bible dev, RESULTS.md)
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=2; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -88,8 +90,9 @@ if step 3; then
 fi
 
 common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split
+  local h=""; [ "$hist" -gt 0 ] && h="--history-words $hist"  # 0: no recombination under the Transformer
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
-    --token-min-logp=$tmin --history-words $hist
+    --token-min-logp=$tmin $h
 }
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do

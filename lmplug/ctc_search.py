@@ -293,20 +293,18 @@ class Search:
             fused += self.w[name] * sc
             states.update(zip(nodes.tolist(), new))
             if d.prune_history:
-                if name in self.contexts:  # the state counts as the last history_words words
-                    new = self._contexts(name, a[f"cls:{name}"][a["hist"][par]].tolist(), words)
                 sid = self.state_ids[name]
-                a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in new]
+                keys = (self._contexts(name, a[f"cls:{name}"][a["hist"][par]].tolist(), words)
+                        if name in self.contexts else new)  # the last history_words words, or the state
+                a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in keys]
         a["fused"][nodes] = fused
 
     def _contexts(self, name: str, prev: list[int], words: list[str]) -> list[tuple[str, ...]]:
-        """Word tuples after appending ``words`` to the contexts ``prev`` (ids), registering new ones."""
+        """Word tuples after appending ``words`` to the contexts with ids ``prev``; new ones get the
+        next ids in ``state_ids`` (assigned by the caller), so ``contexts[name][id]`` is the tuple."""
         ctx, n, sid = self.contexts[name], self.d.history_words, self.state_ids[name]
         out = [(ctx[p] + (w,))[-n:] for p, w in zip(prev, words)]
-        for c in out:
-            if c not in sid:
-                ctx.append(c)  # ids follow registration order: ctx[id] is the tuple
-                sid[c] = len(sid)
+        ctx.extend(dict.fromkeys(c for c in out if c not in sid))  # in first-seen order, as setdefault
         return out
 
     def word_states(self, name: str, hist: list[int]) -> list[Any]:

@@ -8,7 +8,8 @@ Output directory::
 
 Batches are a pure function of (seed, step) (``lmplug.data.sample_batch``) and the checkpoint
 holds the optimizer and RNG states, so a killed run resumed from its last checkpoint follows
-the same loss curve as an uninterrupted one. Ctrl-C saves a checkpoint before exiting.
+the same loss curve as an uninterrupted one. Ctrl-C saves a checkpoint before exiting; SIGTERM
+(``kill``, a job scheduler) stops at the end of the current step with a checkpoint.
 Under ``torchrun`` the model is wrapped in DDP (NCCL on CUDA, gloo on CPU); each rank takes its
 slice of the same global batch.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -174,6 +177,26 @@ class TrainTask:
     unit: str = "tok"  # name of the unit in logs
 
 
+class _TermFlag:
+    """Turns SIGTERM (a scheduler's or ``kill``'s request to stop) into a flag that the training
+    loop checks after each step, in the main thread of a single process (under DDP every rank
+    would stop at a different step; there SIGTERM keeps its default)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.raised = False
+        self.installed = enabled and threading.current_thread() is threading.main_thread()
+        if self.installed:
+            self.previous = signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, signum, frame) -> None:
+        self.raised = True
+
+    def restore(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.installed = False
+
+
 def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resume: bool = True,
         progress: bool = True, stop_after: int | None = None, name: str = "train") -> dict:
     """The training loop every model family shares.
@@ -259,6 +282,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     model.train()
     window_loss, window_n, window_t = 0.0, 0, time.time()
     step_rng = None
+    term = _TermFlag(enabled=dist.world_size == 1)
     try:
         while step < cfg.max_steps:
             step_rng = _rng_tensors(device)  # so an interrupt mid-step resumes with this step's dropout
@@ -300,12 +324,21 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
             if stop_after is not None and step - start_step >= stop_after:
                 save(step)
                 break
+            if term.raised:  # SIGTERM: stop at this step boundary, exactly resumable
+                save(step)
+                bar.close()
+                print(f"[{name}] terminated: checkpoint saved at step {step}; run the same command to resume", flush=True)
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
+        if term.raised:
+            raise
         save(step, step_rng)
         bar.close()
         if dist.is_main:
             print(f"[{name}] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
         raise
+    finally:
+        term.restore()
     bar.close()
     summary = {"steps": step, "units_seen": units_seen, "unit": task.unit, "parameters": n_params,
                "elapsed_s": round(elapsed_before + time.time() - t0, 1), "dev_loss": last_dev,

@@ -37,6 +37,36 @@ def test_resume_follows_the_uninterrupted_curve(tmp_path, corpus, tokenizer):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def test_sigterm_stops_at_a_step_boundary_and_resumes_exactly(tmp_path, corpus, tokenizer, monkeypatch):
+    import os
+    import signal
+
+    import lmplug.train as train
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_lm(corpus, corpus[:24], tokenizer, a, MODEL, TRAIN, progress=False)
+    lr_at = train.lr_at
+
+    def term_at_6(step, cfg):  # a `kill` arriving in the middle of step 7
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return lr_at(step, cfg)
+
+    monkeypatch.setattr(train, "lr_at", term_at_6)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False)
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+    assert json.loads((b / "checkpoint" / "trainer" / "state.json").read_text())["step"] == 7
+    monkeypatch.setattr(train, "lr_at", lr_at)
+    train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False)
+    assert curve(a) == curve(b)
+    wa = load_file(str(a / "checkpoint" / "model.safetensors"))
+    wb = load_file(str(b / "checkpoint" / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
 def test_training_lowers_dev_loss_and_checkpoint_loads(tmp_path, corpus, tokenizer):
     out = tmp_path / "lm"
     cfg = TrainConfig(**{**TRAIN.__dict__, "max_steps": 40, "eval_every": 20})

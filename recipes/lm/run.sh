@@ -5,16 +5,19 @@
 #   recipes/lm/run.sh --scale cpu                         # both corpora, all stages
 #   recipes/lm/run.sh --scale tiny --corpus bible         # seconds; what the test suite runs
 #   recipes/lm/run.sh --scale cpu --corpus gutenberg --stage 3 --stop-stage 4
+#   recipes/lm/run.sh --scale cpu --stage 3 --stop-stage 4 --max-steps 8000   # train on past the preset
 #
 # Corpora: bible (embedded default: Debian's KJV + WEB, lowercased, split by book; see
 #          data/README.md) and gutenberg (--gutenberg PATH, default ../shared/data/text/gutenberg_nltk17.txt).
 # Stages:  0 data   1 tokenizer   2 KenLM 5-gram   3 Transformer LM   4 perplexity   5 results.json
+# --max-steps N overrides the scale's number of steps; an lm/ checkpoint of fewer steps is resumed
+#          and trained on to N (the cosine schedule re-stretched to N: the learning rate jumps up once).
 # Outputs: exp/lm/<scale>/<corpus>/{tok.model,ngram5.arpa,ngram5.bin,lm/,ppl.json}, exp/lm/<scale>/results.json
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus="bible gutenberg"; stage=0; stop_stage=5
-gutenberg=../shared/data/text/gutenberg_nltk17.txt; data=data; exp=exp/lm
+gutenberg=../shared/data/text/gutenberg_nltk17.txt; data=data; exp=exp/lm; lm_extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
     --gutenberg) gutenberg=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
+    --max-steps) lm_extra="--max-steps $2"; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
 done
@@ -34,8 +38,8 @@ run() { echo "+ lmplug $*" >&2; lmplug "$@"; }
 for c in $corpus; do
   d=$exp/$scale/$c; mkdir -p "$d"
   case $c in
-    bible) src=$data/bible; train=$src/en.train.txt; dev=$src/en.dev.txt; test=$src/en.test.txt; lm_extra="";;
-    gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt; lm_extra="";;
+    bible) src=$data/bible; train=$src/en.train.txt; dev=$src/en.dev.txt; test=$src/en.test.txt;;
+    gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt;;
     *) echo "unknown corpus $c (bible|gutenberg)" >&2; exit 2;;
   esac
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then

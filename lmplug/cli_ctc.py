@@ -81,6 +81,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history-words", type=int, default=None,
                    help="word mode: recombine beams also with the Transformer LM, by its last N words "
                         "(approximate; frees beam slots; default: no recombination with it)")
+    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=[],
+                   help="word mode: comma-separated scorer names (lm, kenlm) whose look-ahead guides the search "
+                        "while a word is spelled: the Transformer's probability that the next word begins with "
+                        "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
@@ -138,12 +142,14 @@ def _decoder(args, scorers, weights, nbest=1):
 
         if not args.kenlm or args.lm:
             raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
+        if args.lookahead:
+            raise LmplugError(f"--backend pyctcdecode has no look-ahead: expected no --lookahead, found {','.join(args.lookahead)}")
         unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
                              nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
-                             history_words=args.history_words,
+                             history_words=args.history_words, lookahead=args.lookahead,
                              partial_oov_logp=args.oov_penalty)
 
 
@@ -194,7 +200,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             bar.update(len(idx))
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
-             "history_words": args.history_words, "weights": dec.weights}
+             "history_words": args.history_words, "lookahead": args.lookahead, "weights": dec.weights}
     if not part:
         write_stats(args.stats, len(utts), seconds, extra)
         _write_rows(args.out, args.format, rows)

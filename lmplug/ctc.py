@@ -30,6 +30,13 @@ How the search runs (all utterances of a batch in lock step):
   ``decode`` does, but by LM state rather than by the last n-1 words. ``history_words=N`` extends
   this to word scorers with an unbounded history (the Transformer): their state counts as the
   last N words, an approximation that frees beam slots held by variants of distant words.
+- Word mode with ``lookahead``: a beam in the middle of a word would otherwise rank with no LM
+  cost for that word, ahead of beams that have just paid for theirs. The named scorers'
+  ``prefix_scores`` (weighted) give it an estimate instead, added to the pruning score only:
+  the Transformer's probability that the next word begins with the letters so far (the
+  word-initial pieces that fit them, read from the history's distribution, so no forward),
+  KenLM's unigram mass of the vocabulary words that do. It is memoized per (history, open
+  word) and replaced by the word's own score when the word ends.
 - At the end every open word is closed, the end-of-sentence score added, and the n-best sorted.
 """
 
@@ -68,6 +75,7 @@ class CTCDecoder:
         prune_history: bool | None = None,
         lexicon: bool = False,
         history_words: int | None = None,
+        lookahead: Sequence[str] = (),
     ) -> None:
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
@@ -101,6 +109,13 @@ class CTCDecoder:
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
         self.lm_tok = self._token_map() if self.token_scorers else None
+        for n in lookahead:
+            if n not in self.word_scorers:
+                raise LmplugError(f"lookahead: expected the name of a word-mode scorer ({self.word_scorers}), found {n!r}")
+            if type(self.scorers[n]).prefix_scores is Scorer.prefix_scores:
+                raise LmplugError(f"lookahead: expected a scorer with prefix_scores, found {n!r} "
+                                  f"({type(self.scorers[n]).__name__}) without")
+        self.lookahead_scorers = list(dict.fromkeys(lookahead))
         self.set_weights(weights)
 
     # -- configuration ------------------------------------------------------------------------
@@ -354,6 +369,7 @@ def build_ctc_decoder(
     lexicon: bool = False,
     blank_id: int | None = None,
     history_words: int | None = None,
+    lookahead: Sequence[str] = (),
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
 
@@ -391,6 +407,11 @@ def build_ctc_decoder(
             unbounded history (the Transformer), treating their state as the last this many
             words. Approximate (beams that differ only in older words keep only the best, so
             n-best lists come out shorter); None: such scorers turn recombination off.
+        lookahead: word mode: names of scorers whose ``prefix_scores`` (times their weight)
+            guide the search while a word is being spelled: the Transformer's probability that
+            the next word begins with the letters so far, or KenLM's unigram mass of the words
+            that do. It counts toward pruning only and is replaced by the word's own score when
+            the word ends: final scores are unchanged, only which beams survive changes.
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
@@ -403,7 +424,7 @@ def build_ctc_decoder(
         build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
         token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
         lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
-        history_words=history_words,
+        history_words=history_words, lookahead=lookahead,
     )
 
 

@@ -153,6 +153,8 @@ class Search:
         # LM states: word scorers keyed by history node, token scorers keyed by node
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
+        # look-ahead scores of open words: (history node, pid) -> log-prob
+        self.lookahead: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
         root = self.nodes.alloc(1)[0]
         a = self.nodes.a
         a["parent"][root] = -1
@@ -232,6 +234,13 @@ class Search:
                 ppen += LEXICON_PENALTY * bad
             else:
                 ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
+        if d.lookahead_scorers:  # open words: the look-ahead of the word they begin
+            opened = ~completes & (plen > 0)
+            if opened.any():
+                pid = self.partial_word_ids(par[opened], tok[opened])
+                hist = a["hist"][par[opened]]
+                for name in d.lookahead_scorers:
+                    ppen[opened] += w[name] * self.prefix_scores(name, hist, pid)
         out["ppen"] = ppen
         out["oov"] = oov
         fused = w[WORDS] * nwords + LEXICON_PENALTY * oov
@@ -306,6 +315,17 @@ class Search:
         out = [(ctx[p] + (w,))[-n:] for p, w in zip(prev, words)]
         ctx.extend(dict.fromkeys(c for c in out if c not in sid))  # in first-seen order, as setdefault
         return out
+
+    def prefix_scores(self, name: str, hist: np.ndarray, pid: np.ndarray) -> np.ndarray:
+        """``Scorer.prefix_scores`` of open words ``pid`` after history nodes ``hist`` (memoized)."""
+        memo = self.lookahead[name]
+        keys = list(zip(hist.tolist(), pid.tolist()))
+        todo = list(dict.fromkeys(k for k in keys if k not in memo))
+        if todo:
+            states = self.word_states(name, [h for h, _ in todo])
+            sc = self.d.scorers[name].prefix_scores(states, [self.partial[p] for _, p in todo])
+            memo.update(zip(todo, sc.tolist() if sc is not None else [0.0] * len(todo)))
+        return np.array([memo[k] for k in keys])
 
     def word_states(self, name: str, hist: list[int]) -> list[Any]:
         """Word-scorer states of history nodes, recomputing any released earlier (rare)."""

@@ -19,6 +19,7 @@ sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,12 @@ class Scorer:
         lp = self.batch_score(states)
         return lp[torch.arange(len(states), device=lp.device), torch.as_tensor(tokens, device=lp.device)].double().cpu().numpy()
 
+    def prefix_scores(self, states: Sequence[Any], prefixes: Sequence[str]) -> np.ndarray | None:
+        """Look-ahead for word mode: ``log P(the next word begins with prefixes[i] | states[i])``,
+        on the footing of ``score_words`` (an estimate of the coming word's score for a decoder's
+        pruning), as float64 ``(N,)``; None when the scorer has none (the default)."""
+        return None
+
     def compact(self, states: Sequence[Any]) -> list[Any]:
         """The same states, possibly re-packed to free memory; a decoder calls it with the states
         it still holds (everything else may be released). Default: unchanged."""
@@ -126,6 +133,13 @@ class ZeroScorer(Scorer):
 
     def advance(self, states, tokens):
         return [None] * len(states)
+
+
+def _prefix_span(texts: Sequence[str], prefix: str) -> tuple[int, int]:
+    """``[lo, hi)``: the positions of the sorted ``texts`` that begin with ``prefix``."""
+    if not prefix:
+        return 0, len(texts)
+    return bisect.bisect_left(texts, prefix), bisect.bisect_left(texts, prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,6 +282,8 @@ class TransformerScorer(Scorer):
         self.vocabulary = set(vocabulary) if vocabulary is not None else None
         self.word_end = word_end
         self._boundary: torch.Tensor | None = None
+        self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
+        self._prefix_ranges: dict[str, tuple[int, int, list[int]]] = {}
 
     def known_words(self) -> set[str] | None:
         return self.vocabulary
@@ -428,6 +444,42 @@ class TransformerScorer(Scorer):
             out[pos] = torch.logsumexp(sub.float(), dim=-1).double().cpu().numpy()
         return out
 
+    def _prefix_range(self, prefix: str) -> tuple[int, int, list[int]]:
+        """Word-initial pieces (by position in text order) that can begin a word spelled
+        ``prefix...``: the range of pieces whose text starts with ``prefix``, and the pieces that
+        are shorter prefixes of it ("▁" alone included)."""
+        got = self._prefix_ranges.get(prefix)
+        if got is None:
+            if self._initial is None:
+                pieces = [(self.tokenizer.id_to_piece(i)[1:], i) for i in range(self.vocab_size)
+                          if self.tokenizer.id_to_piece(i).startswith("\u2581")]
+                pieces.sort()
+                self._initial = (torch.tensor([i for _, i in pieces], device=self.device),
+                                 [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
+            _, texts, pos = self._initial
+            lo, hi = _prefix_span(texts, prefix)
+            shorter = [pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos]
+            got = self._prefix_ranges[prefix] = (lo, hi, shorter)
+        return got
+
+    @torch.inference_mode()
+    def prefix_scores(self, states, prefixes):
+        """Sums the next-piece probabilities of every word-initial piece compatible with the
+        prefix (one cumulative sum per distinct state), less the word-boundary mass at the state
+        as ``score_words(word_end=True)`` does; at least ``log 1e-30``."""
+        states = self.materialize(states)
+        ranges = [self._prefix_range(p) for p in prefixes]
+        order = self._initial[0]
+        out = np.zeros(len(states))
+        for table, pos, rows in self._by_table(states, range(len(states))):
+            uniq, inv = np.unique(rows, return_inverse=True)
+            probs = table[torch.as_tensor(uniq, device=table.device)][:, order].double().exp().cpu().numpy()
+            cum = np.concatenate([np.zeros((len(uniq), 1)), np.cumsum(probs, axis=1)], axis=1)
+            for j, i in zip(inv.tolist(), pos):
+                lo, hi, shorter = ranges[i]
+                out[i] = cum[j, hi] - cum[j, lo] + probs[j, shorter].sum()
+        return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
+
     @torch.inference_mode()
     def score_words(self, states, words):
         """Word log-probs: the first piece from the state's distribution, the others from ONE
@@ -547,6 +599,8 @@ class KenLMScorer(Scorer):
         self.name = name
         self.order = self.model.order
         self._cache: dict[tuple[Any, str], tuple[float, Any]] = {}
+        self._unigram_mass: tuple[list[str], np.ndarray, float] | None = None
+        self._prefix_memo: dict[str, float] = {}
 
     def signature(self) -> str:
         return f"lm:kenlm|order:{self.order}|path:{self.path}"
@@ -581,3 +635,27 @@ class KenLMScorer(Scorer):
     def final_score(self, states):
         e = self._State()
         return np.array([self.model.BaseScore(s, "</s>", e) * LN10 for s in states], dtype=np.float64)
+
+    def prefix_scores(self, states, prefixes):
+        """Unigram look-ahead (the state is not used): the log of the unigram probability mass of
+        the vocabulary words that begin with the prefix (decoders' "smearing"), plus that of an
+        out-of-vocabulary word as ``score_words`` gives it (``<unk>`` and ``unk_offset``); None
+        without a word list."""
+        if self.unigrams is None:
+            return None
+        if self._unigram_mass is None:  # sorted words, cumulative unigram probabilities, OOV mass
+            words = sorted(self.unigrams)
+            s, e = self._State(), self._State()
+            self.model.NullContextWrite(s)
+            probs = np.array([10.0 ** self.model.BaseScore(s, w, e) for w in words])
+            unk = 10.0 ** self.model.BaseScore(s, "<unk>", e) * math.exp(self.unk_offset)
+            self._unigram_mass = (words, np.concatenate([[0.0], np.cumsum(probs)]), unk)
+        words, cum, unk = self._unigram_mass
+        out = np.empty(len(prefixes))
+        for i, p in enumerate(prefixes):
+            got = self._prefix_memo.get(p)
+            if got is None:
+                lo, hi = _prefix_span(words, p)
+                got = self._prefix_memo[p] = math.log(cum[hi] - cum[lo] + unk)
+            out[i] = got
+        return out

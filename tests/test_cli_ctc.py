@@ -69,7 +69,7 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
     assert set(res["weights"]) == {"kenlm", "words"} and np.array(res["grid"]).shape == (2, 2)
     assert res["wer"] == min(min(r) for r in res["grid"])
     assert res["weights"]["kenlm"] == 1.0  # the LM helps on these emissions
-    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|history_words:None|")
+    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|history_words:None|lookahead:|")
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -100,6 +100,15 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
     assert res["wer"] == min(res["outer_wer"]) == min(min(r) for r in res["grid"])
     assert res["weights"]["kenlm"] == res["outer_weights"][int(np.argmin(res["outer_wer"]))]
     assert res["outer_wer"][1] <= res["outer_wer"][0]  # KenLM helps on these emissions
+    # look-ahead: named scorers only, recorded in the signature; pyctcdecode has none
+    assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--lookahead", "lm"]) == 0
+    res = json.loads((tmp_path / "tune" / "weights.json").read_text())
+    assert "|history_words:None|lookahead:lm|" in res["signature"]
+    assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--lookahead", "lm,words"]) == 2
+    assert "lookahead: expected the name of a word-mode scorer" in capsys.readouterr().err
+    py = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+          "--kenlm", str(arpa), "--backend", "pyctcdecode", "--lookahead", "kenlm", "--quiet"]
+    assert main(py) == 2 and "pyctcdecode has no look-ahead" in capsys.readouterr().err
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

@@ -304,6 +304,35 @@ def test_history_words_recombines_only_unbounded_scorers(lm, kenlm_scorer):
         build_ctc_decoder(labels, both, w, history_words=0)
 
 
+def test_lookahead_guides_pruning_only(lm, kenlm_scorer):
+    labels = char_labels(SENTENCES)
+    ids = [text_to_char_ids(t, labels) for t in SENTENCES]
+    x, lens = pad_batch(simulate_emissions(ids, labels, seed=16, confusion=0.5))
+    vocab = sorted({w for s in SENTENCES for w in s.split()})
+    both = {"kenlm": kenlm_scorer, "lm": TransformerScorer(lm, vocabulary=vocab)}
+    w = {"kenlm": 0.3, "lm": 0.6, "words": 1.0}
+
+    def run(beam, la, nbest=1):
+        return build_ctc_decoder(labels, both, w, beam_size=beam, nbest=nbest, beam_prune_logp=-1e9,
+                                 lookahead=la).decode(x, lens)
+
+    # a wide beam (and no approximate recombination, whose choice among beams the look-ahead may
+    # change): the same best hypotheses and scores either way
+    wide = run(200, ())
+    for la in (["lm"], ["kenlm"], ["lm", "kenlm"]):
+        for a, b in zip(run(200, la), wide):
+            assert [h.text for h in a] == [h.text for h in b]
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-6, atol=1e-6)
+    # a narrow beam: totals are still the plain weighted sums (the look-ahead is never counted)
+    for hyps in run(3, ["lm", "kenlm"], nbest=3):
+        for h in hyps:
+            assert h.score == pytest.approx(h.scores["ctc"] + sum(w[k] * h.scores[k] for k in w), abs=1e-6)
+    with pytest.raises(LmplugError, match="expected the name of a word-mode scorer"):
+        build_ctc_decoder(labels, both, w, lookahead=["kenlm5"])
+    with pytest.raises(LmplugError, match="expected a scorer with prefix_scores, found 'z'"):
+        build_ctc_decoder(labels, {"z": ZeroScorer()}, {"z": 1.0}, lookahead=["z"])
+
+
 def test_lexicon_mode_spells_only_known_words(kenlm_scorer):
     labels = char_labels(SENTENCES)
     em = simulate_emissions([text_to_char_ids(t, labels) for t in SENTENCES * 2], labels, seed=14, confusion=0.5)

@@ -152,3 +152,39 @@ def test_kenlm_missing_file_says_expected(tmp_path):
     pytest.importorskip("kenlm")
     with pytest.raises(LmplugError, match="expected an .arpa or binary file"):
         KenLMScorer(tmp_path / "nope.arpa")
+
+
+def test_transformer_prefix_scores_sum_the_compatible_first_pieces(lm):
+    sc = TransformerScorer(lm)
+    start = sc.init_state(1)
+    _, after = sc.score_words(start, ["the"])  # a WordEndState: its word-boundary mass is divided out
+    prefixes = ["", "t", "th", "the", "ca", "zq"]
+    for st in [start[0], after[0]]:
+        got = sc.prefix_scores([st] * len(prefixes), prefixes)
+        logp = st.logp.double().numpy()
+        for p, g in zip(prefixes, got):  # brute force: every "▁x" with x a prefix of p or p a prefix of x
+            pieces = [i for i in range(sc.vocab_size) if sc.tokenizer.id_to_piece(i).startswith("\u2581")
+                      and (p.startswith(sc.tokenizer.id_to_piece(i)[1:]) or sc.tokenizer.id_to_piece(i)[1:].startswith(p))]
+            want = math.log(np.exp(logp[pieces]).sum()) - sc.boundary_logmass([st])[0]
+            assert g == pytest.approx(want, abs=1e-9)
+        # an optimistic estimate of the word: at least its pieces' log-prob, and it can only fall
+        # as letters are added
+        for w in ["the", "cat", "mat"]:
+            ids = sc.word_ids(w)
+            pieces = sc.token_logprobs([st], [ids[0]])[0] - sc.boundary_logmass([st])[0]
+            steps = sc.prefix_scores([st] * len(w), [w[: k + 1] for k in range(len(w))])
+            assert np.all(np.diff(steps) <= 1e-12) and steps[-1] >= pieces - 1e-9
+
+
+def test_kenlm_prefix_scores_are_unigram_masses(arpa):
+    sc = KenLMScorer(arpa)
+    import kenlm
+
+    m = kenlm.Model(str(arpa))
+    words = sorted(sc.unigrams)
+    uni = {w: 10 ** m.score(w, bos=False, eos=False) for w in words}
+    unk = 10 ** m.score("zzzz", bos=False, eos=False) * math.exp(sc.unk_offset)
+    got = sc.prefix_scores(sc.init_state(4), ["", "ca", "the", "zq"])
+    for p, g in zip(["", "ca", "the", "zq"], got):
+        assert g == pytest.approx(math.log(sum(v for w, v in uni.items() if w.startswith(p)) + unk), abs=1e-9)
+    assert ZeroScorer().prefix_scores([None], ["a"]) is None

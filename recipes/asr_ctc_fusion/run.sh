@@ -10,6 +10,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale tiny --domains bible # one domain
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --token-min-logp -5  # pyctcdecode's default pruning
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --history-words 0     # no recombination under the Transformer
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --lookahead 0         # no look-ahead inside words
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -24,7 +25,10 @@ cd "$(dirname "$0")/../.."
 # default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, RESULTS.md)
 # --history-words: beams recombine also under the Transformer, by its last N words; 0: they do not
 # (2 was best on bible dev, RESULTS.md)
-scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=2; data=data; exp=exp; domains="bible gutenberg"
+# --lookahead: beams spelling a word carry their LM's look-ahead (KenLM systems: its unigram mass of
+# the words they can become; Transformer systems: the Transformer's probability of the word's
+# first pieces); 0: none (better for every lmplug system on bible dev, RESULTS.md)
+scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=2; la=1; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --beam) beam=$2; shift 2;;
     --token-min-logp) tmin=$2; shift 2;;
     --history-words) hist=$2; shift 2;;
+    --lookahead) la=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
@@ -94,16 +99,18 @@ common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 =
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
     --token-min-logp=$tmin $h
 }
+la_kenlm=""; la_lm=""  # look-ahead of the KenLM-only systems / of those with the Transformer
+[ "$la" -gt 0 ] && la_kenlm="--lookahead kenlm" && la_lm="--lookahead lm"
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
     vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
-    run tune-ctc $(common $dom dev) $kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm $la_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
     run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $la_lm $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
     # both LMs: the Transformer's weight and the bonus at each KenLM weight of --outer
-    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
-    run decode $(common $dom dev) $kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
+    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $la_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
+    run decode $(common $dom dev) $kenlm $la_kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
       --lm "$lmd/$dom/lm" --weights-file "$d/$dom/tune_kenlm/weights.json" --out-dir "$d/$dom/tune_rescore"
@@ -116,15 +123,15 @@ if step 5; then
     o=$d/$dom
     run decode $(common $dom test | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
     run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
-    run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" \
+    run decode $(common $dom test) $kenlm $la_kenlm --weights-file "$o/tune_kenlm/weights.json" \
       --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
     run decode $(common $dom test) $kenlm --backend pyctcdecode --weights-file "$o/tune_pyctcdecode/weights.json" \
       --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
-    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" --weights-file "$o/tune_lm/weights.json" \
+    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" $la_lm --weights-file "$o/tune_lm/weights.json" \
       --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
-    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" --weights-file "$o/tune_both/weights.json" \
+    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" $la_lm --weights-file "$o/tune_both/weights.json" \
       --out "$o/hyps_lmplug_both.jsonl" --stats "$o/stats_lmplug_both.json" --quiet
-    run decode $(common $dom test) $kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
+    run decode $(common $dom test) $kenlm $la_kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
       --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
     run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lmd/$dom/lm" --weights-file "$o/tune_rescore/weights.json" \
       --out "$o/hyps_kenlm_rescore.jsonl" --stats "$o/stats_rescore_pass.json"

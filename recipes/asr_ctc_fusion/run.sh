@@ -27,7 +27,8 @@ cd "$(dirname "$0")/../.."
 # (2 was best on bible dev, RESULTS.md)
 # --lookahead: beams spelling a word carry their LM's look-ahead (KenLM systems: its unigram mass of
 # the words they can become; Transformer systems: the Transformer's probability of the word's
-# first pieces); 0: none (better for every lmplug system on bible dev, RESULTS.md)
+# first pieces); 0: none. The look-ahead was better for every lmplug system on dev, both domains
+# (RESULTS.md)
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=2; la=1; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in

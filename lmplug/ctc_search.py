@@ -155,6 +155,7 @@ class Search:
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
         # look-ahead scores of open words: (history node, pid) -> log-prob
         self.lookahead: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
+        self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob, state-free look-aheads
         root = self.nodes.alloc(1)[0]
         a = self.nodes.a
         a["parent"][root] = -1
@@ -235,12 +236,11 @@ class Search:
             else:
                 ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
         if d.lookahead_scorers:  # open words: the look-ahead of the word they begin
+            out["pid"] = pid = self.partial_word_ids(par, tok)
             opened = ~completes & (plen > 0)
             if opened.any():
-                pid = self.partial_word_ids(par[opened], tok[opened])
-                hist = a["hist"][par[opened]]
                 for name in d.lookahead_scorers:
-                    ppen[opened] += w[name] * self.prefix_scores(name, hist, pid)
+                    ppen[opened] += w[name] * self.prefix_scores(name, a["hist"][par[opened]], pid[opened])
         out["ppen"] = ppen
         out["oov"] = oov
         fused = w[WORDS] * nwords + LEXICON_PENALTY * oov
@@ -263,9 +263,10 @@ class Search:
         a["tok"][ids] = tok
         a["key"][ids] = par * (self.V + 1) + tok
         a["hist"][ids] = np.where(at.pop("completes"), ids, a["hist"][par])
+        if "pid" not in at:
+            at["pid"] = self.partial_word_ids(par, tok)
         for k, v in at.items():
             a[k][ids] = v
-        a["pid"][ids] = self.partial_word_ids(par, tok)
         return ids
 
     def _token_scores(self, name: str, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
@@ -317,7 +318,19 @@ class Search:
         return out
 
     def prefix_scores(self, name: str, hist: np.ndarray, pid: np.ndarray) -> np.ndarray:
-        """``Scorer.prefix_scores`` of open words ``pid`` after history nodes ``hist`` (memoized)."""
+        """``Scorer.prefix_scores`` of open words ``pid`` after history nodes ``hist`` (memoized
+        by (history, pid), or by pid in an array for scorers whose look-ahead ignores the state)."""
+        scorer = self.d.scorers[name]
+        if not scorer.prefix_uses_state:
+            table = self.lookahead_by_pid.get(name, np.zeros(0))
+            if len(table) < len(self.partial):
+                table = np.concatenate([table, np.full(len(self.partial) - len(table), np.nan)])
+                self.lookahead_by_pid[name] = table
+            todo = np.unique(pid[np.isnan(table[pid])])
+            if len(todo):
+                sc = scorer.prefix_scores([None] * len(todo), [self.partial[p] for p in todo.tolist()])
+                table[todo] = sc if sc is not None else 0.0
+            return table[pid]
         memo = self.lookahead[name]
         keys = list(zip(hist.tolist(), pid.tolist()))
         todo = list(dict.fromkeys(k for k in keys if k not in memo))

@@ -43,12 +43,15 @@ class Scorer:
         unk_offset: natural-log penalty added to the score of an out-of-vocabulary word.
         finite_history: states are hashable and equal states score every future alike (n-gram
             models), so a decoder may keep only the best of beams that share one.
+        prefix_uses_state: ``prefix_scores`` depends on the states (False: on the prefix only,
+            so a decoder may memoize it by prefix).
     """
 
     name: str = "lm"
     token_level: bool = False
     unk_offset: float = 0.0
     finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
+    prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
 
     def init_state(self, batch_size: int) -> list[Any]:
         """States of ``batch_size`` empty sentences (after ``<s>``)."""
@@ -567,6 +570,7 @@ def _kenlm():
 
 class KenLMScorer(Scorer):
     finite_history = True
+    prefix_uses_state = False  # its look-ahead is unigram
 
     """An n-gram model through the ``kenlm`` module (ARPA or binary), word level.
 

@@ -154,8 +154,8 @@ class Search:
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
         # look-ahead scores of open words: (history node, pid) -> log-prob
-        self.lookahead: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
-        self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob, state-free look-aheads
+        self.lookahead_by_hist: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
+        self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob (NaN: not yet), state-free ones
         root = self.nodes.alloc(1)[0]
         a = self.nodes.a
         a["parent"][root] = -1
@@ -323,20 +323,20 @@ class Search:
         scorer = self.d.scorers[name]
         if not scorer.prefix_uses_state:
             table = self.lookahead_by_pid.get(name, np.zeros(0))
-            if len(table) < len(self.partial):
-                table = np.concatenate([table, np.full(len(self.partial) - len(table), np.nan)])
-                self.lookahead_by_pid[name] = table
+            if len(table) < len(self.partial):  # grown geometrically
+                more = max(len(self.partial), 2 * len(table)) - len(table)
+                table = self.lookahead_by_pid[name] = np.concatenate([table, np.full(more, np.nan)])
             todo = np.unique(pid[np.isnan(table[pid])])
             if len(todo):
                 sc = scorer.prefix_scores([None] * len(todo), [self.partial[p] for p in todo.tolist()])
                 table[todo] = sc if sc is not None else 0.0
             return table[pid]
-        memo = self.lookahead[name]
+        memo = self.lookahead_by_hist[name]
         keys = list(zip(hist.tolist(), pid.tolist()))
         todo = list(dict.fromkeys(k for k in keys if k not in memo))
         if todo:
             states = self.word_states(name, [h for h, _ in todo])
-            sc = self.d.scorers[name].prefix_scores(states, [self.partial[p] for _, p in todo])
+            sc = scorer.prefix_scores(states, [self.partial[p] for _, p in todo])
             memo.update(zip(todo, sc.tolist() if sc is not None else [0.0] * len(todo)))
         return np.array([memo[k] for k in keys])
 

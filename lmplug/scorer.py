@@ -437,29 +437,33 @@ class TransformerScorer(Scorer):
         """``log P(next piece starts a word or is </s>)`` per :class:`WordEndState`; 0 for others."""
         out = np.zeros(len(states))
         if self._boundary is None:
-            tok = self.tokenizer
-            mask = torch.tensor([tok.id_to_piece(i).startswith("\u2581") for i in range(self.vocab_size)])
+            mask = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
+            mask[self._word_initial()[0]] = True
             mask[self.config.eos_id] = True
-            self._boundary = mask.to(self.device)
+            self._boundary = mask
         ends = [i for i, s in enumerate(states) if isinstance(s, WordEndState)]
         for table, pos, rows in self._by_table(states, ends):
             sub = table[torch.tensor(rows, device=table.device)][:, self._boundary]
             out[pos] = torch.logsumexp(sub.float(), dim=-1).double().cpu().numpy()
         return out
 
+    def _word_initial(self) -> tuple[torch.Tensor, list[str], dict[str, int]]:
+        """The word-initial ("▁...") pieces in order of their text: ids, texts without the "▁",
+        and each text's position (cached)."""
+        if self._initial is None:
+            pieces = sorted((p[1:], i) for i, p in enumerate(map(self.tokenizer.id_to_piece, range(self.vocab_size)))
+                            if p.startswith("\u2581"))
+            self._initial = (torch.tensor([i for _, i in pieces], dtype=torch.long, device=self.device),
+                             [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
+        return self._initial
+
     def _prefix_range(self, prefix: str) -> tuple[int, int, list[int]]:
-        """Word-initial pieces (by position in text order) that can begin a word spelled
-        ``prefix...``: the range of pieces whose text starts with ``prefix``, and the pieces that
-        are shorter prefixes of it ("▁" alone included)."""
+        """Word-initial pieces (by position in :meth:`_word_initial` order) that can begin a word
+        spelled ``prefix...``: the range of pieces whose text starts with ``prefix``, and the
+        pieces that are shorter prefixes of it ("▁" alone included)."""
         got = self._prefix_ranges.get(prefix)
         if got is None:
-            if self._initial is None:
-                pieces = [(self.tokenizer.id_to_piece(i)[1:], i) for i in range(self.vocab_size)
-                          if self.tokenizer.id_to_piece(i).startswith("\u2581")]
-                pieces.sort()
-                self._initial = (torch.tensor([i for _, i in pieces], device=self.device),
-                                 [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
-            _, texts, pos = self._initial
+            _, texts, pos = self._word_initial()
             lo, hi = _prefix_span(texts, prefix)
             shorter = [pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos]
             got = self._prefix_ranges[prefix] = (lo, hi, shorter)
@@ -472,7 +476,7 @@ class TransformerScorer(Scorer):
         as ``score_words(word_end=True)`` does; at least ``log 1e-30``."""
         states = self.materialize(states)
         ranges = [self._prefix_range(p) for p in prefixes]
-        order = self._initial[0]
+        order = self._word_initial()[0]
         out = np.zeros(len(states))
         for table, pos, rows in self._by_table(states, range(len(states))):
             uniq, inv = np.unique(rows, return_inverse=True)

@@ -239,6 +239,7 @@ class PyctcdecodeKenLMDecoder:
     mode = "word"
     history_words = None  # pyctcdecode recombines by its own prune_history
     lookahead_scorers: list[str] = []
+    partial_oov_logp = -10.0  # pyctcdecode's own unk_score_offset (its default)
 
     def __init__(self, labels: Sequence[str], kenlm_path: str, unigrams: Sequence[str] | None,
                  weights: dict[str, float], beam_size: int = 16, nbest: int = 1, token_min_logp: float = -5.0) -> None:

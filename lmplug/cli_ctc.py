@@ -75,6 +75,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oov-penalty", type=float, default=-10.0,
                    help="word mode: log-score added per (partial) word outside the scorers' vocabularies, "
                         "scaled up for words over 6 characters (pyctcdecode's unk_score_offset)")
+    p.add_argument("--lm-unk-offset", type=float, default=0.0,
+                   help="word mode: log-score added to the Transformer's score of a word outside the vocabulary "
+                        "(--vocabulary, or the KenLM unigrams), as KenLM adds its unk offset")
     p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
     p.add_argument("--lexicon", action="store_true",
                    help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
@@ -114,7 +117,8 @@ def build_scorers(args: argparse.Namespace) -> dict:
             vocab = read_words(args.vocabulary)
         elif "kenlm" in scorers:
             vocab = scorers["kenlm"].known_words()
-        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab, word_end=not args.no_word_end)
+        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab, word_end=not args.no_word_end,
+                                         unk_offset=args.lm_unk_offset)
     return scorers
 
 
@@ -144,6 +148,9 @@ def _decoder(args, scorers, weights, nbest=1):
             raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
         if args.lookahead:
             raise LmplugError(f"--backend pyctcdecode has no look-ahead: expected no --lookahead, found {','.join(args.lookahead)}")
+        if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
+            raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
+                              f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")
         unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
@@ -200,7 +207,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
             bar.update(len(idx))
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
-             "history_words": args.history_words, "lookahead": args.lookahead, "weights": dec.weights}
+             "history_words": args.history_words, "oov_penalty": args.oov_penalty, "lm_unk_offset": args.lm_unk_offset,
+             "lookahead": args.lookahead, "weights": dec.weights}
     if not part:
         write_stats(args.stats, len(utts), seconds, extra)
         _write_rows(args.out, args.format, rows)

@@ -117,7 +117,8 @@ def tune_ctc_weights(
     best = {**base, lm_name: float(lm_weights[i]), WORDS: float(bonuses[j])}
     decoder.set_weights(best)
     sig = "|".join([f"beam:{decoder.beam_size}", f"token_min_logp:{decoder.token_min_logp:g}", f"mode:{decoder.mode}",
-                    f"history_words:{decoder.history_words}", f"lookahead:{','.join(decoder.lookahead_scorers)}", f"n:{len(references)}"]
+                    f"history_words:{decoder.history_words}",
+                    f"oov_penalty:{decoder.partial_oov_logp:g}", f"lookahead:{','.join(decoder.lookahead_scorers)}", f"n:{len(references)}"]
                    + [decoder.scorers[n].signature() for n in names])
     return TuneResult(best, float(grid[i, j]), lm_name, [float(x) for x in lm_weights], [float(x) for x in bonuses],
                       grid.tolist(), sig)

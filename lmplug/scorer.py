@@ -267,12 +267,15 @@ class TransformerScorer(Scorer):
             longer word it begins ("the" gets the mass of "there"), which favours short words
             during the search; a whole sentence scores the same either way. Costs a forward over
             every scored word's last piece (states are not lazy).
+        unk_offset: natural-log penalty added to the word score of a word outside ``vocabulary``
+            (word mode; as KenLM's ``unk_offset``). The LM spells any string from its pieces, and
+            at 0 the AM's misspellings ("asmentwelser...") cost only their pieces' probability.
     """
 
     token_level = True
 
     def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,
-                 word_end: bool = True) -> None:
+                 word_end: bool = True, unk_offset: float = 0.0) -> None:
         self.lm = lm
         self.model = lm.model.eval()
         self.tokenizer = lm.tokenizer
@@ -283,6 +286,9 @@ class TransformerScorer(Scorer):
         self._word_ids: dict[str, list[int]] = {}
         self._root: TransformerState | None = None
         self.vocabulary = set(vocabulary) if vocabulary is not None else None
+        if unk_offset and self.vocabulary is None:
+            raise LmplugError(f"unk_offset {unk_offset}: expected a vocabulary to tell OOV words, found none")
+        self.unk_offset = float(unk_offset)
         self.word_end = word_end
         self._boundary: torch.Tensor | None = None
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
@@ -296,7 +302,7 @@ class TransformerScorer(Scorer):
         return self.model.wte.weight.device
 
     def signature(self) -> str:
-        return self.lm.signature()
+        return self.lm.signature() + (f"|unk_offset:{self.unk_offset:g}" if self.unk_offset else "")
 
     def word_ids(self, word: str) -> list[int]:
         """Piece ids of one word (cached); sentencepiece adds the leading ``▁``."""
@@ -495,6 +501,8 @@ class TransformerScorer(Scorer):
         states = self.materialize(states)
         ids = [self.word_ids(w) for w in words]
         scores = self.token_logprobs(states, [i[0] for i in ids])
+        if self.unk_offset:
+            scores += self.unk_offset * np.array([w not in self.vocabulary for w in words])
         if self.word_end:
             after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
             new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
@@ -554,6 +562,9 @@ class TransformerScorer(Scorer):
             lens = torch.tensor([len(seqs[i]) - 1 for i in rows], device=self.device)
             keep = torch.arange(T - 1, device=self.device)[None] < lens[:, None]
             out[rows] = (lp * keep).sum(1).double().cpu().numpy()
+        if self.unk_offset and short:  # as score_words does (the long ones went through it)
+            out[short] += self.unk_offset * np.array([sum(w not in self.vocabulary for w in texts[i].split())
+                                                      for i in short])
         return out
 
 

@@ -69,7 +69,7 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
     assert set(res["weights"]) == {"kenlm", "words"} and np.array(res["grid"]).shape == (2, 2)
     assert res["wer"] == min(min(r) for r in res["grid"])
     assert res["weights"]["kenlm"] == 1.0  # the LM helps on these emissions
-    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|history_words:None|lookahead:|")
+    assert res["signature"].startswith("beam:8|token_min_logp:-5|mode:word|history_words:None|oov_penalty:-10|lookahead:|")
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -103,12 +103,17 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
     # look-ahead: named scorers only, recorded in the signature; pyctcdecode has none
     assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--lookahead", "lm"]) == 0
     res = json.loads((tmp_path / "tune" / "weights.json").read_text())
-    assert "|history_words:None|lookahead:lm|" in res["signature"]
+    assert "|history_words:None|oov_penalty:-10|lookahead:lm|" in res["signature"]
     assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--lookahead", "lm,words"]) == 2
     assert "lookahead: expected the name of a word-mode scorer" in capsys.readouterr().err
     py = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
           "--kenlm", str(arpa), "--backend", "pyctcdecode", "--lookahead", "kenlm", "--quiet"]
     assert main(py) == 2 and "pyctcdecode has no look-ahead" in capsys.readouterr().err
+    # the partial-word penalty: recorded; pyctcdecode keeps its own
+    assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--oov-penalty=-20"]) == 0
+    assert "|oov_penalty:-20|" in json.loads((tmp_path / "tune" / "weights.json").read_text())["signature"]
+    assert main(py[:-3] + ["--oov-penalty=-20", "--quiet"]) == 2
+    assert "expected --oov-penalty -10 (the default), found -20" in capsys.readouterr().err
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

@@ -141,6 +141,22 @@ def test_kenlm_oov_word_gets_unk_offset(arpa):
     assert sc.score_sentences(["the zebra"])[0] == pytest.approx(ref)
 
 
+def test_transformer_oov_word_gets_unk_offset(lm):
+    """unk_offset is added to words outside the vocabulary, word by word and in whole sentences."""
+    plain = TransformerScorer(lm)
+    sc = TransformerScorer(lm, vocabulary=["the", "cat", "sat"], unk_offset=-7.0)
+    words = ["the", "zebra", "cat", "qqq"]
+    a, _ = plain.score_words(plain.init_state(4), words)
+    b, _ = sc.score_words(sc.init_state(4), words)
+    np.testing.assert_allclose(b - a, [0.0, -7.0, 0.0, -7.0], atol=1e-9)
+    texts = ["the zebra sat", "the cat sat"]
+    np.testing.assert_allclose(sc.score_sentences(texts) - plain.score_sentences(texts), [-7.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(Scorer.score_sentences(sc, texts), sc.score_sentences(texts), rtol=1e-5, atol=1e-4)
+    assert "unk_offset:-7" in sc.signature() and "unk_offset" not in plain.signature()
+    with pytest.raises(LmplugError, match="expected a vocabulary"):
+        TransformerScorer(lm, unk_offset=-7.0)
+
+
 def test_zero_scorer_scores_nothing():
     z = ZeroScorer(vocab_size=5)
     s, _ = z.score_words(z.init_state(3), ["a", "b", "c"])

@@ -11,6 +11,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --token-min-logp -5  # pyctcdecode's default pruning
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --history-words 0     # no recombination under the Transformer
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --lookahead 0         # no look-ahead inside words
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # the KenLM systems' partial-word penalty
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -24,12 +25,16 @@ cd "$(dirname "$0")/../.."
 # --token-min-logp: labels below this log-prob are not expanded, in every system (pyctcdecode's
 # default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, RESULTS.md)
 # --history-words: beams recombine also under the Transformer, by its last N words; 0: they do not
-# (2 was best on bible dev, RESULTS.md)
+# (2 was best on bible dev without look-ahead; with it 1 was better on bible and Gutenberg dev, RESULTS.md)
 # --lookahead: beams spelling a word carry their LM's look-ahead (KenLM systems: its unigram mass of
 # the words they can become; Transformer systems: the Transformer's probability of the word's
 # first pieces); 0: none. The look-ahead was better for every lmplug system on dev, both domains
 # (RESULTS.md)
-scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=2; la=1; data=data; exp=exp; domains="bible gutenberg"
+# --oov-penalty: log-score of a partial word that begins no known word (x length/6 past 6 letters) in
+# the systems with the Transformer. -20: the Transformer spells any string from its pieces, so at the
+# KenLM systems' -10 (pyctcdecode's) misspelled run-on words kept filling its beams; -20 was better
+# for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (RESULTS.md)
+scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
     --token-min-logp) tmin=$2; shift 2;;
     --history-words) hist=$2; shift 2;;
     --lookahead) la=$2; shift 2;;
+    --oov-penalty) oovp=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
@@ -50,12 +56,13 @@ run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"  # "=": a value starting with "-"
-# the Transformer decodes slower: a coarser grid (weight 1.5 never won; at token_min_logp -8 its bible
-# dev optimum sat on the old bonus edge, 5)
-grid_lm="--lm-weights 0.25,0.5,0.75,1.0 --bonuses 1,2,3,4,5,6,7"
+# the Transformer decodes slower: a coarser grid, where its dev optima have been (weight 0.25 and
+# bonuses 6-7 never came close; with look-ahead the optima moved to the edges 1.0 (Gutenberg) and
+# bonus 1 (bible), RESULTS.md)
+grid_lm="--lm-weights 0.5,0.75,1.0,1.25 --bonuses 0,1,2,3,4,5"
 # both fused: Transformer weight x bonus x KenLM weight (KenLM lowered under the Transformer: the
 # KenLM-alone weight, 0.75, leaves the Transformer little room; measured on dev, RESULTS.md)
-grid_both="--lm-weights 0.25,0.5,0.75 --bonuses 2,3,4,5,6 --outer kenlm=0.25,0.5,0.75"
+grid_both="--lm-weights 0.5,0.75,1.0 --bonuses 0,1,2,3,4,5 --outer kenlm=0.25,0.5"
 case $scale in  # utterances per split: train, dev, test
   tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid
         grid_both="$grid --outer kenlm=0.25,0.5";;
@@ -100,18 +107,19 @@ common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 =
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
     --token-min-logp=$tmin $h
 }
-la_kenlm=""; la_lm=""  # look-ahead of the KenLM-only systems / of those with the Transformer
-[ "$la" -gt 0 ] && la_kenlm="--lookahead kenlm" && la_lm="--lookahead lm"
+search_kenlm=""; search_lm=""  # look-ahead of the KenLM-only systems / of those with the Transformer
+[ "$la" -gt 0 ] && search_kenlm="--lookahead kenlm" && search_lm="--lookahead lm"
+search_lm="$search_lm --oov-penalty=$oovp"  # search settings of the systems with the Transformer
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
     vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
-    run tune-ctc $(common $dom dev) $kenlm $la_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm $search_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
     run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $la_lm $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $search_lm $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
     # both LMs: the Transformer's weight and the bonus at each KenLM weight of --outer
-    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $la_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
-    run decode $(common $dom dev) $kenlm $la_kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
+    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $search_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
+    run decode $(common $dom dev) $kenlm $search_kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
       --lm "$lmd/$dom/lm" --weights-file "$d/$dom/tune_kenlm/weights.json" --out-dir "$d/$dom/tune_rescore"
@@ -124,15 +132,15 @@ if step 5; then
     o=$d/$dom
     run decode $(common $dom test | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
     run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
-    run decode $(common $dom test) $kenlm $la_kenlm --weights-file "$o/tune_kenlm/weights.json" \
+    run decode $(common $dom test) $kenlm $search_kenlm --weights-file "$o/tune_kenlm/weights.json" \
       --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
     run decode $(common $dom test) $kenlm --backend pyctcdecode --weights-file "$o/tune_pyctcdecode/weights.json" \
       --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
-    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" $la_lm --weights-file "$o/tune_lm/weights.json" \
+    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" $search_lm --weights-file "$o/tune_lm/weights.json" \
       --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
-    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" $la_lm --weights-file "$o/tune_both/weights.json" \
+    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" $search_lm --weights-file "$o/tune_both/weights.json" \
       --out "$o/hyps_lmplug_both.jsonl" --stats "$o/stats_lmplug_both.json" --quiet
-    run decode $(common $dom test) $kenlm $la_kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
+    run decode $(common $dom test) $kenlm $search_kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
       --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
     run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lmd/$dom/lm" --weights-file "$o/tune_rescore/weights.json" \
       --out "$o/hyps_kenlm_rescore.jsonl" --stats "$o/stats_rescore_pass.json"

@@ -270,6 +270,8 @@ class TransformerScorer(Scorer):
         unk_offset: natural-log penalty added to the word score of a word outside ``vocabulary``
             (word mode; as KenLM's ``unk_offset``). The LM spells any string from its pieces, and
             at 0 the AM's misspellings ("asmentwelser...") cost only their pieces' probability.
+            One offset per word favours merging misspellings into one run-on word; the decoder's
+            length-scaled ``partial_oov_logp`` was the better lever on dev (asr RESULTS.md).
     """
 
     token_level = True

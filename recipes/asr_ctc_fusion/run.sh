@@ -11,7 +11,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --token-min-logp -5  # pyctcdecode's default pruning
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --history-words 0     # no recombination under the Transformer
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --lookahead 0         # no look-ahead inside words
-#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # the KenLM systems' partial-word penalty
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # Transformer systems at KenLM's partial-word penalty
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results

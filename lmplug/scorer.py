@@ -171,7 +171,11 @@ class WordEndState(TransformerState):
     its word score already holds the log-probability that a word ends here, which the next
     word's (or the end of sentence's) score divides out again."""
 
-    __slots__ = ()
+    __slots__ = ("bmass",)
+
+    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
+        super().__init__(cache, row, table, n_tokens)
+        self.bmass: float | None = None  # memoized TransformerScorer.boundary_logmass
 
 
 class PendingState:
@@ -444,15 +448,18 @@ class TransformerScorer(Scorer):
     def boundary_logmass(self, states: Sequence[TransformerState]) -> np.ndarray:
         """``log P(next piece starts a word or is </s>)`` per :class:`WordEndState`; 0 for others."""
         out = np.zeros(len(states))
-        if self._boundary is None:
+        if self._boundary is None:  # ids of the word-initial pieces and </s>, ascending
             mask = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
             mask[self._word_initial()[0]] = True
             mask[self.config.eos_id] = True
-            self._boundary = mask
+            self._boundary = mask.nonzero().squeeze(1)
         ends = [i for i, s in enumerate(states) if isinstance(s, WordEndState)]
-        for table, pos, rows in self._by_table(states, ends):
-            sub = table[torch.tensor(rows, device=table.device)][:, self._boundary]
-            out[pos] = torch.logsumexp(sub.float(), dim=-1).double().cpu().numpy()
+        todo = [i for i in ends if states[i].bmass is None]  # each state's once: it is asked again
+        for table, pos, rows in self._by_table(states, todo):  # index_select: ~3x a boolean mask's speed
+            sub = table.index_select(0, torch.tensor(rows, device=table.device)).index_select(1, self._boundary)
+            for i, v in zip(pos, torch.logsumexp(sub.float(), dim=-1).double().cpu().tolist()):
+                states[i].bmass = v
+        out[ends] = [states[i].bmass for i in ends]
         return out
 
     def _word_initial(self) -> tuple[torch.Tensor, list[str], dict[str, int]]:
@@ -488,7 +495,8 @@ class TransformerScorer(Scorer):
         out = np.zeros(len(states))
         for table, pos, rows in self._by_table(states, range(len(states))):
             uniq, inv = np.unique(rows, return_inverse=True)
-            probs = table[torch.as_tensor(uniq, device=table.device)][:, order].double().exp().cpu().numpy()
+            sub = table.index_select(0, torch.as_tensor(uniq, device=table.device)).index_select(1, order)
+            probs = sub.double().exp().cpu().numpy()
             cum = np.concatenate([np.zeros((len(uniq), 1)), np.cumsum(probs, axis=1)], axis=1)
             for j, i in zip(inv.tolist(), pos):
                 lo, hi, shorter = ranges[i]

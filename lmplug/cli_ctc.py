@@ -148,6 +148,9 @@ def _decoder(args, scorers, weights, nbest=1):
             raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
         if args.lookahead:
             raise LmplugError(f"--backend pyctcdecode has no look-ahead: expected no --lookahead, found {','.join(args.lookahead)}")
+        if args.history_words is not None:
+            raise LmplugError("--backend pyctcdecode recombines beams by its own history pruning: expected no "
+                              f"--history-words, found {args.history_words}")
         if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
             raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
                               f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")

@@ -114,6 +114,8 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
     assert "|oov_penalty:-20|" in json.loads((tmp_path / "tune" / "weights.json").read_text())["signature"]
     assert main(py[:-3] + ["--oov-penalty=-20", "--quiet"]) == 2
     assert "expected --oov-penalty -10 (the default), found -20" in capsys.readouterr().err
+    assert main(py[:-3] + ["--history-words", "2", "--quiet"]) == 2
+    assert "expected no --history-words, found 2" in capsys.readouterr().err
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

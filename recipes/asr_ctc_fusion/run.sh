@@ -102,8 +102,9 @@ if step 3; then
   done; done
 fi
 
-common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split
+common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split[, $3 = pyctcdecode]
   local h=""; [ "$hist" -gt 0 ] && h="--history-words $hist"  # 0: no recombination under the Transformer
+  [ "${3:-}" = pyctcdecode ] && h="--backend pyctcdecode"  # it recombines by its own history pruning
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
     --token-min-logp=$tmin $h
 }
@@ -115,7 +116,7 @@ if step 4; then  # all weights are chosen on dev
     kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
     vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
     run tune-ctc $(common $dom dev) $kenlm $search_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
-    run tune-ctc $(common $dom dev) $kenlm $grid --backend pyctcdecode --out-dir "$d/$dom/tune_pyctcdecode" --quiet
+    run tune-ctc $(common $dom dev pyctcdecode) $kenlm $grid --out-dir "$d/$dom/tune_pyctcdecode" --quiet
     run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $search_lm $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
     # both LMs: the Transformer's weight and the bonus at each KenLM weight of --outer
     run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $search_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
@@ -134,7 +135,7 @@ if step 5; then
     run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
     run decode $(common $dom test) $kenlm $search_kenlm --weights-file "$o/tune_kenlm/weights.json" \
       --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
-    run decode $(common $dom test) $kenlm --backend pyctcdecode --weights-file "$o/tune_pyctcdecode/weights.json" \
+    run decode $(common $dom test pyctcdecode) $kenlm --weights-file "$o/tune_pyctcdecode/weights.json" \
       --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
     run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" $search_lm --weights-file "$o/tune_lm/weights.json" \
       --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet

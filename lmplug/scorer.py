@@ -512,7 +512,7 @@ class TransformerScorer(Scorer):
         ids = [self.word_ids(w) for w in words]
         scores = self.token_logprobs(states, [i[0] for i in ids])
         if self.unk_offset:
-            scores += self.unk_offset * np.array([w not in self.vocabulary for w in words])
+            scores += self._unk_offsets(words)
         if self.word_end:
             after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
             new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
@@ -573,9 +573,12 @@ class TransformerScorer(Scorer):
             keep = torch.arange(T - 1, device=self.device)[None] < lens[:, None]
             out[rows] = (lp * keep).sum(1).double().cpu().numpy()
         if self.unk_offset and short:  # as score_words does (the long ones went through it)
-            out[short] += self.unk_offset * np.array([sum(w not in self.vocabulary for w in texts[i].split())
-                                                      for i in short])
+            out[short] += [self._unk_offsets(texts[i].split()).sum() for i in short]
         return out
+
+    def _unk_offsets(self, words: Sequence[str]) -> np.ndarray:
+        """``unk_offset`` for each word outside the vocabulary, 0 for the others."""
+        return self.unk_offset * np.array([w not in self.vocabulary for w in words], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,7 +632,6 @@ class KenLMScorer(Scorer):
         self.order = self.model.order
         self._cache: dict[tuple[Any, str], tuple[float, Any]] = {}
         self._unigram_mass: tuple[list[str], np.ndarray, float] | None = None
-        self._prefix_memo: dict[str, float] = {}
 
     def signature(self) -> str:
         return f"lm:kenlm|order:{self.order}|path:{self.path}"
@@ -679,12 +681,6 @@ class KenLMScorer(Scorer):
             probs = np.array([10.0 ** self.model.BaseScore(s, w, e) for w in words])
             unk = 10.0 ** self.model.BaseScore(s, "<unk>", e) * math.exp(self.unk_offset)
             self._unigram_mass = (words, np.concatenate([[0.0], np.cumsum(probs)]), unk)
-        words, cum, unk = self._unigram_mass
-        out = np.empty(len(prefixes))
-        for i, p in enumerate(prefixes):
-            got = self._prefix_memo.get(p)
-            if got is None:
-                lo, hi = _prefix_span(words, p)
-                got = self._prefix_memo[p] = math.log(cum[hi] - cum[lo] + unk)
-            out[i] = got
-        return out
+        words, cum, unk = self._unigram_mass  # (decoders memoize the result per open word)
+        spans = np.array([_prefix_span(words, p) for p in prefixes], dtype=np.int64).reshape(-1, 2)
+        return np.log(cum[spans[:, 1]] - cum[spans[:, 0]] + unk)

@@ -103,10 +103,11 @@ if step 3; then
 fi
 
 common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split[, $3 = pyctcdecode]
-  local h=""; [ "$hist" -gt 0 ] && h="--history-words $hist"  # 0: no recombination under the Transformer
-  [ "${3:-}" = pyctcdecode ] && h="--backend pyctcdecode"  # it recombines by its own history pruning
+  local x=""
+  if [ "${3:-}" = pyctcdecode ]; then x="--backend pyctcdecode"  # it recombines by its own history pruning
+  elif [ "$hist" -gt 0 ]; then x="--history-words $hist"; fi  # 0: no recombination under the Transformer
   echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
-    --token-min-logp=$tmin $h
+    --token-min-logp=$tmin $x
 }
 search_kenlm=""; search_lm=""  # look-ahead of the KenLM-only systems / of those with the Transformer
 [ "$la" -gt 0 ] && search_kenlm="--lookahead kenlm" && search_lm="--lookahead lm"

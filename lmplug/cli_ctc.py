@@ -285,12 +285,11 @@ def cmd_merge_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tune_ctc(args: argparse.Namespace) -> int:
-    """Grid-search LM weight x insertion bonus on dev WER; write weights.json and a heatmap."""
+def _tune_setup(args: argparse.Namespace):
+    """The decoder (the tuned scorer at weight 0), dev batches, references, the tuned scorer's
+    name and the outer search of a tune-ctc command line."""
     from lmplug.ctc_io import load_emissions
-    from lmplug.ctc_tune import tune_ctc_weights
 
-    _setup(args)
     scorers = build_scorers(args)
     if args.tune:
         if args.tune not in scorers:
@@ -323,14 +322,42 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     for idx, x, lens in _emission_batches(args, utts):
         batches.append((x, lens))
         refs.extend(utts[i].text for i in idx)
+    return dec, batches, refs, name, outer
+
+
+def _tune_worker(args: argparse.Namespace):
+    """(decoder, batches, references) for a ParallelGrid worker (module level: it is pickled)."""
+    return _tune_setup(args)[:3]
+
+
+def cmd_tune_ctc(args: argparse.Namespace) -> int:
+    """Grid-search LM weight x insertion bonus on dev WER; write weights.json and a heatmap.
+
+    Every finished grid point is appended to OUT_DIR/grid.jsonl: run the same command again after
+    an interruption and it decodes only the points still missing (--restart: all of them)."""
+    import functools
+    import os
+    from contextlib import nullcontext
+
+    from lmplug.ctc_tune import ParallelGrid, tune_ctc_weights
+
+    _setup(args)
+    if args.jobs < 1:
+        raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
+    dec, batches, refs, name, outer = _tune_setup(args)
     lm_w, bon = parse_grid(args.lm_weights), parse_grid(args.bonuses)
+    journal = Path(args.out_dir) / "grid.jsonl"
+    if args.restart and journal.exists():
+        journal.unlink()
 
     from tqdm import tqdm
 
     bar = tqdm(total=len(lm_w) * len(bon) * (len(outer[1]) if outer else 1), unit="point", desc="tune-ctc",
                disable=args.quiet)
-    result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name, outer=outer,
-                              progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    with (ParallelGrid(functools.partial(_tune_worker, args), args.jobs, threads) if args.jobs > 1 else nullcontext()) as pool:
+        result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name, outer=outer, journal=journal, grid_runner=pool,
+                                  progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
     return write_tune_result(result, args.out_dir)
 
@@ -476,7 +503,11 @@ def register(subparsers) -> None:
     p.add_argument("--weights-file", default=None, help="fixed weights from a JSON (e.g. another tuning's weights.json)")
     p.add_argument("--outer", default=None,
                    help="another scorer's weights searched in an outer loop, e.g. kenlm=0.25,0.5,0.75 (the whole grid at each)")
-    p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")
+    p.add_argument("--out-dir", required=True,
+                   help="writes weights.json, wer_heatmap.png and grid.jsonl (the finished points; a rerun resumes) here")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="grid points decoded at once, each in its own process (with --threads, else cores/jobs, torch threads)")
+    p.add_argument("--restart", action="store_true", help="decode every grid point again (ignore OUT_DIR/grid.jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_tune_ctc)
 

@@ -3,14 +3,23 @@
 A grid search that re-decodes the dev set for every (LM weight, bonus) pair (the beam search
 depends on the weights, so n-best reranking alone would be biased toward the first pass).
 Writes the chosen weights (JSON, with the WER grid and a signature) and a WER heatmap (PNG).
+
+Each finished grid point can be written to a :class:`GridJournal` (one JSON line), so an
+interrupted tuning resumes where it stopped; a :class:`ParallelGrid` decodes grid points in
+worker processes (one decoder each), for machines with more cores than one decode uses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +76,136 @@ def decode_texts(decoder: CTCDecoder, batches: Sequence[tuple[np.ndarray, np.nda
     return [h[0].text for x, lens in batches for h in decoder.decode(x, lens)]
 
 
+def tuning_signature(decoder: CTCDecoder, n: int) -> str:
+    """Decoder settings and scorer signatures of a tuning run over ``n`` dev utterances (not the
+    weights: they are what is tuned)."""
+    return "|".join([f"beam:{decoder.beam_size}", f"token_min_logp:{decoder.token_min_logp:g}", f"mode:{decoder.mode}",
+                     f"history_words:{decoder.history_words}", f"oov_penalty:{decoder.partial_oov_logp:g}",
+                     f"lookahead:{','.join(decoder.lookahead_scorers)}", f"n:{n}"]
+                    + [decoder.scorers[s].signature() for s in decoder.scorers])
+
+
+def dev_fingerprint(batches: Sequence[tuple[Any, Any]], references: Sequence[str]) -> str:
+    """Short hash of the dev emissions (values and lengths) and references."""
+    h = hashlib.sha1()
+    for x, lens in batches:
+        for a in (x, lens):
+            a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    h.update("\n".join(references).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def _weights_key(weights: dict[str, float]) -> str:
+    return json.dumps({k: float(weights[k]) for k in sorted(weights)})
+
+
+class GridJournal:
+    """Dev WERs of finished grid points, one JSON line each, so an interrupted tuning resumes.
+
+    A line is reused only under the same ``key`` (:func:`tuning_signature` plus
+    :func:`dev_fingerprint`: same decoder settings, scorers and dev data) and the same weights
+    of every scorer; lines of other runs in the file are kept but not used. A last line cut off
+    by an interruption is dropped; a malformed line elsewhere is an error naming it.
+    """
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.done: dict[str, float] = {}
+        if not self.path.is_file():
+            return
+        text = self.path.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        if lines and lines[-1]:  # no newline after the last line: its write was interrupted
+            try:
+                json.loads(lines[-1])
+            except ValueError:
+                self.path.write_text("".join(line + "\n" for line in lines[:-1] if line), encoding="utf-8")
+                lines = lines[:-1]
+        for no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                k, w, wer = row["key"], row["weights"], float(row["wer"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise LmplugError(f"{self.path}:{no}: expected a JSON line with key, weights and wer, found "
+                                  f"{line[:80]!r} ({e}); delete the file (or pass --restart) to tune from scratch") from None
+            if k == key:
+                self.done[_weights_key(w)] = wer
+
+    def get(self, weights: dict[str, float]) -> float | None:
+        return self.done.get(_weights_key(weights))
+
+    def add(self, weights: dict[str, float], wer: float) -> None:
+        self.done[_weights_key(weights)] = wer
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"key": self.key, "weights": {k: float(v) for k, v in weights.items()}, "wer": wer}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class SerialGrid:
+    """Decodes grid points one after the other with ``decoder``."""
+
+    def __init__(self, decoder: CTCDecoder, batches: Sequence[tuple[np.ndarray, np.ndarray]], references: Sequence[str]) -> None:
+        self.decoder, self.batches, self.references = decoder, batches, references
+
+    def run(self, points: Sequence[dict[str, float]]) -> Iterator[tuple[int, float]]:
+        """``(index into points, dev WER)`` as each point finishes."""
+        for i, weights in enumerate(points):
+            self.decoder.set_weights(weights)
+            yield i, word_error_rate(self.references, decode_texts(self.decoder, self.batches))
+
+
+_WORKER: SerialGrid | None = None
+
+
+def _worker_init(make: Callable[[], tuple[CTCDecoder, Sequence, Sequence[str]]], threads: int) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER = SerialGrid(*make())
+
+
+def _worker_wer(weights: dict[str, float]) -> float:
+    return next(_WORKER.run([weights]))[1]
+
+
+class ParallelGrid:
+    """Decodes grid points in ``jobs`` worker processes, each with its own decoder from ``make()``
+    (a picklable callable returning ``(decoder, batches, references)``; spawned processes, so
+    nothing is shared) and ``threads`` torch threads. Use as a context manager."""
+
+    def __init__(self, make: Callable[[], tuple[CTCDecoder, Sequence, Sequence[str]]], jobs: int, threads: int = 1) -> None:
+        if jobs < 1:
+            raise LmplugError(f"expected at least 1 job, found {jobs}")
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_init, initargs=(make, threads))
+
+    def run(self, points: Sequence[dict[str, float]]) -> Iterator[tuple[int, float]]:
+        futures = {self.pool.submit(_worker_wer, w): i for i, w in enumerate(points)}
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    yield futures[f], f.result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def __enter__(self) -> ParallelGrid:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def tune_ctc_weights(
     decoder: CTCDecoder,
     batches: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -76,6 +215,8 @@ def tune_ctc_weights(
     lm_name: str | None = None,
     progress: Callable[[float, float, float], None] | None = None,
     outer: tuple[str, Sequence[float]] | None = None,
+    journal: str | Path | None = None,
+    grid_runner: SerialGrid | ParallelGrid | None = None,
 ) -> TuneResult:
     """Grid-search the weight of scorer ``lm_name`` and the insertion bonus for dev WER.
 
@@ -86,16 +227,19 @@ def tune_ctc_weights(
         lm_weights: candidate weights of ``lm_name``.
         bonuses: candidate word insertion bonuses.
         lm_name: the scorer to tune (default: the decoder's only scorer).
-        progress: called with ``(lm_weight, bonus, wer)`` after each grid point.
+        progress: called with ``(lm_weight, bonus, wer)`` after each grid point (also for points
+            taken from the journal).
         outer: ``(name, weights)`` of a second scorer searched in an outer loop (e.g. KenLM's
             weight under the Transformer's in "both fused"): the whole grid is searched at each.
+        journal: a :class:`GridJournal` file: finished points are appended to it, and points it
+            already holds for the same decoder settings, scorers and dev data are not decoded again.
+        grid_runner: what decodes the grid points (default: :class:`SerialGrid` with ``decoder``;
+            a :class:`ParallelGrid` must build the same decoder and dev data in its workers).
 
     Returns:
-        the best point (ties: smaller weights first) and its grid. The decoder is left at the
-        best weights.
+        the best point (ties: smaller weights first, outer weight first) and its grid. The decoder
+        is left at the best weights.
     """
-    if outer is not None:
-        return _tune_outer(decoder, batches, references, lm_weights, bonuses, lm_name, progress, outer)
     names = list(decoder.scorers)
     if lm_name is None:
         if len(names) != 1:
@@ -105,44 +249,46 @@ def tune_ctc_weights(
         raise LmplugError(f"expected lm_name among the decoder's scorers {names}, found {lm_name!r}")
     if not lm_weights or not bonuses:
         raise LmplugError(f"expected non-empty grids, found {len(lm_weights)} LM weights and {len(bonuses)} bonuses")
+    oname, ovals = outer if outer is not None else ("", [None])
+    if outer is not None:
+        if oname not in decoder.scorers or oname == lm_name:
+            raise LmplugError(f"expected the outer scorer among the decoder's scorers {names} and not "
+                              f"the tuned one ({lm_name!r}), found {oname!r}")
+        if not ovals:
+            raise LmplugError(f"expected outer weights for {oname!r}, found none")
     base = dict(decoder.weights)
-    grid = np.zeros((len(lm_weights), len(bonuses)))
-    for i, w in enumerate(lm_weights):
-        for j, b in enumerate(bonuses):
-            decoder.set_weights({**base, lm_name: float(w), WORDS: float(b)})
-            grid[i, j] = word_error_rate(references, decode_texts(decoder, batches))
+    sig = tuning_signature(decoder, len(references))
+    book = GridJournal(journal, f"{sig}|dev:{dev_fingerprint(batches, references)}") if journal else None
+    points = [{**base, **({oname: float(v)} if outer is not None else {}), lm_name: float(w), WORDS: float(b)}
+              for v in ovals for w in lm_weights for b in bonuses]
+    wers = np.full(len(points), np.nan)
+    todo = []
+    for i, p in enumerate(points):
+        got = book.get(p) if book else None
+        if got is None:
+            todo.append(i)
+        else:
+            wers[i] = got
             if progress:
-                progress(float(w), float(b), float(grid[i, j]))
-    i, j = np.unravel_index(int(np.argmin(grid)), grid.shape)
-    best = {**base, lm_name: float(lm_weights[i]), WORDS: float(bonuses[j])}
+                progress(p[lm_name], p[WORDS], got)
+    runner = grid_runner or SerialGrid(decoder, batches, references)
+    for k, wer in runner.run([points[i] for i in todo]):
+        p = points[todo[k]]
+        wers[todo[k]] = wer
+        if book:
+            book.add(p, wer)
+        if progress:
+            progress(p[lm_name], p[WORDS], wer)
+    cube = wers.reshape(len(ovals), len(lm_weights), len(bonuses))
+    o, i, j = np.unravel_index(int(np.argmin(cube)), cube.shape)
+    best = points[int(np.ravel_multi_index((o, i, j), cube.shape))]
     decoder.set_weights(best)
-    sig = "|".join([f"beam:{decoder.beam_size}", f"token_min_logp:{decoder.token_min_logp:g}", f"mode:{decoder.mode}",
-                    f"history_words:{decoder.history_words}",
-                    f"oov_penalty:{decoder.partial_oov_logp:g}", f"lookahead:{','.join(decoder.lookahead_scorers)}", f"n:{len(references)}"]
-                   + [decoder.scorers[n].signature() for n in names])
-    return TuneResult(best, float(grid[i, j]), lm_name, [float(x) for x in lm_weights], [float(x) for x in bonuses],
-                      grid.tolist(), sig)
-
-
-def _tune_outer(decoder, batches, references, lm_weights, bonuses, lm_name, progress, outer) -> TuneResult:
-    """:func:`tune_ctc_weights` at every weight of the outer scorer; the best point overall."""
-    name, values = outer
-    if name not in decoder.scorers or name == lm_name:
-        raise LmplugError(f"expected the outer scorer among the decoder's scorers {list(decoder.scorers)} and not "
-                          f"the tuned one ({lm_name!r}), found {name!r}")
-    if not values:
-        raise LmplugError(f"expected outer weights for {name!r}, found none")
-    base = dict(decoder.weights)
-    best, per_value = None, []
-    for v in values:
-        decoder.set_weights({**base, name: float(v)})
-        r = tune_ctc_weights(decoder, batches, references, lm_weights, bonuses, lm_name, progress)
-        per_value.append(r.wer)
-        if best is None or r.wer < best.wer:
-            best = r
-    decoder.set_weights(best.weights)
-    best.outer_name, best.outer_weights, best.outer_wer = name, [float(v) for v in values], per_value
-    return best
+    result = TuneResult(best, float(cube[o, i, j]), lm_name, [float(x) for x in lm_weights], [float(x) for x in bonuses],
+                        cube[o].tolist(), sig)
+    if outer is not None:
+        result.outer_name, result.outer_weights = oname, [float(v) for v in ovals]
+        result.outer_wer = [float(cube[k].min()) for k in range(len(ovals))]
+    return result
 
 
 def plot_wer_heatmap(result: TuneResult, path: str | Path) -> None:

@@ -54,12 +54,19 @@ def test_decode_user_errors_exit_2(workdir, capsys):
     assert rc == 2
 
 
-def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
+@pytest.fixture
+def tune_arpa(tmp_path):
+    """The tiny ARPA model for tune-ctc tests (which also need jiwer and matplotlib)."""
     pytest.importorskip("jiwer")
     pytest.importorskip("matplotlib")
     arpa = tiny_arpa(tmp_path)
     if arpa is None:
         pytest.skip("lmplz not found")
+    return arpa
+
+
+def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path, tune_arpa):
+    arpa = tune_arpa
     out = tmp_path / "tune"
     rc = main(["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
                "--kenlm", str(arpa), "--lm-weights", "0,1", "--bonuses", "0,1", "--beam-size", "8",
@@ -73,12 +80,47 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path):
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, capsys):
-    pytest.importorskip("jiwer")
-    pytest.importorskip("matplotlib")
-    arpa = tiny_arpa(tmp_path)
-    if arpa is None:
-        pytest.skip("lmplz not found")
+def test_tune_ctc_resumes_from_its_journal_and_runs_parallel(workdir, tmp_path, tune_arpa, monkeypatch, capsys):
+    arpa = tune_arpa
+    import lmplug.ctc_tune as ct
+
+    out = tmp_path / "tune"
+    args = ["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+            "--kenlm", str(arpa), "--lm-weights", "0,0.5,1", "--bonuses", "0,1", "--beam-size", "8",
+            "--out-dir", str(out), "--quiet"]
+    assert main(args) == 0
+    full = json.loads((out / "weights.json").read_text())
+    lines = (out / "grid.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and {json.loads(x)["wer"] for x in lines} == {w for r in full["grid"] for w in r}
+    # interrupted after 4 points, the 5th line half written: the rerun decodes the 2 missing points only
+    (out / "grid.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:20])
+    decoded = []
+    real = ct.decode_texts
+    monkeypatch.setattr(ct, "decode_texts", lambda dec, b: decoded.append(dict(dec.weights)) or real(dec, b))
+    assert main(args) == 0
+    assert len(decoded) == 2 and json.loads((out / "weights.json").read_text()) == full
+    assert len((out / "grid.jsonl").read_text().splitlines()) == 6
+    # another beam is another tuning: nothing reused; --restart decodes everything again
+    decoded.clear()
+    assert main(args[:-5] + ["--beam-size", "4", "--out-dir", str(out), "--quiet"]) == 0 and len(decoded) == 6
+    decoded.clear()
+    assert main(args + ["--restart"]) == 0 and len(decoded) == 6
+    assert len((out / "grid.jsonl").read_text().splitlines()) == 6
+    # two worker processes give the grid of one
+    monkeypatch.undo()
+    par = tmp_path / "par"
+    assert main(args[:-3] + ["--out-dir", str(par), "--jobs", "2", "--threads", "1", "--quiet"]) == 0
+    assert json.loads((par / "weights.json").read_text()) == full
+    # a malformed line that is not the last one: a clear error naming it
+    bad = (par / "grid.jsonl").read_text().splitlines()
+    (par / "grid.jsonl").write_text("\n".join([bad[0], "{not json", *bad[1:]]) + "\n")
+    assert main(args[:-3] + ["--out-dir", str(par), "--quiet"]) == 2
+    assert "grid.jsonl:2: expected a JSON line with key, weights and wer" in capsys.readouterr().err
+    assert main(args[:-3] + ["--out-dir", str(par), "--jobs", "0", "--quiet"]) == 2
+
+
+def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, tune_arpa, capsys):
+    arpa = tune_arpa
     from lmplug.checkpoint import save_lm
 
     lm = tiny_lm(tmp_path, steps=20)

@@ -12,6 +12,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --history-words 0     # no recombination under the Transformer
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --lookahead 0         # no look-ahead inside words
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # Transformer systems at KenLM's partial-word penalty
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --jobs 1              # tuning grids in one process
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -34,7 +35,9 @@ cd "$(dirname "$0")/../.."
 # the systems with the Transformer. -20: the Transformer spells any string from its pieces, so at the
 # KenLM systems' -10 (pyctcdecode's) misspelled run-on words kept filling its beams; -20 was better
 # for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (RESULTS.md)
-scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; data=data; exp=exp; domains="bible gutenberg"
+# --jobs: grid points of a tuning decoded at once, one process (and cores/jobs torch threads) each;
+# an interrupted stage 4 resumes from each tune dir's grid.jsonl when run again
+scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --history-words) hist=$2; shift 2;;
     --lookahead) la=$2; shift 2;;
     --oov-penalty) oovp=$2; shift 2;;
+    --jobs) jobs=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
@@ -116,11 +120,11 @@ if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
     kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
     vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
-    run tune-ctc $(common $dom dev) $kenlm $search_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --quiet
-    run tune-ctc $(common $dom dev pyctcdecode) $kenlm $grid --out-dir "$d/$dom/tune_pyctcdecode" --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $search_lm $grid_lm --out-dir "$d/$dom/tune_lm" --quiet
+    run tune-ctc $(common $dom dev) $kenlm $search_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --jobs $jobs --quiet
+    run tune-ctc $(common $dom dev pyctcdecode) $kenlm $grid --out-dir "$d/$dom/tune_pyctcdecode" --jobs $jobs --quiet
+    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $search_lm $grid_lm --out-dir "$d/$dom/tune_lm" --jobs $jobs --quiet
     # both LMs: the Transformer's weight and the bonus at each KenLM weight of --outer
-    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $search_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --quiet
+    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $search_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --jobs $jobs --quiet
     run decode $(common $dom dev) $kenlm $search_kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
       --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
     run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \

@@ -152,13 +152,14 @@ def _prefix_span(texts: Sequence[str], prefix: str) -> tuple[int, int]:
 class TransformerState:
     """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
 
-    __slots__ = ("cache", "n_tokens", "row", "table")
+    __slots__ = ("cache", "lacum", "n_tokens", "row", "table")
 
     def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
         self.cache = cache  # KVCache holding this row (shared with sibling states)
         self.row = row
         self.table = table  # (rows, V) next-token log-probs of the cache's rows (shared)
         self.n_tokens = n_tokens  # tokens seen so far, <s> included
+        self.lacum: np.ndarray | None = None  # memoized cumulative word-initial probs (prefix_scores)
 
     @property
     def logp(self) -> torch.Tensor:
@@ -251,6 +252,25 @@ def _window(cache, max_len):
     return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
 
 
+def _length_groups(lengths: Sequence[int], call_cost: int | None) -> list[list[int]]:
+    """Positions of ``lengths`` (tokens per row of a forward) as one group, or as two (the shorter
+    and the longer rows, each in original order) where padding every row to the longest costs
+    more padded tokens than the split plus ``call_cost`` (what one more forward costs, in tokens;
+    None: never split)."""
+    n = len(lengths)
+    ls = np.asarray(lengths)
+    order = np.argsort(ls, kind="stable")
+    srt = ls[order]
+    if call_cost is None or n < 2 or srt[0] == srt[-1]:
+        return [list(range(n))]
+    k = np.arange(1, n)  # the first k sorted rows form the short group
+    cost = k * srt[k - 1] + (n - k) * srt[-1] + call_cost
+    best = int(np.argmin(cost))
+    if cost[best] >= n * srt[-1]:
+        return [list(range(n))]
+    return [sorted(order[: best + 1].tolist()), sorted(order[best + 1 :].tolist())]
+
+
 class TransformerScorer(Scorer):
     """A :class:`~lmplug.checkpoint.LanguageModel` as a KV-cached, batched scorer.
 
@@ -279,6 +299,7 @@ class TransformerScorer(Scorer):
     """
 
     token_level = True
+    CPU_CALL_COST = 32  # padded tokens one more forward costs on CPU (cache gathering, per-call work)
 
     def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,
                  word_end: bool = True, unk_offset: float = 0.0) -> None:
@@ -298,7 +319,7 @@ class TransformerScorer(Scorer):
         self.word_end = word_end
         self._boundary: torch.Tensor | None = None
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
-        self._prefix_ranges: dict[str, tuple[int, int, list[int]]] = {}
+        self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
 
     def known_words(self) -> set[str] | None:
         return self.vocabulary
@@ -472,7 +493,7 @@ class TransformerScorer(Scorer):
                              [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
         return self._initial
 
-    def _prefix_range(self, prefix: str) -> tuple[int, int, list[int]]:
+    def _prefix_range(self, prefix: str) -> tuple[int, int, np.ndarray]:
         """Word-initial pieces (by position in :meth:`_word_initial` order) that can begin a word
         spelled ``prefix...``: the range of pieces whose text starts with ``prefix``, and the
         pieces that are shorter prefixes of it ("▁" alone included)."""
@@ -480,27 +501,38 @@ class TransformerScorer(Scorer):
         if got is None:
             _, texts, pos = self._word_initial()
             lo, hi = _prefix_span(texts, prefix)
-            shorter = [pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos]
+            shorter = np.array([pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos], dtype=np.int64)
             got = self._prefix_ranges[prefix] = (lo, hi, shorter)
         return got
 
     @torch.inference_mode()
     def prefix_scores(self, states, prefixes):
         """Sums the next-piece probabilities of every word-initial piece compatible with the
-        prefix (one cumulative sum per distinct state), less the word-boundary mass at the state
-        as ``score_words(word_end=True)`` does; at least ``log 1e-30``."""
+        prefix (from a cumulative sum over the pieces in text order, computed once per state and
+        kept on it), less the word-boundary mass at the state as ``score_words(word_end=True)``
+        does; at least ``log 1e-30``."""
         states = self.materialize(states)
-        ranges = [self._prefix_range(p) for p in prefixes]
+        index: dict[int, int] = {}
+        inv = np.array([index.setdefault(id(s), len(index)) for s in states], dtype=np.int64)
+        uniq = list({id(s): s for s in states}.values())  # in order of first appearance, as index
         order = self._word_initial()[0]
-        out = np.zeros(len(states))
-        for table, pos, rows in self._by_table(states, range(len(states))):
-            uniq, inv = np.unique(rows, return_inverse=True)
-            sub = table.index_select(0, torch.as_tensor(uniq, device=table.device)).index_select(1, order)
-            probs = sub.double().exp().cpu().numpy()
-            cum = np.concatenate([np.zeros((len(uniq), 1)), np.cumsum(probs, axis=1)], axis=1)
-            for j, i in zip(inv.tolist(), pos):
-                lo, hi, shorter = ranges[i]
-                out[i] = cum[j, hi] - cum[j, lo] + probs[j, shorter].sum()
+        todo = [k for k, s in enumerate(uniq) if s.lacum is None]
+        for table, pos, rows in self._by_table(uniq, todo):
+            sub = table.index_select(0, torch.tensor(rows, device=table.device)).index_select(1, order)
+            cum = np.cumsum(sub.double().exp().cpu().numpy(), axis=1)
+            for k, c in zip(pos, np.concatenate([np.zeros((len(rows), 1)), cum], axis=1)):
+                uniq[k].lacum = c
+        cum = np.stack([s.lacum for s in uniq])  # (U, pieces + 1)
+        ranges = [self._prefix_range(p) for p in prefixes]
+        lo = np.array([r[0] for r in ranges], dtype=np.int64)
+        hi = np.array([r[1] for r in ranges], dtype=np.int64)
+        out = cum[inv, hi] - cum[inv, lo]
+        n_short = np.array([len(r[2]) for r in ranges])
+        if n_short.any():  # + the probabilities of the pieces that are shorter prefixes
+            owner = np.repeat(np.arange(len(states)), n_short)
+            piece = np.concatenate([r[2] for r in ranges])
+            row = inv[owner]
+            out += np.bincount(owner, weights=cum[row, piece + 1] - cum[row, piece], minlength=len(states))
         return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
 
     @torch.inference_mode()
@@ -527,20 +559,30 @@ class TransformerScorer(Scorer):
         return scores, new
 
     def _forward_pieces(self, states, ids: list[list[int]], rows: Sequence[int], full: bool):
-        """ONE forward of the pieces of words ``ids[r]`` (all of them, or all but the last) after
-        ``states[r]``, ``r in rows``: (states after them, summed log-probs of pieces 2.. (len(rows),))."""
-        after, parts = self._run([states[r] for r in rows], [ids[r] if full else ids[r][:-1] for r in rows])
-        out, k = [], 0
-        for logp, idx, _ in parts:  # piece j+1 is predicted at position j
-            n, T = idx.shape
-            words = [ids[r] for r in rows[k : k + n]]
-            tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
-            lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
-            npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
-            valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
-            out.append((lp * valid).sum(1).double().cpu().numpy())
-            k += n
-        return after, np.concatenate(out)
+        """The pieces of words ``ids[r]`` (all of them, or all but the last) after ``states[r]``,
+        ``r in rows``, in one forward, or on CPU two (shorter and longer words) where padding every
+        row to the longest word would cost more (:func:`_length_groups`): (states after them,
+        summed log-probs of pieces 2.. (len(rows),))."""
+        rows = list(rows)
+        lens = [len(ids[r]) - (0 if full else 1) for r in rows]
+        after: list[Any] = [None] * len(rows)
+        out = np.zeros(len(rows))
+        for group in _length_groups(lens, self.CPU_CALL_COST if self.device.type == "cpu" else None):
+            sub = [rows[i] for i in group]
+            new, parts = self._run([states[r] for r in sub], [ids[r] if full else ids[r][:-1] for r in sub])
+            k = 0
+            for logp, idx, _ in parts:  # piece j+1 is predicted at position j
+                n, T = idx.shape
+                words = [ids[r] for r in sub[k : k + n]]
+                tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
+                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
+                npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
+                valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
+                out[group[k : k + n]] = (lp * valid).sum(1).double().cpu().numpy()
+                k += n
+            for i, st in zip(group, new):
+                after[i] = st
+        return after, out
 
     @torch.inference_mode()
     def final_score(self, states):

@@ -204,3 +204,24 @@ def test_kenlm_prefix_scores_are_unigram_masses(arpa):
     for p, g in zip(["", "ca", "the", "zq"], got):
         assert g == pytest.approx(math.log(sum(v for w, v in uni.items() if w.startswith(p)) + unk), abs=1e-9)
     assert ZeroScorer().prefix_scores([None], ["a"]) is None
+
+
+def test_words_split_by_piece_count_score_as_one_padded_forward(lm):
+    from lmplug.scorer import _length_groups
+
+    assert _length_groups([1, 1, 1, 1, 5], 2) == [[0, 1, 2, 3], [4]]  # 9 + 2 padded tokens < 25
+    assert _length_groups([3, 1, 3, 1], 1) == [[1, 3], [0, 2]]
+    assert _length_groups([3, 1, 3], 100) == [[0, 1, 2]]  # one more forward costs more than the padding
+    assert _length_groups([1, 4], None) == [[0, 1]]
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    prev = sc.score_words([root], ["we"])[1][0]
+    words = ["the", "zebra", "a", "mat", "catastrophe", "fish"]  # one to several pieces each
+    assert len(_length_groups([len(sc.word_ids(w)) for w in words], 0)) == 2
+    states = [root, prev] * 3
+    sc.CPU_CALL_COST = 0  # split wherever it saves a padded token
+    split, split_new = sc.score_words(states, words)
+    sc.CPU_CALL_COST = None  # one padded forward
+    padded, padded_new = sc.score_words(states, words)
+    np.testing.assert_allclose(split, padded, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sc.final_score(split_new), sc.final_score(padded_new), rtol=1e-5, atol=1e-5)

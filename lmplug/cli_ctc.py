@@ -212,8 +212,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
              "history_words": args.history_words, "oov_penalty": args.oov_penalty, "lm_unk_offset": args.lm_unk_offset,
              "lookahead": args.lookahead, "weights": dec.weights}
+    work = {f"{name}_work": sc.work for name, sc in scorers.items() if hasattr(sc, "work")}  # the LM's forwards
     if not part:
-        write_stats(args.stats, len(utts), seconds, extra)
+        write_stats(args.stats, len(utts), seconds, {**extra, **work})
         _write_rows(args.out, args.format, rows)
         if args.out != "-" and not args.quiet:
             print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
@@ -225,7 +226,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
               "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
     path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)
     if not torchrun:
-        write_stats(args.stats, len(utts), seconds, {**extra, "rank": rank, "num_shards": world})
+        write_stats(args.stats, len(utts), seconds, {**extra, **work, "rank": rank, "num_shards": world})
         if not args.quiet:
             print(f"[decode] shard {rank} of {world}: {len(utts)} utterances -> {path}; then "
                   f"`lmplug merge-decode --out {args.out} --num-shards {world}`", file=sys.stderr)

@@ -320,6 +320,9 @@ class TransformerScorer(Scorer):
         self._boundary: torch.Tensor | None = None
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
         self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
+        # the model's work so far (``lmplug decode --stats`` reports it): forward calls, rows,
+        # new tokens, and tokens as padded (rows x the longest row of each call)
+        self.work = {"forwards": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
 
     def known_words(self) -> set[str] | None:
         return self.vocabulary
@@ -347,6 +350,11 @@ class TransformerScorer(Scorer):
         n = len(states)
         T = max(len(t) for t in tokens)
         dev = self.device
+        w = self.work
+        w["forwards"] += 1
+        w["rows"] += n
+        w["tokens"] += sum(len(t) for t in tokens)
+        w["padded_tokens"] += n * T
         idx = torch.zeros(n, T, dtype=torch.long)
         mask = torch.zeros(n, T, dtype=torch.bool)
         for i, t in enumerate(tokens):

@@ -158,6 +158,13 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, tune_arpa, capsys):
     assert "expected --oov-penalty -10 (the default), found -20" in capsys.readouterr().err
     assert main(py[:-3] + ["--history-words", "2", "--quiet"]) == 2
     assert "expected no --history-words, found 2" in capsys.readouterr().err
+    # decode --stats reports the Transformer's forwards (padded tokens: rows x the longest row of a call)
+    dec = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+           "--lm", str(tmp_path / "lm"), "--weights", "lm=0.5,words=1", "--beam-size", "4", "--out",
+           str(tmp_path / "h.jsonl"), "--stats", str(tmp_path / "st.json"), "--quiet"]
+    assert main(dec) == 0
+    work = json.loads((tmp_path / "st.json").read_text())["lm_work"]
+    assert 0 < work["forwards"] <= work["rows"] <= work["tokens"] <= work["padded_tokens"]
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

@@ -89,6 +89,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "while a word is spelled: the Transformer's probability that the next word begins with "
                         "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
+    p.add_argument("--lm-prefilter", type=float, default=2.0,
+                   help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
+                        "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
     p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
@@ -154,13 +157,16 @@ def _decoder(args, scorers, weights, nbest=1):
         if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
             raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
                               f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")
+        if args.lm_prefilter != 2.0:
+            raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
+                              f"found {args.lm_prefilter:g}")
         unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
                              nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
                              history_words=args.history_words, lookahead=args.lookahead,
-                             partial_oov_logp=args.oov_penalty)
+                             partial_oov_logp=args.oov_penalty, lm_prefilter=args.lm_prefilter)
 
 
 def _setup(args) -> None:
@@ -211,7 +217,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
              "history_words": args.history_words, "oov_penalty": args.oov_penalty, "lm_unk_offset": args.lm_unk_offset,
-             "lookahead": args.lookahead, "weights": dec.weights}
+             "lookahead": args.lookahead, "lm_prefilter": args.lm_prefilter, "weights": dec.weights}
     work = {f"{name}_work": sc.work for name, sc in scorers.items() if hasattr(sc, "work")}  # the LM's forwards
     if not part:
         write_stats(args.stats, len(utts), seconds, {**extra, **work})

@@ -99,6 +99,8 @@ class CTCDecoder:
         self.lexicon = lexicon
         if history_words is not None and history_words < 1:
             raise LmplugError(f"expected history_words >= 1 (or None), found {history_words}")
+        if not lm_prefilter > 0:
+            raise LmplugError(f"expected lm_prefilter > 0 (a multiple of beam_size), found {lm_prefilter}")
         self.history_words = history_words
         finite = all(s.finite_history or history_words for s in scorers.values()) and not (
             mode == "token" and any(s.token_level for s in scorers.values()))

@@ -81,7 +81,9 @@ def tuning_signature(decoder: CTCDecoder, n: int) -> str:
     weights: they are what is tuned)."""
     return "|".join([f"beam:{decoder.beam_size}", f"token_min_logp:{decoder.token_min_logp:g}", f"mode:{decoder.mode}",
                      f"history_words:{decoder.history_words}", f"oov_penalty:{decoder.partial_oov_logp:g}",
-                     f"lookahead:{','.join(decoder.lookahead_scorers)}", f"n:{n}"]
+                     f"lookahead:{','.join(decoder.lookahead_scorers)}"]
+                    + ([f"lm_prefilter:{decoder.lm_prefilter:g}"] if hasattr(decoder, "lm_prefilter") else [])
+                    + [f"n:{n}"]
                     + [decoder.scorers[s].signature() for s in decoder.scorers])
 
 

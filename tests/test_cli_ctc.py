@@ -165,6 +165,15 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, tune_arpa, capsys):
     assert main(dec) == 0
     work = json.loads((tmp_path / "st.json").read_text())["lm_work"]
     assert 0 < work["forwards"] <= work["rows"] <= work["tokens"] <= work["padded_tokens"]
+    # --lm-prefilter: fewer words scored per frame, less work; recorded; pyctcdecode has none
+    assert main(dec + ["--lm-prefilter", "0.5"]) == 0
+    st = json.loads((tmp_path / "st.json").read_text())
+    assert st["lm_prefilter"] == 0.5 and st["lm_work"]["rows"] < work["rows"]
+    assert main(dec + ["--lm-prefilter", "0"]) == 2 and "expected lm_prefilter > 0" in capsys.readouterr().err
+    assert main(py[:-3] + ["--lm-prefilter", "1", "--quiet"]) == 2
+    assert "expected no --lm-prefilter, found 1" in capsys.readouterr().err
+    assert main(args + ["--tune", "lm", "--weights", "kenlm=0.7", "--lm-prefilter", "1"]) == 0
+    assert "|lookahead:|lm_prefilter:1|n:" in json.loads((tmp_path / "tune" / "weights.json").read_text())["signature"]
 
 
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):

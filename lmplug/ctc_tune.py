@@ -124,8 +124,8 @@ class GridJournal:
             try:
                 json.loads(lines[-1])
             except ValueError:
-                self.path.write_text("".join(line + "\n" for line in lines[:-1] if line), encoding="utf-8")
-                lines = lines[:-1]
+                lines = lines[:-1]  # cut off: dropped
+            self.path.write_text("".join(line + "\n" for line in lines if line), encoding="utf-8")
         for no, line in enumerate(lines, 1):
             if not line.strip():
                 continue

@@ -519,6 +519,8 @@ class TransformerScorer(Scorer):
         prefix (from a cumulative sum over the pieces in text order, computed once per state and
         kept on it), less the word-boundary mass at the state as ``score_words(word_end=True)``
         does; at least ``log 1e-30``."""
+        if not states:
+            return np.zeros(0)
         states = self.materialize(states)
         index: dict[int, int] = {}
         inv = np.array([index.setdefault(id(s), len(index)) for s in states], dtype=np.int64)

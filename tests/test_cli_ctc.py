@@ -106,6 +106,12 @@ def test_tune_ctc_resumes_from_its_journal_and_runs_parallel(workdir, tmp_path, 
     decoded.clear()
     assert main(args + ["--restart"]) == 0 and len(decoded) == 6
     assert len((out / "grid.jsonl").read_text().splitlines()) == 6
+    # a whole last line that lost its newline is kept (and the next line starts on a line of its own)
+    (out / "grid.jsonl").write_text((out / "grid.jsonl").read_text().rstrip("\n"))
+    decoded.clear()
+    assert main(args) == 0 and decoded == []
+    assert main(args[:-5] + ["--beam-size", "2", "--out-dir", str(out), "--quiet"]) == 0
+    assert all(json.loads(x) for x in (out / "grid.jsonl").read_text().splitlines())
     # two worker processes give the grid of one
     monkeypatch.undo()
     par = tmp_path / "par"

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from lmplug.constants import LM_PREFILTER
 from lmplug.errors import LmplugError
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -89,7 +90,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "while a word is spelled: the Transformer's probability that the next word begins with "
                         "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
     p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
-    p.add_argument("--lm-prefilter", type=float, default=2.0,
+    p.add_argument("--lm-prefilter", type=float, default=LM_PREFILTER,
                    help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
                         "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
@@ -157,7 +158,7 @@ def _decoder(args, scorers, weights, nbest=1):
         if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
             raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
                               f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")
-        if args.lm_prefilter != 2.0:
+        if args.lm_prefilter != LM_PREFILTER:
             raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
                               f"found {args.lm_prefilter:g}")
         unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)

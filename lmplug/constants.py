@@ -33,3 +33,6 @@ TRAIN_PRESETS: dict[str, dict] = {
 }
 
 NGRAM_ORDER = 5
+
+# CTC word fusion: new words word-scored per frame and utterance, as a multiple of the beam size
+LM_PREFILTER = 2.0

@@ -48,6 +48,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from lmplug.constants import LM_PREFILTER
 from lmplug.ctc_labels import CTCLabels, build_labels
 from lmplug.ctc_search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
 from lmplug.errors import LmplugError
@@ -70,7 +71,7 @@ class CTCDecoder:
         token_min_logp: float = -5.0,
         token_top_k: int | None = 16,
         beam_prune_logp: float = -10.0,
-        lm_prefilter: float = 2.0,
+        lm_prefilter: float = LM_PREFILTER,
         partial_oov_logp: float = -10.0,
         prune_history: bool | None = None,
         lexicon: bool = False,
@@ -365,7 +366,7 @@ def build_ctc_decoder(
     token_min_logp: float = -5.0,
     token_top_k: int | None = 16,
     beam_prune_logp: float = -10.0,
-    lm_prefilter: float = 2.0,
+    lm_prefilter: float = LM_PREFILTER,
     partial_oov_logp: float = -10.0,
     prune_history: bool | None = None,
     lexicon: bool = False,

@@ -282,8 +282,9 @@ def tune_ctc_weights(
         if progress:
             progress(p[lm_name], p[WORDS], wer)
     cube = wers.reshape(len(ovals), len(lm_weights), len(bonuses))
-    o, i, j = np.unravel_index(int(np.argmin(cube)), cube.shape)
-    best = points[int(np.ravel_multi_index((o, i, j), cube.shape))]
+    k = int(np.argmin(wers))  # the first best point: smaller weights first
+    best = points[k]
+    o, i, j = np.unravel_index(k, cube.shape)
     decoder.set_weights(best)
     result = TuneResult(best, float(cube[o, i, j]), lm_name, [float(x) for x in lm_weights], [float(x) for x in bonuses],
                         cube[o].tolist(), sig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def register(sub) -> None:
     p.add_argument("--snr", default="10,30", help="SNR range in dB, 'low,high'")
     p.add_argument("--reverb", type=float, default=0.0, help="probability of synthetic reverberation")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 2), help="synthesis processes")
 
     p = sub.add_parser("train-am", help="train (or resume) the CTC acoustic model", formatter_class=FMT)
     p.set_defaults(handler=cmd_train_am)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,3 +80,56 @@ def test_missing_kenlm_pyctcdecode_jiwer_are_skipped_and_said(tmp_path):
     rtf = steps["decode_rtf"]
     assert rtf["status"] == "ok" and "jiwer not installed" in rtf["note"]
     assert all("wer" not in row for row in rtf["batches"].values())
+
+
+def test_bring_packs_what_the_device_made_into_parts_that_unpack_here(tmp_path):
+    """--bring: globs under the working directory -> bring.tar.gz.partNN of at most 15 MiB each;
+    optimizer state and feature caches are left out; the parts unpack to the same bytes."""
+    import tarfile
+
+    work = tmp_path / "repo"
+    ck = work / "exp/lm/cpu/bible/lm/checkpoint"
+    (ck / "trainer").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    (ck / "model.safetensors").write_bytes(rng.bytes(20 * 2**20))  # incompressible: two parts
+    (ck / "config.json").write_text('{"n_layer": 4}\n')
+    (ck / "trainer" / "optimizer.safetensors").write_bytes(b"x" * 1000)
+    em = work / "exp/asr/cpu/bible/emissions_dev"
+    (em / "npy").mkdir(parents=True)
+    (em / "manifest.jsonl").write_text('{"id": "u1"}\n')
+    (em / "npy" / "u1.npy").write_bytes(rng.bytes(5000))
+    (em / "feats.bin").write_bytes(b"f" * 1000)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--tiny", "--only", "env", "--out", str(out),
+           "--bring", "exp/lm/cpu/*/lm,exp/asr/cpu/*/emissions_*,exp/nothing*"]
+    res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    bring = json.loads((out / "gpu_check.json").read_text())["steps"]["bring"]
+    assert bring["status"] == "ok" and bring["parts"] == ["bring.tar.gz.part00", "bring.tar.gz.part01"]
+    assert bring["paths"] == ["exp/asr/cpu/bible/emissions_dev", "exp/lm/cpu/bible/lm"] and bring["files"] == 4
+    assert all((out / p).stat().st_size <= 15 * 2**20 for p in bring["parts"])
+    joined = tmp_path / "joined.tar.gz"
+    joined.write_bytes(b"".join((out / p).read_bytes() for p in bring["parts"]))
+    back = tmp_path / "back"
+    with tarfile.open(joined) as tar:
+        tar.extractall(back, filter="data")
+    got = sorted(str(p.relative_to(back)) for p in back.rglob("*") if p.is_file())
+    assert got == ["exp/asr/cpu/bible/emissions_dev/manifest.jsonl", "exp/asr/cpu/bible/emissions_dev/npy/u1.npy",
+                   "exp/lm/cpu/bible/lm/checkpoint/config.json", "exp/lm/cpu/bible/lm/checkpoint/model.safetensors"]
+    for rel in got:
+        assert (back / rel).read_bytes() == (work / rel).read_bytes()
+    # a path outside the working directory is refused, and nothing is packed
+    res = subprocess.run(cmd[:-1] + ["../*"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    step = json.loads((out / "gpu_check.json").read_text())["steps"]["bring"]
+    assert step["status"] == "failed" and "expected --bring paths under" in step["error"]
+
+
+def test_recipe_commands_report_their_exit_status(tmp_path):
+    res = run_check(tmp_path / "out", "--only", "env", "--recipe", "recipes/lm/run.sh --scale tiny --corpus nonsense")
+    assert res.returncode == 1
+    rec = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["steps"]["recipes"]
+    assert rec["status"] == "failed"
+    assert rec["recipes"] == {"0:lm": {"command": "recipes/lm/run.sh --scale tiny --corpus nonsense", "rc": 2,
+                                       "seconds": rec["recipes"]["0:lm"]["seconds"]}}
+    assert "unknown corpus nonsense" in (tmp_path / "out" / "recipes.log").read_text()

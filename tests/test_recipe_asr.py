@@ -40,3 +40,13 @@ def test_asr_recipe_tiny_end_to_end(tmp_path):
     test = [json.loads(l) for l in (tmp_path / "data" / "speech_tiny" / "bible" / "test.jsonl").read_text().splitlines()]
     assert not {u["voice"] for u in train} & {u["voice"] for u in test}
     assert not {u["text"] for u in train} & {u["text"] for u in test}
+    # --lm-steps trains the LM on from its checkpoint (the tokenizer and KenLM kept), as on a lent GPU
+    lm = tmp_path / "exp" / "lm" / "tiny" / "bible"
+    tok = (lm / "tok.model").read_bytes()
+    before = json.loads((lm / "lm" / "train_summary.json").read_text())
+    r = subprocess.run(cmd + ["--stage", "1", "--stop-stage", "1", "--lm-steps", "70"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = json.loads((lm / "lm" / "train_summary.json").read_text())
+    assert (lm / "tok.model").read_bytes() == tok and "train-tokenizer" not in r.stderr
+    assert after["steps"] == 70 > before["steps"], (before, after)

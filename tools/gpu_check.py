@@ -28,11 +28,15 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
 - ``decode_rtf``: CTC decoding with Transformer-LM fusion at batch 1 and 32; RTF = decoding seconds /
   audio seconds, audio = frames x ``--frame-ms`` (default 40 ms for ``--emissions``: the speech
   recipe's 10 ms fbank hop subsampled 4x; 20 ms for simulated emissions, as tools/bench_decode.py).
-- ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``.
+- ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
+  command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
+- ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
+  ``$OUT/bring.tar.gz.partNN`` to be unpacked here; optimizer states and feature caches left out.
 
-Writes ``$OUT/gpu_check.json`` after every step (a killed run keeps what it measured); the
-recipes' logs go to ``$OUT/recipes.log`` and their results.json to ``$OUT/recipe_<name>.json``
-(the device tool brings back at most 8 files, 2 folders down). Exit 1 if a step failed or mismatched.
+``recipes`` and ``bring`` run when asked for, also with ``--only``. Writes ``$OUT/gpu_check.json``
+after every step (a killed run keeps what it measured), the recipes' results.json inside it; the
+recipes' logs go to ``$OUT/recipes.log`` (the device tool brings back at most 8 files, 16 MiB each,
+2 folders down). Exit 1 if a step failed or mismatched.
 """
 
 from __future__ import annotations
@@ -80,7 +84,15 @@ TRAIN_CONFIGS = {
     "wide": dict(model=dict(n_layer=24, n_head=12, n_embd=1536, block_size=1024, vocab_size=8192), batch=16),
 }
 USES_SETUP = {"decode_equal", "kenlm_equal", "kv_cache", "score", "decode_rtf"}  # steps that need the LM, emissions
-OPTIONAL = ("kenlm", "pyctcdecode", "jiwer", "sacrebleu", "torchaudio", "matplotlib")
+OPTIONAL = ("kenlm", "pyctcdecode", "jiwer", "sacrebleu", "torchaudio", "soundfile", "matplotlib")
+PROGRAMS = ("lmplz", "build_binary", "espeak-ng")  # the recipes' outside programs
+# the recipes run by --recipes without --recipe, and where each writes its results.json
+RECIPES = ("recipes/lm/run.sh --scale gpu --corpus bible", "recipes/asr_ctc_fusion/run.sh --scale gpu --domains bible",
+           "recipes/mt_nbest_rerank/run.sh --scale gpu --corpus bible")
+RECIPE_EXP = {"lm": "lm", "asr_ctc_fusion": "asr", "mt_nbest_rerank": "mt"}
+BRING_PART = 15 * 2**20  # bytes per part of bring.tar.gz: the device tool returns files of at most 16 MiB
+BRING_TOTAL = 56 * 2**20  # and 64 MiB in all, the JSON and logs beside them
+BRING_EXCLUDE = ("trainer", "feats.bin", "data")  # names never brought: optimizer state, features, token caches
 FUSION_WEIGHTS = {"lm": 0.5, "words": 1.0}
 KV_ATOL = 1e-3  # fp32 logits: CUDA's attention kernels and reductions differ from CPU's in the last bits
 
@@ -157,7 +169,8 @@ class Check:
     # -- bookkeeping ---------------------------------------------------------------------------
     def run(self, name: str, fn) -> None:
         only = self.args.only.split(",") if self.args.only else None
-        if only and name not in only and not (name == "setup" and set(only) & USES_SETUP):
+        asked = name in ("recipes", "bring")  # by their own flags
+        if only and not asked and name not in only and not (name == "setup" and set(only) & USES_SETUP):
             return
         t0 = time.perf_counter()
         try:
@@ -195,8 +208,12 @@ class Check:
         res = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                "cuda_available": torch.cuda.is_available(), "torch_cuda": torch.version.cuda,
                "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-               "optional": {m: have(m) for m in OPTIONAL}, "lmplz": bool(shutil.which("lmplz") or
-                                                                           (Path(sys.executable).parent / "lmplz").is_file())}
+               "optional": {m: have(m) for m in OPTIONAL},
+               "programs": {b: shutil.which(b) or str(Path(sys.executable).parent / b)
+                            if shutil.which(b) or (Path(sys.executable).parent / b).is_file() else None for b in PROGRAMS}}
+        bundle = os.environ.get("LMPLUG_BUNDLE")
+        if bundle and (Path(bundle) / "MANIFEST.json").is_file():
+            res["bundle"] = json.loads((Path(bundle) / "MANIFEST.json").read_text())
         if d.type == "cuda":
             p = torch.cuda.get_device_properties(d)
             res.update(device_name=p.name, capability=f"{p.major}.{p.minor}", memory_gib=round(p.total_memory / 2**30, 1),
@@ -204,9 +221,10 @@ class Check:
                        float32_matmul_precision=torch.get_float32_matmul_precision())
         else:
             res.update(device_name=platform.processor() or platform.machine(), bf16=False)
-        missing = [m for m, ok in res["optional"].items() if not ok]
+        missing = [m for m, ok in res["optional"].items() if not ok] + [b for b, w in res["programs"].items() if not w]
         res["summary"] = (f"torch {torch.__version__}, {res['device_name']}, bf16 {'yes' if res['bf16'] else 'no'}, "
-                          f"numpy {np.__version__}; missing: {', '.join(missing) or 'none'}")
+                          f"numpy {np.__version__}; missing: {', '.join(missing) or 'none'}"
+                          + (f"; bundle {bundle}" if "bundle" in res else ""))
         return res
 
     def setup(self) -> dict:
@@ -480,18 +498,17 @@ class Check:
     def recipes(self) -> dict:
         budget = self.args.recipes_seconds
         env = {**os.environ, "PYTHON": sys.executable}
-        jobs = [("lm", ["recipes/lm/run.sh", "--scale", "gpu", "--corpus", "bible"], "exp/lm/gpu/results.json"),
-                ("asr", ["recipes/asr_ctc_fusion/run.sh", "--scale", "gpu", "--domains", "bible"], "exp/asr/gpu/results.json"),
-                ("mt", ["recipes/mt_nbest_rerank/run.sh", "--scale", "gpu", "--corpus", "bible"], "exp/mt/gpu/results.json")]
         rows, parts, t_start = {}, [], time.time()
         with open(self.out / "recipes.log", "a", encoding="utf-8") as log:
-            for name, cmd, result in jobs:
+            for i, line in enumerate(self.args.recipe or RECIPES):
+                cmd = line.split()
+                name = f"{i}:{Path(cmd[0]).parent.name}"
                 left = budget - (time.time() - t_start)
                 if left < 30:
-                    rows[name] = {"rc": None, "note": "no time left"}
+                    rows[name] = {"command": line, "rc": None, "note": "no time left"}
                     parts.append(f"{name}: no time left")
                     continue
-                log.write(f"\n==== {' '.join(cmd)} (limit {left:.0f} s)\n")
+                log.write(f"\n==== {line} (limit {left:.0f} s)\n")
                 log.flush()
                 t0 = time.time()
                 try:
@@ -499,15 +516,51 @@ class Check:
                                         timeout=left).returncode
                 except subprocess.TimeoutExpired:
                     rc = "timeout"
-                rows[name] = {"rc": rc, "seconds": round(time.time() - t0, 1)}
-                if (ROOT / result).is_file():
-                    shutil.copy(ROOT / result, self.out / f"recipe_{name}.json")
-                    rows[name]["results"] = f"recipe_{name}.json"
+                rows[name] = {"command": line, "rc": rc, "seconds": round(time.time() - t0, 1)}
+                scale = cmd[cmd.index("--scale") + 1] if "--scale" in cmd else "cpu"
+                result = ROOT / "exp" / RECIPE_EXP.get(Path(cmd[0]).parent.name, "?") / scale / "results.json"
+                if result.is_file() and result.stat().st_mtime >= t0:
+                    rows[name]["results"] = json.loads(result.read_text())
                 parts.append(f"{name}: rc {rc} in {rows[name]['seconds']:.0f} s")
         res = {"recipes": rows, "log": "recipes.log", "summary": "; ".join(parts)}
         if any(r["rc"] not in (0, None) for r in rows.values()):
             res["status"] = "failed"
         return res
+
+    def bring(self) -> dict:
+        """Pack --bring's paths (globs under the working directory) into $OUT/bring.tar.gz.partNN."""
+        import tarfile
+
+        root = Path.cwd().resolve()  # gpu_check.sh runs in the repository root
+        pats = [p.strip() for p in self.args.bring.split(",") if p.strip()]
+        paths = sorted({p.resolve() for pat in pats for p in root.glob(pat)})
+        outside = [str(p) for p in paths if not p.is_relative_to(root)]
+        if outside:
+            raise ValueError(f"expected --bring paths under {root}, found {', '.join(outside)}")
+        if not paths:
+            raise Skip(f"nothing matches --bring {self.args.bring} under {root}")
+        skip = lambda ti: None if set(Path(ti.name).parts) & set(BRING_EXCLUDE) else ti  # noqa: E731
+        packed = self.work / "bring.tar.gz"
+        with tarfile.open(packed, "w:gz", compresslevel=1) as tar:
+            for p in paths:
+                tar.add(p, arcname=str(p.relative_to(root)), filter=skip)
+        size = packed.stat().st_size
+        if size > BRING_TOTAL:
+            raise RuntimeError(f"expected at most {BRING_TOTAL / 2**20:.0f} MiB to bring back, found "
+                               f"{size / 2**20:.1f} MiB (gzip) in {len(paths)} paths: bring fewer")
+        for old in self.out.glob("bring.tar.gz.part*"):
+            old.unlink()
+        names = []
+        with open(packed, "rb") as f:
+            while chunk := f.read(BRING_PART):
+                names.append(f"bring.tar.gz.part{len(names):02d}")
+                (self.out / names[-1]).write_bytes(chunk)
+        with tarfile.open(packed, "r:gz") as tar:
+            members = [m.name for m in tar.getmembers() if m.isfile()]
+        packed.unlink()
+        return {"paths": [str(p.relative_to(root)) for p in paths], "files": len(members), "bytes": size, "parts": names,
+                "unpack": "cat bring.tar.gz.part* | tar -xzf -   (in the repository root)",
+                "summary": f"{len(members)} files from {len(paths)} paths, {size / 2**20:.1f} MiB in {len(names)} parts"}
 
 
 def main() -> int:
@@ -525,6 +578,13 @@ def main() -> int:
     ap.add_argument("--no-compile", action="store_true", help="no torch.compile in the training benchmark")
     ap.add_argument("--recipes", action="store_true", help="also run the gpu-scale recipes")
     ap.add_argument("--recipes-seconds", type=float, default=600.0, help="time limit of all recipes together")
+    ap.add_argument("--recipe", action="append", default=None,
+                    help="a recipe command line to run instead of the gpu-scale ones (repeatable), e.g. "
+                         "'recipes/asr_ctc_fusion/run.sh --scale cpu --stop-stage 3 --lm-steps 9600'")
+    ap.add_argument("--bring", default=None,
+                    help="comma list of globs (under the working directory: the repository root with "
+                         "gpu_check.sh) to pack into $OUT/bring.tar.gz.partNN "
+                         f"(after the recipes; never {', '.join(BRING_EXCLUDE)})")
     ap.add_argument("--work", default=None, help="scratch dir for the tokenizer and LM (default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -535,8 +595,10 @@ def main() -> int:
     print(f"{'step':<13} {'status':<9} {'time':>8}  result", flush=True)
     for name in ("env", "setup", "decode_equal", "kenlm_equal", "kv_cache", "matmul", "train", "score", "decode_rtf"):
         chk.run(name, getattr(chk, name))
-    if args.recipes:
+    if args.recipes or args.recipe:
         chk.run("recipes", chk.recipes)
+    if args.bring:
+        chk.run("bring", chk.bring)
     return 1 if chk.failed else 0
 
 

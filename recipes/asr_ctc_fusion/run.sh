@@ -13,6 +13,7 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --lookahead 0         # no look-ahead inside words
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # Transformer systems at KenLM's partial-word penalty
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --jobs 1              # tuning grids in one process
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --stop-stage 3 --lm-steps 9600  # LMs trained past the preset
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -37,7 +38,9 @@ cd "$(dirname "$0")/../.."
 # for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (RESULTS.md)
 # --jobs: grid points of a tuning decoded at once, one process (and cores/jobs torch threads) each;
 # an interrupted stage 4 resumes from each tune dir's grid.jsonl when run again
-scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
+# --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
+# scale's preset), also on past an existing checkpoint
+lm_steps=""; scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --lookahead) la=$2; shift 2;;
     --oov-penalty) oovp=$2; shift 2;;
     --jobs) jobs=$2; shift 2;;
+    --lm-steps) lm_steps=$2; shift 2;;
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
@@ -79,7 +83,15 @@ mkdir -p "$d"
 
 if step 0; then
   run prepare-bible --out "$data/bible"
-  case " $domains " in *" gutenberg "*) run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg";; esac
+  case " $domains " in *" gutenberg "*)
+    if [ -f ../shared/data/text/gutenberg_nltk17.txt ]; then
+      run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg"
+    elif [ -f "$data/gutenberg/test.txt" ]; then  # e.g. carried to a lent GPU machine
+      echo "[asr] ../shared/data/text/gutenberg_nltk17.txt absent: using the prepared $data/gutenberg" >&2
+    else
+      echo "expected ../shared/data/text/gutenberg_nltk17.txt or a prepared $data/gutenberg/" >&2; exit 2
+    fi;;
+  esac
   run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
   for dom in $domains; do
     if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
@@ -91,8 +103,14 @@ fi
 
 if step 1; then
   for dom in $domains; do
-    [ -f "$lmd/$dom/lm/checkpoint/config.json" ] && [ -f "$lmd/$dom/ngram5.bin" ] || \
-      bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm"
+    if [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
+      from=3; [ -f "$lmd/$dom/tok.model" ] && [ -f "$lmd/$dom/ngram5.bin" ] || from=1  # text: stage 0 above
+      bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $from --stop-stage 3 --data "$data" --exp "$exp/lm" \
+        --max-steps "$lm_steps"
+    else
+      [ -f "$lmd/$dom/lm/checkpoint/config.json" ] && [ -f "$lmd/$dom/ngram5.bin" ] || \
+        bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm"
+    fi
   done
 fi
 

@@ -43,7 +43,10 @@ for c in $corpus; do
     *) echo "unknown corpus $c (bible|gutenberg)" >&2; exit 2;;
   esac
   if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    if [ $c = bible ]; then run prepare-bible --out "$src"; else run prepare-text --input "$gutenberg" --out "$src"; fi
+    if [ $c = bible ]; then run prepare-bible --out "$src"
+    elif [ -f "$gutenberg" ]; then run prepare-text --input "$gutenberg" --out "$src"
+    elif [ -f "$test" ]; then echo "[lm] $gutenberg absent: using the prepared $src" >&2  # e.g. carried to a GPU machine
+    else echo "expected $gutenberg or a prepared $src/" >&2; exit 2; fi
   fi
   if [ "$scale" = tiny ]; then  # seconds: small slices of the same splits
     head -n 3000 "$train" > "$d/train.txt"; head -n 300 "$dev" > "$d/dev.txt"; head -n 300 "$test" > "$d/test.txt"

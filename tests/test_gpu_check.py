@@ -133,3 +133,31 @@ def test_recipe_commands_report_their_exit_status(tmp_path):
     assert rec["recipes"] == {"0:lm": {"command": "recipes/lm/run.sh --scale tiny --corpus nonsense", "rc": 2,
                                        "seconds": rec["recipes"]["0:lm"]["seconds"]}}
     assert "unknown corpus nonsense" in (tmp_path / "out" / "recipes.log").read_text()
+
+
+def test_gpu_check_sources_a_carried_bundle(tmp_path):
+    """With a bundle (tools/device_bundle.sh's layout) gpu_check.sh puts its programs first on PATH and
+    reports it; wheels for another Python are left out, and said so."""
+    bundle = tmp_path / "bundle"
+    (bundle / "bin").mkdir(parents=True)
+    for b in ("lmplz", "build_binary", "espeak-ng"):
+        (bundle / "bin" / b).write_text("#!/bin/sh\nexit 0\n")
+        (bundle / "bin" / b).chmod(0o755)
+    (bundle / "MANIFEST.json").write_text(json.dumps({"python_tag": "cp29", "wheels": []}))
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "LMPLUG_DEVICE_BUNDLE": str(bundle),
+           "LMPLUG_SITE": str(tmp_path / "site")}
+    res = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), "--tiny", "--only", "env"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    e = json.loads((out / "gpu_check.json").read_text())["steps"]["env"]
+    assert e["programs"] == {b: str(bundle / "bin" / b) for b in ("lmplz", "build_binary", "espeak-ng")}
+    assert e["bundle"]["python_tag"] == "cp29" and f"bundle {bundle}" in e["summary"]
+    log = (out / "gpu_check.log").read_text()
+    assert "the bundle's wheels are cp29: wheels and kenlm left out" in log
+    assert not (tmp_path / "site").exists() or not any((tmp_path / "site").iterdir())
+    # LMPLUG_NO_BUNDLE=1 ignores it
+    res = subprocess.run(["bash", str(ROOT / "tools" / "gpu_check.sh"), "--tiny", "--only", "env"],
+                         env={**env, "LMPLUG_NO_BUNDLE": "1"}, capture_output=True, text=True, timeout=120)
+    e = json.loads((out / "gpu_check.json").read_text())["steps"]["env"]
+    assert "bundle" not in e and e["programs"]["espeak-ng"] != str(bundle / "bin" / "espeak-ng")

@@ -6,15 +6,15 @@
 # no kenlm, pyctcdecode, jiwer, soundfile, lmplz or espeak-ng.
 #
 # Usage (from anywhere):
-#   bash tools/device_bundle.sh            # -> .device/ (~6 MiB; git-ignored)
-#   bash tools/device_bundle.sh DIR        # elsewhere
+#   bash tools/device_bundle.sh                      # -> .device/ (~9 MiB; git-ignored), for CPython 3.12
+#   bash tools/device_bundle.sh --python 3.11 DIR    # wheels for another CPython (a dry run here)
 # Then name it in the device call's carry, with the data the recipes read (built here by
 # `make demo` or the recipes' stage 0; 28 MiB together):
 #   carry: [".device", "data/bible", "data/gutenberg"]
 #   command: OUT=$OUT bash tools/gpu_check.sh ...     # gpu_check.sh sources tools/device_env.sh
 #
 # What it holds:
-#   wheels/  cp312 manylinux wheels, the versions of this .venv: pyctcdecode, pygtrie, jiwer,
+#   wheels/  cp312 (--python) manylinux wheels, the versions of this .venv: pyctcdecode, pygtrie, jiwer,
 #            rapidfuzz, soundfile, cffi, pycparser (the image has hypothesis, click, numpy)
 #   src/     the kenlm sdist (no cp312 wheel exists): tools/device_env.sh compiles its Python module
 #            there (~1 min on 16 cores)
@@ -26,7 +26,10 @@
 #   MANIFEST.json    versions, sizes, and what the self-check here measured
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pyver=3.12
+if [ "${1:-}" = --python ]; then pyver=$2; shift 2; fi
 out=${1:-.device}
+tag=cp${pyver/./}
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || { echo "[bundle] expected $PY (run make setup first)" >&2; exit 2; }
 for f in .venv/bin/lmplz .venv/bin/build_binary; do
@@ -41,7 +44,7 @@ quiet_pip() { "$PY" -m pip "$@" 2> >(grep -v '^WARNING: Location' >&2); }  # thi
 plat=""; for p in manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64; do
   plat="$plat --platform $p"; done
 for pkg in pyctcdecode pygtrie jiwer rapidfuzz soundfile cffi pycparser; do
-  quiet_pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $plat \
+  quiet_pip download -q --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp $plat \
     -d "$tmp/wheels" "$pkg==$(ver $pkg)"
 done
 # 2. the kenlm sdist, the version of this .venv
@@ -96,12 +99,12 @@ printf '%s\n%s\n' "$text" "and the earth was without form" > "$tmp/check.txt"
 grep -q '^\\2-grams:' "$tmp/check.arpa" || { echo "[bundle] FAILED: bundled lmplz wrote no 2-grams" >&2; exit 1; }
 rm -f "$tmp/check.txt" "$tmp/check.arpa"
 
-"$PY" - "$tmp" "$voices" <<'EOF'
+"$PY" - "$tmp" "$voices" "$tag" <<'EOF'
 import importlib.metadata as m, json, os, sys, time
 from pathlib import Path
-root, voices = Path(sys.argv[1]), sys.argv[2].split()
+root, voices, tag = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3]
 files = sorted(p for p in root.rglob("*") if p.is_file())
-doc = {"made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python_tag": "cp312",
+doc = {"made": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python_tag": tag,
        "kenlm": m.version("kenlm"), "wheels": sorted(p.name for p in (root / "wheels").iterdir()),
        "bin": sorted(p.name for p in (root / "bin").iterdir()), "lib": sorted(p.name for p in (root / "lib").iterdir()),
        "bytes": sum(p.stat().st_size for p in files), "files": len(files),

@@ -6,8 +6,8 @@
 #     16 cores; log: $LMPLUG_SITE/kenlm-build.log), unless $PYTHON already imports kenlm,
 #   - puts the bundle's bin/ (lmplz, build_binary, espeak-ng) first on PATH.
 # Each part that cannot be done says why and leaves the rest working (gpu_check.py then skips the
-# steps that need it, and says so). Wheels are for CPython 3.12 (the image's): another Python gets
-# only the programs.
+# steps that need it, and says so). Wheels are for one CPython (MANIFEST.json's python_tag; 3.12, the
+# image's, unless made with --python): another Python gets only the programs.
 _lmplug_device_env() {
   local bundle=${1:-.device} py=${PYTHON:-python3} site=${LMPLUG_SITE:-/tmp/lmplug-site}
   if [ ! -d "$bundle/bin" ]; then
@@ -19,10 +19,12 @@ _lmplug_device_env() {
   mkdir -p "$site" && site=$(cd "$site" && pwd)
   export PATH="$bundle/bin:$PATH"
   echo "[device_env] programs: $(ls "$bundle/bin" | tr '\n' ' ')from $bundle/bin"
-  local tag
+  export LMPLUG_BUNDLE="$bundle"
+  local tag want
   tag=$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")') || return 1
-  if [ "$tag" != cp312 ]; then
-    echo "[device_env] $py is $tag, the bundle's wheels are cp312: wheels and kenlm left out" >&2
+  want=$(sed -n 's/.*"python_tag": "\(cp[0-9]*\)".*/\1/p' "$bundle/MANIFEST.json")
+  if [ "$tag" != "$want" ]; then
+    echo "[device_env] $py is $tag, the bundle's wheels are ${want:-unknown}: wheels and kenlm left out" >&2
     return 0
   fi
   if "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \

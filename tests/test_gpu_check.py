@@ -48,10 +48,13 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     sc = steps["score"]
     assert sc["tokens_per_s"] > 0 and sc["tokens"] > sc["sentences"] > 0 and sc["max_abs_logprob_diff_vs_cpu"] < 1e-3
     rtf = steps["decode_rtf"]
-    assert set(rtf["batches"]) == {"1", "32"} and rtf["frame_ms"] == 20.0
+    assert set(rtf["batches"]) == {"1", "32", "search_only"} and rtf["frame_ms"] == 20.0
     for row in rtf["batches"].values():
         assert row["utterances"] > 0 and row["rtf"] > 0 and abs(row["rtf"] * row["rtfx"] - 1) < 1e-9
-        assert row["audio_s"] == row["frames"] * 0.02
+    for b in ("1", "32"):
+        assert rtf["batches"][b]["audio_s"] == rtf["batches"][b]["frames"] * 0.02
+    bare = rtf["batches"]["search_only"]
+    assert bare["batch"] == 32 and bare["audio_s"] == rtf["batches"]["32"]["audio_s"]
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert all(line in log for line in doc["table"])
 
@@ -79,7 +82,7 @@ def test_missing_kenlm_pyctcdecode_jiwer_are_skipped_and_said(tmp_path):
     assert steps["kenlm_equal"]["status"] == "skipped" and "kenlm not installed" in steps["kenlm_equal"]["note"]
     rtf = steps["decode_rtf"]
     assert rtf["status"] == "ok" and "jiwer not installed" in rtf["note"]
-    assert all("wer" not in row for row in rtf["batches"].values())
+    assert all("wer" not in row for row in rtf["batches"].values())  # search_only has none either
 
 
 def test_bring_packs_what_the_device_made_into_parts_that_unpack_here(tmp_path):

@@ -486,6 +486,23 @@ class Check:
             rows[str(B)] = row
             wer = f", WER {100 * row['wer']:.1f}%" if "wer" in row else ""
             parts.append(f"batch {B}: {len(hyps)} utt, RTF {row['rtf']:.2e} (RTFx {row['rtfx']:,.0f}){wer}")
+        # the same utterances at the largest batch without an LM: what the search alone (numpy, on the
+        # host's CPU) allows, the ceiling of the rows above
+        B = max(self.size["rtf_utts"])
+        n = rows[str(B)]["utterances"]
+        bare = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=self.beam)
+        secs = 0.0
+        for a in range(0, n, B):
+            x, lens = pad_batch(em[a : a + B])
+            sync(self.device)
+            t0 = time.perf_counter()
+            bare.decode(torch.from_numpy(x).to(self.device), lens)
+            sync(self.device)
+            secs += time.perf_counter() - t0
+        audio = rows[str(B)]["audio_s"]
+        rows["search_only"] = {"batch": B, "utterances": n, "audio_s": audio, "seconds": secs, "rtf": secs / audio,
+                               "rtfx": audio / secs, "what": "no LM: the beam search alone"}
+        parts.append(f"no LM, batch {B}: RTFx {audio / secs:,.0f}")
         res = {"batches": rows, "beam": self.beam, "weights": FUSION_WEIGHTS, "frame_ms": self.ctx["frame_ms"],
                "audio_assumption": f"audio seconds = frames x {self.ctx['frame_ms']} ms",
                "signature": f"{lm.signature()}|beam:{self.beam}|weights:{FUSION_WEIGHTS}|"

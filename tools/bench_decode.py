@@ -14,7 +14,8 @@ Systems (one run, same emissions, same weights where they share a meaning):
   one utterance at a time (its own ``decode``, history pruning on);
 - ``torchaudio+kenlm``: ``torchaudio.models.decoder.ctc_decoder`` (flashlight) with a lexicon of
   the KenLM unigrams, ``lm_weight = alpha * ln 10`` (flashlight's KenLM gives log10), batch input;
-- ``lmplug+kenlm``, ``lmplug+transformer:word``: ``lmplug.ctc.build_ctc_decoder``, batched;
+- ``lmplug`` (no LM: the search alone), ``lmplug+kenlm``, ``lmplug+transformer:word``:
+  ``lmplug.ctc.build_ctc_decoder``, batched (``--batch-size``, ``--lm-batch-size``);
 - ``lmplug+transformer:token``: token mode, on a second set of emissions over the LM's own
   sentencepiece pieces drawn from the same sentences (its WER is over the same references but
   its emissions differ, so compare its speed, not its WER, with the character systems).
@@ -107,7 +108,7 @@ def main() -> int:
     ap.add_argument("--lm-vocabulary", choices=("unigrams", "none"), default="unigrams",
                     help="known words of the Transformer for the partial-word OOV penalty (word mode): the KenLM "
                          "unigrams (both LMs are trained on the same text), or none")
-    ap.add_argument("--batch-size", type=int, default=256, help="lmplug+kenlm utterances per batch")
+    ap.add_argument("--batch-size", type=int, default=256, help="lmplug and lmplug+kenlm utterances per batch")
     ap.add_argument("--lm-batch-size", type=int, default=32,
                     help="lmplug+transformer utterances per batch (KV caches: memory grows with batch x beam)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
@@ -185,6 +186,10 @@ def main() -> int:
                 record("torchaudio+kenlm", beam, [" ".join(o[0].words) for o in out], secs, len(texts), audio_s)
             except (ImportError, OSError, RuntimeError) as e:
                 print(f"torchaudio+kenlm skipped: {e}")
+        if on("lmplug"):  # no LM: the beam search alone, the ceiling of the fused lmplug systems
+            dec = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=beam)
+            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
+            record("lmplug", beam, hyps, secs, len(texts), audio_s)
         if on("lmplug+kenlm"):
             dec = build_ctc_decoder(labels, {"kenlm": ken}, {"kenlm": args.alpha, "words": args.beta}, beam_size=beam,
                                     lexicon=args.lexicon)

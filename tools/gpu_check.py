@@ -42,6 +42,7 @@ recipes' logs go to ``$OUT/recipes.log`` (the device tool brings back at most 8 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import json
 import os
@@ -92,7 +93,8 @@ RECIPES = ("recipes/lm/run.sh --scale gpu --corpus bible", "recipes/asr_ctc_fusi
 RECIPE_EXP = {"lm": "lm", "asr_ctc_fusion": "asr", "mt_nbest_rerank": "mt"}
 BRING_PART = 15 * 2**20  # bytes per part of bring.tar.gz: the device tool returns files of at most 16 MiB
 BRING_TOTAL = 56 * 2**20  # and 64 MiB in all, the JSON and logs beside them
-BRING_EXCLUDE = ("trainer", "feats.bin", "data")  # names never brought: optimizer state, features, token caches
+# never brought (fnmatch on the path in the archive): optimizer states, feature and token caches
+BRING_EXCLUDE = ("*/trainer", "*/feats.bin", "*/am/feats", "*/lm/data")
 FUSION_WEIGHTS = {"lm": 0.5, "words": 1.0}
 KV_ATOL = 1e-3  # fp32 logits: CUDA's attention kernels and reductions differ from CPU's in the last bits
 
@@ -128,6 +130,21 @@ def synthetic_corpus(n: int, lexicon: int, max_words: int, seed: int, part: int 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 60.0) -> None:
+    """SIGTERM a recipe's whole process group (training saves a resumable checkpoint at the step
+    boundary), SIGKILL what is left after ``grace_s``."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 def have(module: str) -> bool:
@@ -528,11 +545,13 @@ class Check:
                 log.write(f"\n==== {line} (limit {left:.0f} s)\n")
                 log.flush()
                 t0 = time.time()
+                proc = subprocess.Popen(["bash", *cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
                 try:
-                    rc = subprocess.run(["bash", *cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        timeout=left).returncode
+                    rc = proc.wait(timeout=left)
                 except subprocess.TimeoutExpired:
                     rc = "timeout"
+                    stop_group(proc)
                 rows[name] = {"command": line, "rc": rc, "seconds": round(time.time() - t0, 1)}
                 scale = cmd[cmd.index("--scale") + 1] if "--scale" in cmd else "cpu"
                 result = ROOT / "exp" / RECIPE_EXP.get(Path(cmd[0]).parent.name, "?") / scale / "results.json"
@@ -556,7 +575,7 @@ class Check:
             raise ValueError(f"expected --bring paths under {root}, found {', '.join(outside)}")
         if not paths:
             raise Skip(f"nothing matches --bring {self.args.bring} under {root}")
-        skip = lambda ti: None if set(Path(ti.name).parts) & set(BRING_EXCLUDE) else ti  # noqa: E731
+        skip = lambda ti: None if any(fnmatch.fnmatch(ti.name, x) for x in BRING_EXCLUDE) else ti  # noqa: E731
         packed = self.work / "bring.tar.gz"
         with tarfile.open(packed, "w:gz", compresslevel=1) as tar:
             for p in paths:

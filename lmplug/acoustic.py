@@ -106,22 +106,39 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
     from tqdm import tqdm
 
     out = Path(out_prefix)
-    meta_path = out.with_suffix(".json")
+    meta_path, bin_path = out.with_suffix(".json"), out.with_suffix(".bin")
     ids = [u.id for u in utts]
-    if meta_path.is_file():
+    # the cache is reused only for the same audio files, unchanged (size, mtime), and a whole .bin
+    sources = [[str(u.audio), *_stat(u.audio)] for u in utts]
+    try:
         meta = json.loads(meta_path.read_text())
-        if meta["ids"] == ids and meta["n_mels"] == n_mels:
+        if (meta["ids"] == ids and meta["n_mels"] == n_mels and meta.get("sources") == sources
+                and bin_path.stat().st_size == 2 * n_mels * sum(meta["lengths"])):
             return _load_features(out)
+    except (OSError, ValueError, KeyError, TypeError):  # no cache, or a corrupt one: computed again
+        pass
     out.parent.mkdir(parents=True, exist_ok=True)
     mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
     allf = np.concatenate(mats)
     mean, std = allf.mean(0), allf.std(0) + 1e-5
     lengths = np.array([len(m) for m in mats])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    ((allf - mean) / std).astype(np.float16).tofile(out.with_suffix(".bin"))
-    meta_path.write_text(json.dumps({"ids": ids, "texts": [u.text for u in utts], "n_mels": n_mels,
-                                     "lengths": lengths.tolist(), "offsets": offsets.tolist()}))
+    meta_path.unlink(missing_ok=True)  # no metadata beside a half-written .bin
+    ((allf - mean) / std).astype(np.float16).tofile(bin_path)
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps({"ids": ids, "texts": [u.text for u in utts], "n_mels": n_mels, "sources": sources,
+                               "lengths": lengths.tolist(), "offsets": offsets.tolist()}))
+    tmp.replace(meta_path)
     return _load_features(out)
+
+
+def _stat(path) -> tuple[int, int]:
+    """(size, mtime in ns) of an audio file; (-1, -1) when it cannot be read (load_audio says why)."""
+    try:
+        st = Path(path).stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return -1, -1
 
 
 def _load_features(out: Path) -> FeatureSet:

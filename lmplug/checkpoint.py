@@ -62,10 +62,13 @@ def save_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file; a malformed or non-UTF-8 one is an error naming it."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise LmplugError(f"{path}: corrupt JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise LmplugError(f"{path}: expected UTF-8 JSON, found invalid bytes at byte {e.start}") from None
 
 
 def atomic_dir(final: Path, write) -> None:
@@ -154,7 +157,10 @@ def load_weights(ckpt: Path, model: torch.nn.Module) -> None:
 def load_lm(path: str | os.PathLike, device: str | torch.device | None = None) -> LanguageModel:
     """Load a checkpoint directory (no pickle) into an eval-mode model on ``device`` (default CPU)."""
     ckpt, meta, tokenizer = open_checkpoint(path)
-    config = LMConfig.from_dict(meta["model"])
+    try:
+        config = LMConfig.from_dict(meta["model"])
+    except LmplugError as e:
+        raise LmplugError(f"{ckpt / 'config.json'}: {e}") from None
     if tokenizer.vocab_size != config.vocab_size:
         raise LmplugError(
             f"{ckpt}: tokenizer has {tokenizer.vocab_size} pieces but the model expects vocab_size {config.vocab_size}"

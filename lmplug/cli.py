@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -216,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe(e: Exception) -> str:
+    """One line for the input/output errors main() turns into exit 2."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"expected UTF-8 text, found invalid bytes ({e.reason} at byte {e.start})"
+    if isinstance(e, json.JSONDecodeError):
+        return f"expected JSON, found invalid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.strerror or type(e).__name__}: {e.filename}"
+    return f"{type(e).__name__}: {e}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -223,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except LmplugError as e:
         print(f"lmplug {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:  # a file the user named, not a bug
+        if os.environ.get("LMPLUG_DEBUG"):
+            raise
+        print(f"lmplug {args.command}: error: {_describe(e)} (LMPLUG_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lmplug {args.command}: interrupted", file=sys.stderr)

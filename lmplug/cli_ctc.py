@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -132,7 +133,9 @@ def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[st
         p = Path(args.weights_file)
         if not p.is_file():
             raise LmplugError(f"weights file not found: {p}")
-        d = json.loads(p.read_text(encoding="utf-8"))
+        from lmplug.checkpoint import read_json
+
+        d = read_json(p)
         d = d.get("weights", d) if isinstance(d, dict) else d
         if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
             raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
@@ -193,9 +196,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lmplug import shard
-    from lmplug.ctc_io import hypothesis_json, load_emissions
+    from lmplug.ctc_io import check_writable, hypothesis_json, load_emissions
 
     part, torchrun = _shard_of(args)
+    check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
     if part and torchrun:
         args.device = shard.rank_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     _setup(args)
@@ -221,8 +225,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
              "lookahead": args.lookahead, "lm_prefilter": args.lm_prefilter, "weights": dec.weights}
     work = {f"{name}_work": sc.work for name, sc in scorers.items() if hasattr(sc, "work")}  # the LM's forwards
     if not part:
-        write_stats(args.stats, len(utts), seconds, {**extra, **work})
         _write_rows(args.out, args.format, rows)
+        write_stats(args.stats, len(utts), seconds, {**extra, **work})
         if args.out != "-" and not args.quiet:
             print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
         return 0
@@ -264,14 +268,10 @@ def _shard_of(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
 
 
 def _write_rows(path: str, fmt: str, rows: list[dict]) -> None:
-    out = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")
-    try:
-        as_text = fmt == "text" or (fmt == "auto" and path.endswith(".txt"))
-        for row in rows:
-            out.write((row["text"] if as_text else json.dumps(row)) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    from lmplug.ctc_io import write_lines
+
+    as_text = fmt == "text" or (fmt == "auto" and path.endswith(".txt"))
+    write_lines(path, (row["text"] if as_text else json.dumps(row) for row in rows))
 
 
 def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = None, quiet: bool = False) -> None:
@@ -384,8 +384,10 @@ def write_tune_result(result, out_dir: str) -> int:
 
 def write_stats(path: str | None, n: int, seconds: float, extra: dict) -> None:
     """--stats: decoding time (search and models, not file I/O) as JSON for result tables; no path, no file."""
+    from lmplug.ctc_io import write_lines
+
     if path:
-        Path(path).write_text(json.dumps({"utterances": n, "seconds": seconds, **extra}) + "\n")
+        write_lines(path, [json.dumps({"utterances": n, "seconds": seconds, **extra})])
 
 
 def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
@@ -413,7 +415,25 @@ def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
         ids.append(str(row["id"]))
         lists.append(row.get("nbest") or [{"text": row["text"], "score": row.get("score", 0.0),
                                            "scores": row.get("scores", {})}])
+        for h in lists[-1]:
+            bad = _bad_hypothesis(h)
+            if bad:
+                raise LmplugError(f"{path}:{n}: expected hypotheses with a 'text' string and numeric (not NaN) "
+                                  f"'score'/'scores', found {bad}")
+    if not ids:
+        raise LmplugError(f"{path}: expected at least one n-best list, found none")
     return ids, lists
+
+
+def _bad_hypothesis(h) -> str | None:
+    """What is wrong with one n-best hypothesis (None: nothing)."""
+    if not isinstance(h, dict) or not isinstance(h.get("text"), str):
+        return f"{str(h)[:80]!r}"
+    nums = {"score": h.get("score", 0.0), **{f"scores.{k}": v for k, v in (h.get("scores") or {}).items()}}
+    for k, v in nums.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v == math.inf:
+            return f"{k} = {v!r}"
+    return None
 
 
 def _rescore_scorers(args: argparse.Namespace) -> dict:
@@ -425,19 +445,19 @@ def _rescore_scorers(args: argparse.Namespace) -> dict:
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     """Rescore n-best lists (``lmplug decode --nbest N`` output) with the Transformer LM and rerank."""
-    from lmplug.ctc_io import hypothesis_json
+    from lmplug.ctc_io import check_writable, hypothesis_json, write_lines
     from lmplug.rescore import rescore_nbest
 
     _setup(args)
+    check_writable(args.out, args.stats)
     ids, lists = _read_nbest(args.nbest)
     scorers = _rescore_scorers(args)
     weights = read_weights(args, {"lm": 0.5})
     t0 = time.perf_counter()
     ranked = rescore_nbest(lists, scorers, weights)
-    write_stats(args.stats, len(ids), time.perf_counter() - t0, {"weights": weights})
-    with open(args.out, "w", encoding="utf-8") as f:
-        for uid, hyps in zip(ids, ranked):
-            f.write(json.dumps(hypothesis_json(uid, hyps)) + "\n")
+    seconds = time.perf_counter() - t0
+    write_lines(args.out, (json.dumps(hypothesis_json(uid, hyps)) for uid, hyps in zip(ids, ranked)))
+    write_stats(args.stats, len(ids), seconds, {"weights": weights})
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -104,8 +105,10 @@ def cmd_nbest_features(args: argparse.Namespace) -> int:
 def _weights_arg(text: str) -> dict[str, float]:
     p = Path(text)
     if p.is_file():
-        obj = json.loads(p.read_text())
-        obj = obj.get("weights", obj)
+        from lmplug.checkpoint import read_json
+
+        obj = read_json(p)
+        obj = obj.get("weights", obj) if isinstance(obj, dict) else obj
     else:
         try:
             obj = {k: float(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
@@ -113,6 +116,9 @@ def _weights_arg(text: str) -> dict[str, float]:
             raise LmplugError(f"--weights: expected a JSON file or name=value,name=value; found {text!r}") from None
     if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) for v in obj.values()):
         raise LmplugError(f"--weights {text}: expected a mapping of feature name to number, found {str(obj)[:80]}")
+    bad = [k for k, v in obj.items() if not math.isfinite(float(v))]
+    if bad:
+        raise LmplugError(f"--weights {text}: expected finite weights, found {', '.join(f'{k}={obj[k]}' for k in bad)}")
     return {str(k): float(v) for k, v in obj.items()}
 
 

@@ -15,7 +15,9 @@ blank; a line with a single ``|`` or the word ``<space>`` is the word delimiter)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +38,28 @@ def load_labels(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise LmplugError(f"labels file not found: expected a JSON list or one label per line at {p}")
-    raw = p.read_text(encoding="utf-8")
     if p.suffix == ".json":
-        labels = json.loads(raw)
+        from lmplug.checkpoint import read_json
+
+        labels = read_json(p)
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise LmplugError(f"{p}: expected a JSON list of strings, found {type(labels).__name__}")
         return labels
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LmplugError(f"{p}: expected UTF-8 labels, found invalid bytes at byte {e.start}") from None
     return [" " if x == "<space>" else x for x in raw.rstrip("\n").split("\n")]
+
+
+def _read_array(p: Path):
+    """``np.load`` without pickles; an unreadable file is an error naming it."""
+    import zipfile
+
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise LmplugError(f"{p}: expected a numpy .npy/.npz array file, found an unreadable one ({e})") from None
 
 
 def load_emissions(path: str | Path) -> list[Utterance]:
@@ -51,14 +68,14 @@ def load_emissions(path: str | Path) -> list[Utterance]:
     if not p.is_file():
         raise LmplugError(f"emissions not found: expected a .npy, .npz or .jsonl file at {p}")
     if p.suffix == ".npy":
-        x = np.load(p)
+        x = _read_array(p)
         if x.ndim == 2:
             return [Utterance(p.stem, x)]
         if x.ndim == 3:
             return [Utterance(f"{p.stem}-{i}", x[i]) for i in range(len(x))]
         raise LmplugError(f"{p}: expected emissions of shape (T, V) or (B, T, V), found {x.shape}")
     if p.suffix == ".npz":
-        z = np.load(p)
+        z = _read_array(p)
         if "emissions" in z.files:
             x = z["emissions"]
             lens = z["lengths"] if "lengths" in z.files else np.full(len(x), x.shape[1])
@@ -80,6 +97,8 @@ def load_emissions(path: str | Path) -> list[Utterance]:
             if len(utts) != 1:
                 raise LmplugError(f"{p}:{n}: expected one (T, V) utterance in {f}, found {len(utts)}")
             out.append(Utterance(str(row.get("id", f.stem)), utts[0].emissions, row.get("text")))
+        if not out:
+            raise LmplugError(f"{p}: expected at least one utterance, found an empty manifest")
         return out
     raise LmplugError(f"{p}: expected a .npy, .npz or .jsonl file, found suffix {p.suffix!r}")
 
@@ -113,3 +132,35 @@ def hypothesis_json(uid: str, hyps: Sequence[CTCHypothesis]) -> dict:
     if len(hyps) > 1:
         row["nbest"] = [{"text": h.text, "score": h.score, "scores": h.scores} for h in hyps]
     return row
+
+
+def check_writable(*paths: str | None) -> None:
+    """Fail before the work, not after it: each output file (None and "-" pass) can be created."""
+    for p in paths:
+        if p is None or p == "-":
+            continue
+        if Path(p).is_dir():
+            raise LmplugError(f"expected an output file, found a directory: {p}")
+        probe = Path(f"{p}.tmp")
+        try:
+            probe.open("w").close()
+            probe.unlink()
+        except OSError as e:
+            raise LmplugError(f"cannot write {p}: {e.strerror or e}") from None
+
+
+def write_lines(path: str, lines: Iterable[str]) -> None:
+    """Lines to ``path`` ("-": stdout) through a temporary file: an interrupted or failed write
+    leaves the earlier file as it was."""
+    if path == "-":
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        return
+    tmp = Path(f"{path}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmplug.errors import LmplugError
+
 
 @dataclass
 class LMConfig:
@@ -31,20 +33,35 @@ class LMConfig:
     eos_id: int = 2  # token scored at the end of every sentence
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "mlp_ratio", "bos_id", "eos_id"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name.endswith("_id") else 1):
+                raise LmplugError(f"LMConfig.{name}: expected an integer >= {0 if name.endswith('_id') else 1}, "
+                                  f"found {v!r}")
+        for name, ok in (("dropout", lambda x: 0.0 <= x < 1.0), ("rope_base", lambda x: x > 0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not ok(v):
+                raise LmplugError(f"LMConfig.{name}: expected {'0 <= dropout < 1' if name == 'dropout' else 'a number > 0'}, "
+                                  f"found {v!r}")
+        if max(self.bos_id, self.eos_id) >= self.vocab_size:
+            raise LmplugError(f"LMConfig: expected bos_id and eos_id below vocab_size {self.vocab_size}, found "
+                              f"{self.bos_id} and {self.eos_id}")
         if self.n_embd % self.n_head != 0:
-            raise ValueError(f"n_embd must be divisible by n_head, found {self.n_embd} and {self.n_head}")
+            raise LmplugError(f"n_embd must be divisible by n_head, found {self.n_embd} and {self.n_head}")
         if (self.n_embd // self.n_head) % 2 != 0:
-            raise ValueError(f"head size must be even for rotary embeddings, found {self.n_embd // self.n_head}")
+            raise LmplugError(f"head size must be even for rotary embeddings, found {self.n_embd // self.n_head}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "LMConfig":
+        if not isinstance(d, dict):
+            raise LmplugError(f"expected the model config as a JSON object, found {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown LMConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+            raise LmplugError(f"unknown LMConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
         return cls(**d)
 
 

@@ -41,13 +41,24 @@ def train_ngram(
 ) -> dict[str, str]:
     """Build ``<out_prefix>.arpa`` (and ``.bin``) with lmplz on one-sentence-a-line text.
 
-    Discount fallback is on, so tiny corpora (tests) build too. Returns the written paths.
+    Discount fallback is on, so tiny corpora (tests) build too. Returns the written paths. Both
+    files are built beside their targets and replace them only once both are built: a failed
+    run leaves earlier models as they were.
     """
     text = Path(text_path)
     if not text.is_file() or text.stat().st_size == 0:
         raise LmplugError(f"n-gram training text missing or empty: {text}")
-    if not 1 <= order <= 6:
-        raise LmplugError(f"n-gram order must be between 1 and 6 (KENLM_MAX_ORDER), found {order}")
+    if not 2 <= order <= 6:
+        raise LmplugError(f"n-gram order must be between 2 (build_binary needs bigrams) and 6 (KENLM_MAX_ORDER), "
+                          f"found {order}")
+    if any(p < 0 for p in prune):
+        raise LmplugError(f"expected --prune counts >= 0, found {list(prune)}")
+    with open(text, "rb") as f:  # lmplz would take any bytes as words
+        for i, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise LmplugError(f"{text}:{i}: expected UTF-8 text, found invalid bytes at column {e.start + 1}") from None
     out = Path(out_prefix)
     out.parent.mkdir(parents=True, exist_ok=True)
     arpa = out.with_name(out.name + ".arpa")
@@ -55,18 +66,25 @@ def train_ngram(
     if prune:
         cmd += ["--prune", *map(str, prune)]
     tmp = arpa.with_name(arpa.name + ".tmp")
-    with open(text, "rb") as fin, open(tmp, "wb") as fout:
-        proc = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
+    bin_path = out.with_name(out.name + ".bin")
+    tmp_bin = bin_path.with_name(bin_path.name + ".tmp")
+    try:
+        with open(text, "rb") as fin, open(tmp, "wb") as fout:
+            proc = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise LmplugError(f"lmplz failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-400:]}")
+        if binary:
+            proc = subprocess.run([find_kenlm_binary("build_binary"), str(tmp), str(tmp_bin)], capture_output=True)
+            if proc.returncode != 0:
+                raise LmplugError(f"build_binary failed (earlier {arpa.name}/{bin_path.name} left as they were): "
+                                  f"{proc.stderr.decode(errors='replace')[-400:]}")
+            tmp_bin.replace(bin_path)
+        tmp.replace(arpa)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise LmplugError(f"lmplz failed (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-400:]}")
-    tmp.replace(arpa)
+        tmp_bin.unlink(missing_ok=True)
     paths = {"arpa": str(arpa)}
     if binary:
-        bin_path = out.with_name(out.name + ".bin")
-        proc = subprocess.run([find_kenlm_binary("build_binary"), str(arpa), str(bin_path)], capture_output=True)
-        if proc.returncode != 0:
-            raise LmplugError(f"build_binary failed: {proc.stderr.decode(errors='replace')[-400:]}")
         paths["binary"] = str(bin_path)
     return paths
 

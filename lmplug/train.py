@@ -61,6 +61,24 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model (pays on GPU; ~45 s compile on CPU)
 
+    def __post_init__(self) -> None:
+        checks = {"batch_size": (1, "an integer >= 1"), "max_steps": (1, "an integer >= 1"),
+                  "warmup_steps": (0, "an integer >= 0"), "eval_every": (1, "an integer >= 1"),
+                  "eval_tokens": (1, "an integer >= 1"), "log_every": (1, "an integer >= 1"),
+                  "lr": (None, "a number > 0"), "grad_clip": (0, "a number >= 0"),
+                  "min_lr_ratio": (0, "a number >= 0"), "weight_decay": (0, "a number >= 0")}
+        for name, (low, want) in checks.items():
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and want.startswith("an integer"):
+                ok = isinstance(v, int) and v >= low
+            elif ok:
+                ok = v > 0 if low is None else v >= low
+            if not ok:
+                raise LmplugError(f"TrainConfig.{name}: expected {want}, found {v!r}")
+        if not 0.0 < self.beta2 < 1.0:
+            raise LmplugError(f"TrainConfig.beta2: expected 0 < beta2 < 1, found {self.beta2!r}")
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
@@ -243,6 +261,10 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
         last_dev = state.get("dev_loss")
         if dist.is_main:
             _truncate_metrics(metrics_path, start_step)
+    elif resume and any((out / n / "model.safetensors").is_file() for n in ("checkpoint", "checkpoint.old")):
+        raise LmplugError(f"{out}: holds trained weights but no trainer state (checkpoint/trainer/state.json), so "
+                          "training cannot resume exactly; use --no-resume to start over (the weights are replaced) "
+                          "or another --out")
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
     if dist.rank:

@@ -65,3 +65,30 @@ def test_train_am_checks_every_transcript_before_training(tmp_path):
         train_am(fs, fs, tmp_path / "am", AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64),
                  TrainConfig(batch_size=1, max_steps=1), progress=False)
     assert not (tmp_path / "am").exists() or not any((tmp_path / "am").iterdir())
+
+
+def test_feature_cache_is_reused_only_for_the_same_audio(tmp_path):
+    import os
+
+    import soundfile as sf
+
+    from lmplug.acoustic import extract_features
+    from lmplug.speech import Utterance
+
+    rng = np.random.default_rng(0)
+    for name, n in (("a", 8000), ("b", 12000)):
+        sf.write(tmp_path / f"{name}.flac", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+    utts = [Utterance("a", str(tmp_path / "a.flac"), "x"), Utterance("b", str(tmp_path / "b.flac"), "y")]
+    first = extract_features(utts, tmp_path / "feats", progress=False)
+    stamp = os.stat(tmp_path / "feats.bin").st_mtime_ns
+    again = extract_features(utts, tmp_path / "feats", progress=False)
+    assert list(again.lengths) == list(first.lengths) and os.stat(tmp_path / "feats.bin").st_mtime_ns == stamp
+    # the same ids over other audio (a manifest pointing elsewhere): computed again, not the stale cache
+    swapped = [Utterance("a", str(tmp_path / "b.flac"), "x"), Utterance("b", str(tmp_path / "a.flac"), "y")]
+    other = extract_features(swapped, tmp_path / "feats", progress=False)
+    assert list(other.lengths) == list(first.lengths)[::-1]
+    # a truncated .bin or a corrupt .json: computed again
+    (tmp_path / "feats.bin").write_bytes((tmp_path / "feats.bin").read_bytes()[:100])
+    assert list(extract_features(swapped, tmp_path / "feats", progress=False).lengths) == list(other.lengths)
+    (tmp_path / "feats.json").write_text("{")
+    assert list(extract_features(utts, tmp_path / "feats", progress=False).lengths) == list(first.lengths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -52,6 +53,36 @@ def test_decode_user_errors_exit_2(workdir, capsys):
     rc = main(["decode", "--emissions", str(workdir / "u0.npy"), "--labels", str(workdir / "labels.json"),
                "--weights", "lm0.5", "--quiet"])
     assert rc == 2
+
+
+def test_decode_bad_files_exit_2_before_the_work_and_keep_outputs(workdir, tmp_path, capsys):
+    """Output paths are checked before decoding; unreadable inputs are one-line errors; a failed
+    run leaves an earlier output file as it was."""
+    base = ["decode", "--labels", str(workdir / "labels.json"), "--beam-size", "2", "--quiet"]
+    em = ["--emissions", str(workdir / "dev.jsonl")]
+    keep = tmp_path / "keep.jsonl"
+    keep.write_text("earlier results\n")
+    cases = [
+        (em + ["--out", str(tmp_path / "nodir" / "x.jsonl")], "cannot write .*nodir/x.jsonl"),
+        (em + ["--out", str(keep), "--stats", str(tmp_path / "nodir" / "s.json")], "cannot write .*nodir/s.json"),
+        (em + ["--out", str(tmp_path)], "expected an output file, found a directory"),
+    ]
+    (tmp_path / "empty.jsonl").write_text("\n")
+    cases.append((["--emissions", str(tmp_path / "empty.jsonl"), "--out", str(keep)], "found an empty manifest"))
+    (tmp_path / "trunc.npy").write_bytes((workdir / "u0.npy").read_bytes()[:100])
+    cases.append((["--emissions", str(tmp_path / "trunc.npy"), "--out", str(keep)], "trunc.npy: expected a numpy"))
+    (tmp_path / "w.json").write_text('{"weights": {"kenlm": 0.5,')
+    cases.append((em + ["--weights-file", str(tmp_path / "w.json"), "--out", str(keep)], "w.json: corrupt JSON"))
+    (tmp_path / "labels.txt").write_bytes(b"a\n\xff\n")
+    cases.append((em + ["--out", str(keep), "--labels", str(tmp_path / "labels.txt")], "expected UTF-8 labels"))
+    for args, message in cases:
+        capsys.readouterr()
+        assert main(base + args) == 2, args
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and re.search(message, err), (args, err)
+        assert keep.read_text() == "earlier results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "keep.jsonl", "labels.txt", "trunc.npy",
+                                                          "w.json"]
 
 
 @pytest.fixture
@@ -230,3 +261,22 @@ def test_nbest_first_equals_one_best_with_kenlm(workdir, tmp_path):
     four = [json.loads(line) for line in (tmp_path / "four.jsonl").read_text().splitlines()]
     assert [r["text"] for r in one] == [r["text"] for r in four]
     assert [r["score"] for r in one] == pytest.approx([r["score"] for r in four])
+
+
+def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
+    from lmplug.cli_ctc import _read_nbest
+
+    good = {"id": "u0", "nbest": [{"text": "a b", "score": -1.0, "scores": {"ctc": -1.0, "words": 2}}]}
+    bad_rows = [({"id": "u1", "nbest": [{"text": "a", "score": float("nan")}]}, "score = nan"),
+                ({"id": "u1", "nbest": [{"score": -2.0}]}, "expected hypotheses with a 'text' string"),
+                ({"id": "u1", "nbest": [{"text": "a", "scores": {"ctc": "x"}}]}, "scores.ctc = 'x'")]
+    for row, message in bad_rows:
+        p = tmp_path / "nb.jsonl"
+        p.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+        with pytest.raises(LmplugError, match=re.escape(f"{p}:2: ") + ".*" + re.escape(message)):
+            _read_nbest(str(p))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(LmplugError, match="expected at least one n-best list"):
+        _read_nbest(str(tmp_path / "empty.jsonl"))
+    p.write_text(json.dumps(good) + "\n")
+    assert _read_nbest(str(p)) == (["u0"], [good["nbest"]])

@@ -87,6 +87,41 @@ def test_resume_with_other_config_is_refused(tmp_path, corpus, tokenizer):
         train_lm(corpus, corpus[:24], tokenizer, out, other, TRAIN, progress=False)
 
 
+def test_weights_without_trainer_state_are_not_silently_replaced(tmp_path, corpus, tokenizer):
+    out = tmp_path / "lm"
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=2)
+    (out / "checkpoint" / "trainer" / "state.json").unlink()
+    weights = (out / "checkpoint" / "model.safetensors").read_bytes()
+    with pytest.raises(LmplugError, match="no trainer state .*--no-resume"):
+        train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False)
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() == weights
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, resume=False, stop_after=1)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("batch_size", 0, "batch_size: expected an integer >= 1, found 0"),
+    ("max_steps", -1, "max_steps: expected an integer >= 1"),
+    ("lr", -1.0, "lr: expected a number > 0"),
+    ("eval_every", 0, "eval_every: expected an integer >= 1"),
+    ("warmup_steps", -5, "warmup_steps: expected an integer >= 0"),
+    ("lr", float("nan"), "lr: expected a number > 0"),
+])
+def test_train_config_rejects_nonsense(field, value, message):
+    with pytest.raises(LmplugError, match=message):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("block_size", 0, "block_size: expected an integer >= 1, found 0"),
+    ("n_embd", "256", "n_embd: expected an integer >= 1, found '256'"),
+    ("dropout", 1.5, "0 <= dropout < 1"),
+    ("eos_id", 4000, "below vocab_size"),
+])
+def test_model_config_rejects_nonsense(field, value, message):
+    with pytest.raises(LmplugError, match=message):
+        LMConfig(**{field: value})
+
+
 def test_empty_and_short_corpus(tmp_path, tokenizer):
     with pytest.raises(LmplugError, match="empty corpus"):
         train_lm([], ["a"], tokenizer, tmp_path / "x", MODEL, TRAIN, progress=False)

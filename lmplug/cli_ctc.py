@@ -196,7 +196,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lmplug import shard
-    from lmplug.ctc_io import check_writable, hypothesis_json, load_emissions
+    from lmplug.ctc_io import hypothesis_json, load_emissions
+    from lmplug.files import check_writable
 
     part, torchrun = _shard_of(args)
     check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
@@ -268,7 +269,7 @@ def _shard_of(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
 
 
 def _write_rows(path: str, fmt: str, rows: list[dict]) -> None:
-    from lmplug.ctc_io import write_lines
+    from lmplug.files import write_lines
 
     as_text = fmt == "text" or (fmt == "auto" and path.endswith(".txt"))
     write_lines(path, (row["text"] if as_text else json.dumps(row) for row in rows))
@@ -384,7 +385,7 @@ def write_tune_result(result, out_dir: str) -> int:
 
 def write_stats(path: str | None, n: int, seconds: float, extra: dict) -> None:
     """--stats: decoding time (search and models, not file I/O) as JSON for result tables; no path, no file."""
-    from lmplug.ctc_io import write_lines
+    from lmplug.files import write_lines
 
     if path:
         write_lines(path, [json.dumps({"utterances": n, "seconds": seconds, **extra})])
@@ -445,7 +446,8 @@ def _rescore_scorers(args: argparse.Namespace) -> dict:
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     """Rescore n-best lists (``lmplug decode --nbest N`` output) with the Transformer LM and rerank."""
-    from lmplug.ctc_io import check_writable, hypothesis_json, write_lines
+    from lmplug.ctc_io import hypothesis_json
+    from lmplug.files import check_writable, write_lines
     from lmplug.rescore import rescore_nbest
 
     _setup(args)

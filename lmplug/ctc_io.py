@@ -15,9 +15,7 @@ blank; a line with a single ``|`` or the word ``<space>`` is the word delimiter)
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,34 +131,3 @@ def hypothesis_json(uid: str, hyps: Sequence[CTCHypothesis]) -> dict:
         row["nbest"] = [{"text": h.text, "score": h.score, "scores": h.scores} for h in hyps]
     return row
 
-
-def check_writable(*paths: str | None) -> None:
-    """Fail before the work, not after it: each output file (None and "-" pass) can be created."""
-    for p in paths:
-        if p is None or p == "-":
-            continue
-        if Path(p).is_dir():
-            raise LmplugError(f"expected an output file, found a directory: {p}")
-        probe = Path(f"{p}.tmp")
-        try:
-            probe.open("w").close()
-            probe.unlink()
-        except OSError as e:
-            raise LmplugError(f"cannot write {p}: {e.strerror or e}") from None
-
-
-def write_lines(path: str, lines: Iterable[str]) -> None:
-    """Lines to ``path`` ("-": stdout) through a temporary file: an interrupted or failed write
-    leaves the earlier file as it was."""
-    if path == "-":
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        return
-    tmp = Path(f"{path}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

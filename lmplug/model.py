@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 
 
 @dataclass
@@ -34,15 +34,9 @@ class LMConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "mlp_ratio", "bos_id", "eos_id"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name.endswith("_id") else 1):
-                raise LmplugError(f"LMConfig.{name}: expected an integer >= {0 if name.endswith('_id') else 1}, "
-                                  f"found {v!r}")
-        for name, ok in (("dropout", lambda x: 0.0 <= x < 1.0), ("rope_base", lambda x: x > 0)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not ok(v):
-                raise LmplugError(f"LMConfig.{name}: expected {'0 <= dropout < 1' if name == 'dropout' else 'a number > 0'}, "
-                                  f"found {v!r}")
+            expect_number("LMConfig", name, getattr(self, name), integer=True, at_least=0 if name.endswith("_id") else 1)
+        expect_number("LMConfig", "dropout", self.dropout, at_least=0, below=1)
+        expect_number("LMConfig", "rope_base", self.rope_base, above=0)
         if max(self.bos_id, self.eos_id) >= self.vocab_size:
             raise LmplugError(f"LMConfig: expected bos_id and eos_id below vocab_size {self.vocab_size}, found "
                               f"{self.bos_id} and {self.eos_id}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from lmplug.errors import LmplugError
+from lmplug.files import write_lines
 
 SEP = " ||| "
 
@@ -214,10 +215,7 @@ def write_nbest(path: str | os.PathLike, nbest: Sequence[Sequence[NBestEntry]], 
                 lines.append(json.dumps(obj, ensure_ascii=False))
             else:
                 lines.append(format_moses(e))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
-    tmp.replace(p)
+    write_lines(p, lines)
 
 
 def feature_names(nbest: NBest) -> list[str]:

@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from lmplug.errors import LmplugError
+from lmplug.files import write_lines
 
 BARRIER_TIMEOUT = timedelta(hours=6)  # how long a finished rank waits for the slowest one
 
@@ -63,15 +64,8 @@ def part_path(out: str | Path, rank: int, world: int) -> Path:
 def write_part(out: str | Path, rank: int, world: int, rows: Sequence[dict], header: dict) -> Path:
     """Write one shard's rows (each with an ``"index"``) after its header, atomically."""
     path = part_path(out, rank, world)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"part": {**header, "rank": rank, "num_shards": world, "utterances": len(rows)}}) + "\n")
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    head = {"part": {**header, "rank": rank, "num_shards": world, "utterances": len(rows)}}
+    write_lines(path, [json.dumps(head)] + [json.dumps(row) for row in rows])
     return path
 
 

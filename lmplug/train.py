@@ -39,7 +39,7 @@ from lmplug.checkpoint import (
     save_lm,
 )
 from lmplug.data import IGNORE_INDEX, encode_corpus, eval_batches, load_shard, sample_batch
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.tokenizer import Tokenizer
 
@@ -62,22 +62,12 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (pays on GPU; ~45 s compile on CPU)
 
     def __post_init__(self) -> None:
-        checks = {"batch_size": (1, "an integer >= 1"), "max_steps": (1, "an integer >= 1"),
-                  "warmup_steps": (0, "an integer >= 0"), "eval_every": (1, "an integer >= 1"),
-                  "eval_tokens": (1, "an integer >= 1"), "log_every": (1, "an integer >= 1"),
-                  "lr": (None, "a number > 0"), "grad_clip": (0, "a number >= 0"),
-                  "min_lr_ratio": (0, "a number >= 0"), "weight_decay": (0, "a number >= 0")}
-        for name, (low, want) in checks.items():
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if ok and want.startswith("an integer"):
-                ok = isinstance(v, int) and v >= low
-            elif ok:
-                ok = v > 0 if low is None else v >= low
-            if not ok:
-                raise LmplugError(f"TrainConfig.{name}: expected {want}, found {v!r}")
-        if not 0.0 < self.beta2 < 1.0:
-            raise LmplugError(f"TrainConfig.beta2: expected 0 < beta2 < 1, found {self.beta2!r}")
+        for name in ("batch_size", "max_steps", "eval_every", "eval_tokens", "log_every", "warmup_steps"):
+            expect_number("TrainConfig", name, getattr(self, name), integer=True, at_least=0 if name == "warmup_steps" else 1)
+        for name in ("grad_clip", "min_lr_ratio", "weight_decay"):
+            expect_number("TrainConfig", name, getattr(self, name), at_least=0)
+        expect_number("TrainConfig", "lr", self.lr, above=0)
+        expect_number("TrainConfig", "beta2", self.beta2, above=0, below=1)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -117,8 +117,8 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
             return _load_features(out)
     except (OSError, ValueError, KeyError, TypeError):  # no cache, or a corrupt one: computed again
         pass
-    out.parent.mkdir(parents=True, exist_ok=True)
     mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
+    out.parent.mkdir(parents=True, exist_ok=True)  # only once every audio file is read
     allf = np.concatenate(mats)
     mean, std = allf.mean(0), allf.std(0) + 1e-5
     lengths = np.array([len(m) for m in mats])

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 
 Handler = Callable[[argparse.Namespace], int]
 # modules with a ``register(subparsers)`` adding their subcommands (CTC decoding, MT reranking)
@@ -53,7 +53,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     from lmplug.constants import TOKENIZER_VOCAB
     from lmplug.tokenizer import train_tokenizer
 
-    vocab = args.vocab_size or TOKENIZER_VOCAB[args.scale]
+    if args.vocab_size is not None:
+        expect_number("", "--vocab-size", args.vocab_size, integer=True, at_least=1)
+    vocab = TOKENIZER_VOCAB[args.scale] if args.vocab_size is None else args.vocab_size
     tok = train_tokenizer(args.text, args.out, vocab_size=vocab, model_type=args.model_type)
     print(f"[train-tokenizer] {tok.vocab_size} pieces -> {args.out}")
     return 0
@@ -168,13 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="UTF-8 text, one sentence or paragraph a line")
     p.add_argument("--out", required=True, help="output directory for train/dev/test.txt")
     p.add_argument("--normalize", default="lower", choices=["lower", "clean"], help="normalization")
-    p.add_argument("--every", type=int, default=50, help="1 line in EVERY goes to dev, 1 to test")
+    p.add_argument("--every", type=int, default=50, help="1 line in EVERY goes to dev, 1 to test, the rest to train (>= 3)")
 
     p = _add(sub, "train-tokenizer", cmd_train_tokenizer, "train a sentencepiece tokenizer")
     p.add_argument("--text", required=True, help="training text")
     p.add_argument("--out", required=True, help="output .model path")
     p.add_argument("--scale", default="cpu", choices=SCALES, help="preset for --vocab-size")
-    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size (default: by scale)")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size, >= 1 (default: by scale)")
     p.add_argument("--model-type", default="unigram", choices=["unigram", "bpe", "char", "word"], help="algorithm")
 
     p = _add(sub, "train-lm", cmd_train_lm, "train (or resume) the Transformer LM")

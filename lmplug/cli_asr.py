@@ -74,11 +74,11 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     am = load_am(args.am)
     utts = read_manifest(args.manifest)
     out = Path(args.out)
-    (out / "npy").mkdir(parents=True, exist_ok=True)
-    fs = extract_features(utts, out / "feats")
+    fs = extract_features(utts, out / "feats")  # reads every audio file before it creates OUT
     t0 = time.time()
     em = emissions(am, fs)
     seconds = time.time() - t0
+    (out / "npy").mkdir(parents=True, exist_ok=True)
     (out / "labels.json").write_text(json.dumps(list(am.config.labels)) + "\n")
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
         for u, e in zip(utts, em):

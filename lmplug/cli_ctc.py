@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from lmplug.constants import LM_PREFILTER
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number, expect_unique_ids
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -39,11 +39,15 @@ def parse_weights(spec: str) -> dict[str, float]:
     return out
 
 
-def parse_grid(spec: str) -> list[float]:
+def parse_grid(spec: str, flag: str = "grid") -> list[float]:
+    """``"0,0.5,1"`` -> ``[0.0, 0.5, 1.0]``: at least one number (``flag`` names the list in errors)."""
     try:
-        return [float(x) for x in spec.split(",") if x.strip()]
+        grid = [float(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise LmplugError(f"expected a comma-separated list of numbers, found {spec!r}") from None
+        grid = []
+    if not grid:
+        raise LmplugError(f"{flag}: expected a comma-separated list of numbers, found {spec!r}")
+    return grid
 
 
 def read_words(path: str) -> list[str]:
@@ -90,15 +94,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="word mode: comma-separated scorer names (lm, kenlm) whose look-ahead guides the search "
                         "while a word is spelled: the Transformer's probability that the next word begins with "
                         "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
-    p.add_argument("--beam-size", type=int, default=16, help="beams per utterance")
+    p.add_argument("--beam-size", type=int, default=16, help="beams per utterance (>= 1)")
     p.add_argument("--lm-prefilter", type=float, default=LM_PREFILTER,
                    help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
                         "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
     p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
     p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
-    p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
     p.add_argument("--backend", choices=("lmplug", "pyctcdecode"), default="lmplug",
                    help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
 
@@ -174,6 +178,15 @@ def _decoder(args, scorers, weights, nbest=1):
 
 
 def _setup(args) -> None:
+    """Check --threads, --device (``auto`` becomes the device it picks) and --beam-size before any work;
+    set torch's threads."""
+    from lmplug.train import pick_device
+
+    if hasattr(args, "beam_size"):  # decode, tune-ctc: every backend
+        expect_number("", "--beam-size", args.beam_size, integer=True, at_least=1)
+    if args.threads is not None:
+        expect_number("", "--threads", args.threads, integer=True, at_least=0)
+    args.device = str(pick_device(args.device))
     if args.threads:
         import torch
 
@@ -199,6 +212,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from lmplug.ctc_io import hypothesis_json, load_emissions
     from lmplug.files import check_writable
 
+    expect_number("", "--nbest", args.nbest, integer=True, at_least=1)
     part, torchrun = _shard_of(args)
     check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
     if part and torchrun:
@@ -315,7 +329,7 @@ def _tune_setup(args: argparse.Namespace):
         if oname not in scorers or oname == name or not ovals:
             raise LmplugError(f"--outer: expected NAME=W1,W2,... naming another scorer of {sorted(set(scorers) - {name})}, "
                               f"found {args.outer!r}")
-        outer = (oname, parse_grid(ovals))
+        outer = (oname, parse_grid(ovals, "--outer"))
         base = {**base, oname: outer[1][0]}
     fixed = set(scorers) - {name}
     if fixed - set(base):
@@ -353,8 +367,8 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     _setup(args)
     if args.jobs < 1:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
+    lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     dec, batches, refs, name, outer = _tune_setup(args)
-    lm_w, bon = parse_grid(args.lm_weights), parse_grid(args.bonuses)
     journal = Path(args.out_dir) / "grid.jsonl"
     if args.restart and journal.exists():
         journal.unlink()
@@ -409,11 +423,12 @@ def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
 
 
 def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
-    ids, lists = [], []
+    ids, lists, lines = [], [], []
     for n, row in _jsonl_rows(path):
         if "nbest" not in row and "text" not in row:
             raise LmplugError(f"{path}:{n}: expected 'nbest' (from `lmplug decode --nbest N`) or 'text'")
         ids.append(str(row["id"]))
+        lines.append(n)
         lists.append(row.get("nbest") or [{"text": row["text"], "score": row.get("score", 0.0),
                                            "scores": row.get("scores", {})}])
         for h in lists[-1]:
@@ -423,6 +438,7 @@ def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
                                   f"'score'/'scores', found {bad}")
     if not ids:
         raise LmplugError(f"{path}: expected at least one n-best list, found none")
+    expect_unique_ids(path, ids, lines)
     return ids, lists
 
 
@@ -471,14 +487,16 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     from lmplug.rescore import rerank, rescore_nbest
 
     _setup(args)
+    lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     ids, lists = _read_nbest(args.nbest)
-    refs = {str(r["id"]): r.get("text") for _, r in _jsonl_rows(args.refs)}
+    rows = _jsonl_rows(args.refs)
+    expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
+    refs = {str(r["id"]): r.get("text") for _, r in rows}
     missing = [i for i in ids if not refs.get(i)]
     if missing:
         raise LmplugError(f"{args.refs}: expected a reference 'text' for every n-best id, found none for {missing[:3]}")
     base = read_weights(args, {})
     scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
-    lm_w, bon = parse_grid(args.lm_weights), parse_grid(args.bonuses)
     if 0.0 not in lm_w:  # the first pass's own ranking is always a candidate
         lm_w = [0.0] + lm_w
     if "words" in base and base["words"] not in bon:
@@ -549,7 +567,7 @@ def register(subparsers) -> None:
         p.add_argument("--weights", default=None, help="weights of stored features, e.g. kenlm=0.5,lm=0.5,words=1")
         p.add_argument("--weights-file", default=None, help="weights JSON (e.g. the first pass's weights.json)")
         p.add_argument("--device", default="cpu", help="device of the Transformer LM")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
         p.set_defaults(handler=handler)
         if name == "rescore":
             p.add_argument("--out", required=True, help="reranked hypotheses (JSONL)")

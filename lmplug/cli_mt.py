@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -150,7 +150,11 @@ def cmd_rerank(args: argparse.Namespace) -> int:
 
         if args.weights:
             raise LmplugError("give --weights or --oracle-ref, not both")
-        best = [hyps[j] for hyps, j in zip(nbest, oracle_selection(nbest, _raw_lines(args.oracle_ref)))]
+        refs = _raw_lines(args.oracle_ref)
+        if len(refs) != len(nbest):
+            raise LmplugError(f"{args.oracle_ref}: expected {len(nbest)} reference lines (one per sentence of "
+                              f"{args.nbest}), found {len(refs)}")
+        best = [hyps[j] for hyps, j in zip(nbest, oracle_selection(nbest, refs))]
     elif args.weights:
         best = rerank(nbest, _weights_arg(args.weights))
     else:
@@ -168,13 +172,25 @@ def cmd_rerank(args: argparse.Namespace) -> int:
 def cmd_eval_mt(args: argparse.Namespace) -> int:
     from lmplug.mteval import evaluate_systems
 
-    systems = {}
+    expect_number("", "--bootstrap", args.bootstrap, integer=True, at_least=0)
+    systems, paths = {}, {}
     for spec in args.system:
         name, _, path = spec.partition("=")
         if not path:
             raise LmplugError(f"--system: expected NAME=PATH, found {spec!r}")
-        systems[name] = _raw_lines(path)
-    report = evaluate_systems(systems, _raw_lines(args.ref), baseline=args.baseline, n_bootstrap=args.bootstrap)
+        if name in paths:
+            raise LmplugError(f"--system: expected distinct names, found {name!r} twice ({name}={paths[name]}, {spec})")
+        systems[name], paths[name] = _raw_lines(path), path
+    refs = _raw_lines(args.ref)
+    if not refs:
+        raise LmplugError(f"{args.ref}: expected at least one reference line, found an empty file")
+    for name, hyps in systems.items():
+        if len(hyps) != len(refs):
+            raise LmplugError(f"system {name!r}: expected {len(refs)} lines (one per line of {args.ref}), "
+                              f"found {len(hyps)} in {paths[name]}")
+    report = evaluate_systems(systems, refs, baseline=args.baseline, n_bootstrap=args.bootstrap)
+    if args.baseline is not None and len(systems) > 1 and args.bootstrap == 0:
+        print(f"[eval-mt] --bootstrap 0: no significance test against '{args.baseline}' (no p-values)", file=sys.stderr)
     for row in report["systems"]:
         p = "" if row.get("p_bleu") is None else f"  p={row['p_bleu']:.4f}"
         print(f"{row['name']:<16} BLEU {row['bleu']:6.2f}  chrF {row['chrf']:6.2f}{p}")
@@ -230,7 +246,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="weights JSON")
     p.add_argument("--features", default=None, help="comma-separated features to tune (default: all)")
     p.add_argument("--init", default=None, help="starting weights: JSON file or name=value,...")
-    p.add_argument("--restarts", type=int, default=20, help="random restarts besides the starting point")
+    p.add_argument("--restarts", type=int, default=20, help="random restarts besides the starting point (>= 0)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the restarts")
     p.add_argument("--window", type=int, default=0,
                    help="choose each line-search interval by its BLEU averaged with this many neighbours on each "
@@ -247,5 +263,6 @@ def register(sub) -> None:
     p.add_argument("--ref", required=True, help="references, one a line")
     p.add_argument("--system", required=True, action="append", help="NAME=PATH of a system output (repeatable)")
     p.add_argument("--baseline", default=None, help="NAME of the system the others are tested against")
-    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="paired bootstrap resamples against --baseline (0: no significance test, no p-values)")
     p.add_argument("--json", default=None, help="also write the report here")

@@ -186,8 +186,11 @@ def split_text_file(
 
     Line ``i`` (0-based, counted over non-empty normalized lines) goes to dev when
     ``i % every == every // 2``, to test when ``i % every == every // 2 + 1``, else to train: a
-    2% dev and 2% test sample spread evenly over the whole text.
+    2% dev and 2% test sample spread evenly over the whole text. ``every`` >= 3 leaves no split empty.
     """
+    if every < 3:
+        raise LmplugError(f"expected every >= 3 (of every EVERY lines, one goes to dev, one to test, the rest to train), "
+                          f"found {every}")
     src = Path(input_path)
     if not src.is_file():
         raise LmplugError(f"corpus not found: expected a text file at {src}")

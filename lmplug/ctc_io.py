@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lmplug.ctc import CTCHypothesis
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_unique_ids
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Utterance:
     id: str
     emissions: np.ndarray  # (T, V)
     text: str | None = None  # reference, when known
+    source: str = ""  # the file the emissions were read from
 
 
 def load_labels(path: str | Path) -> list[str]:
@@ -61,16 +62,29 @@ def _read_array(p: Path):
 
 
 def load_emissions(path: str | Path) -> list[Utterance]:
-    """Utterances from a ``.npy``, ``.npz`` or ``.jsonl`` manifest (see the module docstring)."""
-    p = Path(path)
+    """Utterances from a ``.npy``, ``.npz`` or ``.jsonl`` manifest (see the module docstring).
+
+    Raises:
+        LmplugError: on a missing or unreadable file, a repeated utterance id, or NaN/inf emissions
+            (named by utterance id and file: the decoder knows only batch positions).
+    """
+    utts = _read_emissions(Path(path))
+    for u in utts:
+        if np.issubdtype(u.emissions.dtype, np.floating) and not np.isfinite(u.emissions).all():
+            t = int(np.argwhere(~np.isfinite(u.emissions))[0][0])
+            raise LmplugError(f"{u.source}: expected finite emissions, found NaN or inf in utterance {u.id!r} at frame {t}")
+    return utts
+
+
+def _read_emissions(p: Path) -> list[Utterance]:
     if not p.is_file():
         raise LmplugError(f"emissions not found: expected a .npy, .npz or .jsonl file at {p}")
     if p.suffix == ".npy":
         x = _read_array(p)
         if x.ndim == 2:
-            return [Utterance(p.stem, x)]
+            return [Utterance(p.stem, x, source=str(p))]
         if x.ndim == 3:
-            return [Utterance(f"{p.stem}-{i}", x[i]) for i in range(len(x))]
+            return [Utterance(f"{p.stem}-{i}", x[i], source=str(p)) for i in range(len(x))]
         raise LmplugError(f"{p}: expected emissions of shape (T, V) or (B, T, V), found {x.shape}")
     if p.suffix == ".npz":
         z = _read_array(p)
@@ -78,10 +92,11 @@ def load_emissions(path: str | Path) -> list[Utterance]:
             x = z["emissions"]
             lens = z["lengths"] if "lengths" in z.files else np.full(len(x), x.shape[1])
             ids = [str(i) for i in z["ids"]] if "ids" in z.files else [f"{p.stem}-{i}" for i in range(len(x))]
-            return [Utterance(ids[i], x[i, : int(lens[i])]) for i in range(len(x))]
-        return [Utterance(k, z[k]) for k in sorted(z.files)]
+            expect_unique_ids(p, ids, range(len(ids)), unit="positions of 'ids'")
+            return [Utterance(ids[i], x[i, : int(lens[i])], source=str(p)) for i in range(len(x))]
+        return [Utterance(k, z[k], source=str(p)) for k in sorted(z.files)]
     if p.suffix == ".jsonl":
-        out = []
+        out, lines = [], []
         for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -91,12 +106,14 @@ def load_emissions(path: str | Path) -> list[Utterance]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise LmplugError(f"{p}:{n}: expected a JSON object with 'emissions' (and 'id', 'text'), found {line[:80]!r}") from None
             f = f if f.is_absolute() else p.parent / f
-            utts = load_emissions(f)
+            utts = _read_emissions(f)
             if len(utts) != 1:
                 raise LmplugError(f"{p}:{n}: expected one (T, V) utterance in {f}, found {len(utts)}")
-            out.append(Utterance(str(row.get("id", f.stem)), utts[0].emissions, row.get("text")))
+            out.append(Utterance(str(row.get("id", f.stem)), utts[0].emissions, row.get("text"), utts[0].source))
+            lines.append(n)
         if not out:
             raise LmplugError(f"{p}: expected at least one utterance, found an empty manifest")
+        expect_unique_ids(p, [u.id for u in out], lines)
         return out
     raise LmplugError(f"{p}: expected a .npy, .npz or .jsonl file, found suffix {p.suffix!r}")
 

@@ -1,6 +1,7 @@
 """The one exception type a CLI user sees as a one-line message (exit 2), and the checks that raise it."""
 
 import math
+from collections.abc import Sequence
 
 
 class LmplugError(ValueError):
@@ -9,7 +10,8 @@ class LmplugError(ValueError):
 
 def expect_number(owner: str, name: str, value, *, integer: bool = False, at_least: float | None = None,
                   above: float | None = None, below: float | None = None) -> None:
-    """``owner.name`` must be a finite number (an int with ``integer``) within the bounds given."""
+    """``owner.name`` (``name`` alone with owner "": a CLI flag) must be a finite number (an int with
+    ``integer``) within the bounds given."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (not integer or isinstance(value, int))
     ok = ok and (at_least is None or value >= at_least) and (above is None or value > above)
@@ -21,4 +23,15 @@ def expect_number(owner: str, name: str, value, *, integer: bool = False, at_lea
             want = f"{kind} with {low.split()[1]} {'<=' if at_least is not None else '<'} {name} < {below:g}"
         else:
             want = f"{kind} {low or (f'< {below:g}' if below is not None else '')}".strip()
-        raise LmplugError(f"{owner}.{name}: expected {want}, found {value!r}")
+        raise LmplugError(f"{f'{owner}.' if owner else ''}{name}: expected {want}, found {value!r}")
+
+
+def expect_unique_ids(path, ids: Sequence[str], positions: Sequence[int] | None = None, unit: str = "lines") -> None:
+    """Each utterance id of ``path`` once; ``positions`` say where each id is (default: lines 1, 2, ...)."""
+    seen: set[str] = set()
+    for uid in ids:
+        if uid in seen:
+            at = [str(n) for n, u in zip(positions or range(1, len(ids) + 1), ids) if u == uid]
+            raise LmplugError(f"{path}: expected each utterance id once, found {uid!r} at {unit} "
+                              f"{', '.join(at[:-1])} and {at[-1]}")
+        seen.add(uid)

@@ -222,6 +222,8 @@ def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str
         raise LmplugError(f"expected one reference per n-best sentence ({len(nbest)}), found {len(references)}")
     if window < 0:
         raise LmplugError(f"expected a smoothing window >= 0 (intervals on each side), found {window}")
+    if restarts < 0:
+        raise LmplugError(f"expected restarts >= 0 (random starting points besides the first), found {restarts}")
     carried = feature_names(nbest)
     names = list(features) if features else carried
     unknown = sorted(set(names) - set(carried)) + sorted(set(init or {}) - set(names))
@@ -263,6 +265,8 @@ def oracle_selection(nbest: NBest, references: Sequence[str], passes: int = 3) -
     Starts from each list's first hypothesis and, sentence by sentence, swaps in the hypothesis
     that raises corpus BLEU most with the others fixed; repeats ``passes`` times.
     """
+    if len(references) != len(nbest):
+        raise LmplugError(f"expected one reference per n-best sentence ({len(nbest)}), found {len(references)}")
     flat_refs = [references[i] for i, hyps in enumerate(nbest) for _ in hyps]
     flat = bleu_stats([e.text for hyps in nbest for e in hyps], flat_refs)
     S, pos = [], 0

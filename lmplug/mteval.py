@@ -14,7 +14,8 @@ from lmplug.mert import _sacrebleu
 
 def evaluate_systems(systems: Mapping[str, Sequence[str]], references: Sequence[str], baseline: str | None = None,
                      n_bootstrap: int = 1000) -> dict:
-    """Corpus BLEU and chrF of each system; with ``baseline``, sacrebleu's paired bootstrap test.
+    """Corpus BLEU and chrF of each system; with ``baseline``, sacrebleu's paired bootstrap test
+    (``n_bootstrap`` resamples; 0: no test, every p-value None).
 
     Returns:
         {"systems": [{"name", "bleu", "chrf", "bleu_detail", "p_bleu", "p_chrf",
@@ -25,6 +26,10 @@ def evaluate_systems(systems: Mapping[str, Sequence[str]], references: Sequence[
 
     if not systems:
         raise LmplugError("expected at least one system to evaluate, found none")
+    if not references:
+        raise LmplugError("expected at least one reference, found none")
+    if n_bootstrap < 0:
+        raise LmplugError(f"expected n_bootstrap >= 0 resamples (0: no significance test), found {n_bootstrap!r}")
     for name, hyps in systems.items():
         if len(hyps) != len(references):
             raise LmplugError(f"system '{name}': expected {len(references)} lines (one per reference), "
@@ -40,7 +45,7 @@ def evaluate_systems(systems: Mapping[str, Sequence[str]], references: Sequence[
         rows.append({"name": name, "bleu": round(b.score, 2), "chrf": round(c.score, 2), "bleu_detail": str(b),
                      "p_bleu": None, "p_chrf": None})
     sigs = {"BLEU": str(bleu.get_signature()), "chrF": str(chrf.get_signature())}
-    if baseline is not None and len(systems) > 1:
+    if baseline is not None and len(systems) > 1 and n_bootstrap > 0:
         from sacrebleu.significance import PairedTest
 
         named = [(baseline, list(systems[baseline]))] + [(n, list(h)) for n, h in systems.items() if n != baseline]

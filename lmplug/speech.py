@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_unique_ids
 
 SAMPLE_RATE = 16000
 # voice/variant combinations; dev and test combinations never occur in training audio
@@ -204,11 +204,11 @@ def build_speech_corpus(
 
 
 def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]:
-    """Read a JSONL manifest; every error names the file and line."""
+    """Read a JSONL manifest; every error names the file and line (a repeated id, its lines)."""
     p = Path(path)
     if not p.is_file():
         raise LmplugError(f"manifest not found: {p}")
-    utts = []
+    utts, lines = [], []
     for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -225,8 +225,10 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]
         if check_files and not Path(d["audio"]).is_file():
             raise LmplugError(f"{p}:{n}: audio file not found: {d['audio']}")
         utts.append(Utterance(**{k: v for k, v in d.items() if k in Utterance.__dataclass_fields__}))
+        lines.append(n)
     if not utts:
         raise LmplugError(f"{p}: empty manifest, expected at least one utterance")
+    expect_unique_ids(p, [str(u.id) for u in utts], lines)
     return utts
 
 

@@ -97,12 +97,19 @@ def setup_distributed(device: torch.device) -> Dist:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """CUDA when available (one GPU per torchrun process), else CPU."""
+    """CUDA when available (one GPU per torchrun process), else CPU; an unknown device name, or
+    a CUDA device this machine lacks, is an ``LmplugError``."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise LmplugError(f"expected a device such as auto, cpu, cuda or cuda:0, found '{name}'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LmplugError(f"device '{name}' requested but CUDA is not available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise LmplugError(f"device '{name}' requested but this machine has {n} CUDA device(s): expected cuda:0..cuda:{n - 1}")
     return dev
 
 

@@ -36,6 +36,29 @@ def test_user_errors_are_one_line_exit_2(argv, message, capsys, tmp_path, monkey
     assert message in err and len(err.splitlines()) == 1 and err.startswith(f"lmplug {argv[0]}: error:")
 
 
+@pytest.mark.parametrize("every", [0, 1, 2, -5])
+def test_prepare_text_every_below_3_would_leave_a_split_empty(every, tmp_path, capsys):
+    """Of every EVERY lines one goes to dev and one to test: 3 is the least that leaves train non-empty."""
+    (tmp_path / "c.txt").write_text("".join(f"line {i}\n" for i in range(10)))
+    argv = ["prepare-text", "--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "out"), "--every", str(every)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("lmplug prepare-text: error: expected every >= 3 (of every EVERY lines, one goes to dev, one to "
+                   f"test, the rest to train), found {every}")
+    assert not (tmp_path / "out").exists()
+    assert main(argv[:-1] + ["3"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"train": 4, "dev": 3, "test": 3}
+
+
+@pytest.mark.parametrize("size", ["0", "-4"])
+def test_train_tokenizer_vocab_size_below_1(size, tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("a b c\n")
+    assert main(["train-tokenizer", "--text", str(tmp_path / "t.txt"), "--out", str(tmp_path / "t.model"),
+                 "--vocab-size", size]) == 2
+    assert capsys.readouterr().err.strip() == f"lmplug train-tokenizer: error: --vocab-size: expected an integer >= 1, found {size}"
+    assert not (tmp_path / "t.model").exists()
+
+
 def test_ppl_missing_checkpoint(tmp_path, capsys):
     (tmp_path / "t.txt").write_text("hello world\n")
     assert main(["ppl", "--model", str(tmp_path / "nope"), "--text", str(tmp_path / "t.txt")]) == 2

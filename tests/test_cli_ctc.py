@@ -280,3 +280,99 @@ def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
         _read_nbest(str(tmp_path / "empty.jsonl"))
     p.write_text(json.dumps(good) + "\n")
     assert _read_nbest(str(p)) == (["u0"], [good["nbest"]])
+
+
+def _rows(workdir) -> list[dict]:
+    """The rows of workdir's manifest, with absolute emissions paths (for manifests elsewhere)."""
+    rows = [json.loads(line) for line in (workdir / "dev.jsonl").read_text().splitlines()]
+    return [{**r, "emissions": str(workdir / r["emissions"])} for r in rows]
+
+
+def _one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"lmplug {command}: error: "), err
+    return err
+
+
+def test_decode_bad_device_threads_and_beam_size_exit_2(workdir, tmp_path, capsys):
+    """--device, --threads, --beam-size and --nbest are checked before any work, for both backends."""
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    base = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"), "--quiet",
+            "--out", str(tmp_path / "h.jsonl")]
+    py = ["--backend", "pyctcdecode", "--kenlm", str(arpa), "--weights", "kenlm=0.5,words=1"]
+    cases = [
+        (["--device", "foo"], "expected a device such as auto, cpu, cuda or cuda:0, found 'foo'"),
+        (["--device", "cuda:7"], "device 'cuda:7' requested but "),  # no CUDA here, or fewer GPUs
+        (["--threads", "-2"], "--threads: expected an integer >= 0, found -2"),
+        (["--beam-size", "0"], "--beam-size: expected an integer >= 1, found 0"),
+        (py + ["--beam-size", "0"], "--beam-size: expected an integer >= 1, found 0"),
+        (py + ["--nbest", "0"], "--nbest: expected an integer >= 1, found 0"),
+    ]
+    for args, message in cases:
+        assert main(base + args) == 2, args
+        assert message in _one_line_error(capsys, "decode"), args
+    assert not (tmp_path / "h.jsonl").exists()
+    tune = ["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"), "--quiet",
+            "--out-dir", str(tmp_path / "tune")]
+    assert main(tune + py + ["--beam-size", "-1"]) == 2
+    assert "--beam-size: expected an integer >= 1, found -1" in _one_line_error(capsys, "tune-ctc")
+    assert main(base + ["--threads", "0", "--device", "cpu", "--beam-size", "1"]) == 0  # 0: torch's own threads
+
+
+def test_duplicate_utterance_ids_are_refused(workdir, tmp_path, capsys):
+    """decode (a manifest, an .npz 'ids'), rescore and tune-rescore (n-best, references) name the file,
+    the id and its lines."""
+    rows = _rows(workdir)
+    man = tmp_path / "dup.jsonl"
+    man.write_text("".join(json.dumps(r) + "\n" for r in (rows[0], rows[1], rows[0])))
+    labels = ["--labels", str(workdir / "labels.json"), "--quiet"]
+    assert main(["decode", "--emissions", str(man), *labels]) == 2
+    assert _one_line_error(capsys, "decode").endswith(f"{man}: expected each utterance id once, found 'u0' at lines 1 and 3")
+    e = np.load(workdir / "u0.npy")
+    np.savez(tmp_path / "b.npz", emissions=np.stack([e, e]), ids=np.array(["a", "a"]))
+    assert main(["decode", "--emissions", str(tmp_path / "b.npz"), *labels]) == 2
+    assert "found 'a' at positions of 'ids' 0 and 1" in _one_line_error(capsys, "decode")
+    nb = tmp_path / "nb.jsonl"
+    nb.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n\n{"id": "a", "text": "z"}\n')
+    assert main(["rescore", "--nbest", str(nb), "--lm", str(tmp_path / "no_lm"), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert _one_line_error(capsys, "rescore").endswith(f"{nb}: expected each utterance id once, found 'a' at lines 1 and 4")
+    nb.write_text('{"id": "a", "text": "x"}\n')
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+    assert main(["tune-rescore", "--nbest", str(nb), "--refs", str(refs), "--lm", str(tmp_path / "no_lm"),
+                 "--out-dir", str(tmp_path / "t")]) == 2
+    assert "refs.jsonl: expected each utterance id once, found 'a' at lines 1 and 2" in _one_line_error(capsys, "tune-rescore")
+
+
+def test_nan_emissions_are_named_by_utterance_id_and_file(workdir, tmp_path, capsys):
+    """The decoder knows batch positions only; the CLI names the manifest's id and the .npy; the
+    log-prob check names the --logits flag."""
+    arpa = tiny_arpa(tmp_path)
+    if arpa is None:
+        pytest.skip("lmplz not found")
+    e = np.load(workdir / "u1.npy")
+    e[3, 2] = np.nan
+    np.save(tmp_path / "bad.npy", e)
+    man = tmp_path / "nan.jsonl"
+    man.write_text(json.dumps(_rows(workdir)[0]) + "\n" + json.dumps({"id": "spk1-utt7", "emissions": "bad.npy"}) + "\n")
+    message = f"{tmp_path / 'bad.npy'}: expected finite emissions, found NaN or inf in utterance 'spk1-utt7' at frame 3"
+    common = ["--emissions", str(man), "--labels", str(workdir / "labels.json"), "--quiet"]
+    assert main(["decode", *common]) == 2
+    assert _one_line_error(capsys, "decode").endswith(message)
+    assert main(["tune-ctc", *common, "--kenlm", str(arpa), "--out-dir", str(tmp_path / "t")]) == 2
+    assert _one_line_error(capsys, "tune-ctc").endswith(message)
+    np.save(tmp_path / "logits.npy", np.load(workdir / "u1.npy") * 3)
+    assert main(["decode", "--emissions", str(tmp_path / "logits.npy"), "--labels", str(workdir / "labels.json"),
+                 "--quiet"]) == 2
+    assert "--logits" in _one_line_error(capsys, "decode")
+
+
+def test_tune_rescore_refuses_an_empty_weight_grid(tmp_path, capsys):
+    (tmp_path / "nb.jsonl").write_text('{"id": "a", "text": "x"}\n')
+    base = ["tune-rescore", "--nbest", str(tmp_path / "nb.jsonl"), "--refs", str(tmp_path / "nb.jsonl"),
+            "--lm", str(tmp_path / "no_lm"), "--out-dir", str(tmp_path / "t")]
+    for flag, value in (("--lm-weights", ""), ("--lm-weights", " , "), ("--bonuses", "1,x")):
+        assert main(base + [flag, value]) == 2
+        assert f"{flag}: expected a comma-separated list of numbers, found {value!r}" in _one_line_error(capsys, "tune-rescore")

@@ -100,3 +100,47 @@ def test_tiny_recipe_end_to_end(tmp_path):
     res = json.loads((tmp_path / "tiny" / "results.json").read_text())
     rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
     assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel", "oracle"}
+
+
+def _error(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"lmplug {command}: error: "), err
+    return err[len(f"lmplug {command}: error: "):]
+
+
+def test_too_few_references_name_the_file_and_counts(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a b ||| nmt= 1", "0 ||| a c ||| nmt= 2", "1 ||| b ||| nmt= 1",
+                                      "2 ||| c ||| nmt= 1"])
+    ref2 = _write(tmp_path / "ref2.txt", ["a b", "b"])
+    assert main(["rerank", "--nbest", nb, "--oracle-ref", ref2]) == 2
+    assert _error(capsys, "rerank") == f"{ref2}: expected 3 reference lines (one per sentence of {nb}), found 2"
+    hyps = _write(tmp_path / "hyps.txt", ["a b", "b", "c"])
+    assert main(["eval-mt", "--ref", ref2, "--system", f"s={hyps}"]) == 2
+    assert _error(capsys, "eval-mt") == f"system 's': expected 2 lines (one per line of {ref2}), found 3 in {hyps}"
+    empty = _write(tmp_path / "empty.txt", [])
+    assert main(["eval-mt", "--ref", empty, "--system", f"s={empty}"]) == 2
+    assert _error(capsys, "eval-mt") == f"{empty}: expected at least one reference line, found an empty file"
+
+
+def test_eval_mt_bootstrap_zero_runs_no_test_and_names_must_differ(tmp_path, capsys):
+    ref = _write(tmp_path / "ref.txt", ["a b c d", "b c d e", "c d e f"])
+    a = _write(tmp_path / "a.txt", ["a b c d", "b c d", "c d e f"])
+    b = _write(tmp_path / "b.txt", ["a b c d", "b c d e", "c d e"])
+    base = ["eval-mt", "--ref", ref, "--system", f"a={a}", "--baseline", "a", "--json", str(tmp_path / "r.json")]
+    assert main(base + ["--system", f"b={b}", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr()
+    assert "p=" not in out.out and "--bootstrap 0: no significance test against 'a'" in out.err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["n_bootstrap"] == 0 and all(r["p_bleu"] is None for r in rep["systems"])
+    assert main(base + ["--system", f"b={b}", "--bootstrap", "-1"]) == 2
+    assert _error(capsys, "eval-mt") == "--bootstrap: expected an integer >= 0, found -1"
+    assert main(base + ["--system", f"a={b}"]) == 2
+    assert _error(capsys, "eval-mt") == f"--system: expected distinct names, found 'a' twice (a={a}, a={b})"
+
+
+def test_tune_rerank_refuses_negative_restarts(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a ||| nmt= 1", "0 ||| b ||| nmt= 2"])
+    ref = _write(tmp_path / "ref.txt", ["a"])
+    assert main(["tune-rerank", "--nbest", nb, "--ref", ref, "--restarts", "-3", "--out", str(tmp_path / "w.json")]) == 2
+    assert _error(capsys, "tune-rerank") == "expected restarts >= 0 (random starting points besides the first), found -3"
+    assert not (tmp_path / "w.json").exists()

@@ -8,7 +8,7 @@ from lmplug.checkpoint import load_lm
 from lmplug.errors import LmplugError
 from lmplug.model import LMConfig
 from lmplug.scoring import perplexity, score_sentences
-from lmplug.train import TrainConfig, lr_at, train_lm
+from lmplug.train import TrainConfig, lr_at, pick_device, train_lm
 
 MODEL = LMConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)  # dropout on: RNG must resume too
 TRAIN = TrainConfig(batch_size=4, max_steps=16, lr=3e-3, warmup_steps=3, eval_every=4, eval_tokens=512, log_every=1,
@@ -127,6 +127,16 @@ def test_empty_and_short_corpus(tmp_path, tokenizer):
         train_lm([], ["a"], tokenizer, tmp_path / "x", MODEL, TRAIN, progress=False)
     with pytest.raises(LmplugError, match="expected more than block_size"):
         train_lm(["god"], ["god"], tokenizer, tmp_path / "y", MODEL, TRAIN, progress=False)
+
+
+def test_pick_device_names_bad_or_absent_devices(monkeypatch):
+    with pytest.raises(LmplugError, match="expected a device such as auto, cpu, cuda or cuda:0, found 'foo'"):
+        pick_device("foo")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(LmplugError, match=r"'cuda:7' requested but this machine has 2 CUDA device\(s\): expected cuda:0..cuda:1"):
+        pick_device("cuda:7")
+    assert pick_device("cuda:1") == torch.device("cuda:1")
 
 
 def test_lr_schedule():

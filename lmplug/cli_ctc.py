@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmplug.constants import LM_PREFILTER
+from lmplug.constants import LM_PREFILTER, SEARCHES
 from lmplug.errors import LmplugError, expect_number, expect_unique_ids
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -105,6 +105,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
     p.add_argument("--backend", choices=("lmplug", "pyctcdecode"), default="lmplug",
                    help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
+    p.add_argument("--search", choices=SEARCHES, default="numpy",
+                   help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
+                        "operations on --device (torch: no scorer, or --lm with --mode token; the same results)")
+    p.add_argument("--compile", action="store_true",
+                   help="--search torch: torch.compile its frame step (the first batch of a shape compiles)")
 
 
 def build_scorers(args: argparse.Namespace) -> dict:
@@ -168,13 +173,17 @@ def _decoder(args, scorers, weights, nbest=1):
         if args.lm_prefilter != LM_PREFILTER:
             raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
                               f"found {args.lm_prefilter:g}")
+        if args.search != "numpy" or args.compile:
+            raise LmplugError(f"--backend pyctcdecode runs its own search: expected no --search/--compile, found "
+                              f"--search {args.search}{' --compile' if args.compile else ''}")
         unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
         return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
                                        nbest=nbest, token_min_logp=args.token_min_logp)
     return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
                              nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
                              history_words=args.history_words, lookahead=args.lookahead,
-                             partial_oov_logp=args.oov_penalty, lm_prefilter=args.lm_prefilter)
+                             partial_oov_logp=args.oov_penalty, lm_prefilter=args.lm_prefilter, search=args.search,
+                             compile=args.compile)
 
 
 def _setup(args) -> None:

@@ -36,3 +36,6 @@ NGRAM_ORDER = 5
 
 # CTC word fusion: new words word-scored per frame and utterance, as a multiple of the beam size
 LM_PREFILTER = 2.0
+# CTC beam search implementations (CTCDecoder(search=...)): on the host (numpy), or as tensor
+# operations on the LM's / emissions' device (torch, lmplug.ctc_torch)
+SEARCHES = ("numpy", "torch")

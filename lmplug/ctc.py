@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from lmplug.constants import LM_PREFILTER
+from lmplug.constants import LM_PREFILTER, SEARCHES
 from lmplug.ctc_labels import CTCLabels, build_labels
 from lmplug.ctc_search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
 from lmplug.errors import LmplugError
@@ -77,6 +77,8 @@ class CTCDecoder:
         lexicon: bool = False,
         history_words: int | None = None,
         lookahead: Sequence[str] = (),
+        search: str = "numpy",
+        compile: bool = False,
     ) -> None:
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
@@ -111,6 +113,10 @@ class CTCDecoder:
         self.prune_history = (default if prune_history is None else prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
+        self.lookahead_scorers = list(dict.fromkeys(lookahead))
+        self.search = search
+        self.compile = compile
+        self._check_search()
         self.lm_tok = self._token_map() if self.token_scorers else None
         for n in lookahead:
             if n not in self.word_scorers:
@@ -118,8 +124,31 @@ class CTCDecoder:
             if type(self.scorers[n]).prefix_scores is Scorer.prefix_scores:
                 raise LmplugError(f"lookahead: expected a scorer with prefix_scores, found {n!r} "
                                   f"({type(self.scorers[n]).__name__}) without")
-        self.lookahead_scorers = list(dict.fromkeys(lookahead))
         self.set_weights(weights)
+
+    def _check_search(self) -> None:
+        """``search="torch"`` runs what :class:`~lmplug.ctc_torch.TorchSearch` implements."""
+        if self.search not in SEARCHES:
+            raise LmplugError(f"expected search in {SEARCHES}, found {self.search!r}")
+        if self.search == "numpy":
+            if self.compile:
+                raise LmplugError("compile=True: expected search='torch' (it compiles the device search), found 'numpy'")
+            return
+        from lmplug.scorer import TransformerScorer
+
+        found = []
+        if self.word_scorers:
+            found.append(f"word-level scorers {self.word_scorers}")
+        if len(self.token_scorers) > 1:
+            found.append(f"{len(self.token_scorers)} token-level scorers")
+        found += [f"scorer {n!r} is a {type(self.scorers[n]).__name__}" for n in self.token_scorers
+                  if not isinstance(self.scorers[n], TransformerScorer)]
+        if self.lexicon or self.lookahead_scorers or self.history_words is not None:
+            found.append("lexicon, lookahead or history_words")
+        if found:
+            raise LmplugError(
+                "search='torch' decodes with no scorers, or with one TransformerScorer in mode='token' "
+                f"(sentencepiece labels = the LM's pieces); found {'; '.join(found)}; use search='numpy'")
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -151,7 +180,10 @@ class CTCDecoder:
             )
         maps = []
         for name in self.token_scorers:
-            tok = self.scorers[name].tokenizer
+            tok = getattr(self.scorers[name], "tokenizer", None)
+            if tok is None:
+                raise LmplugError(f"token mode: expected scorer {name!r} to have a sentencepiece tokenizer, found a "
+                                  f"{type(self.scorers[name]).__name__} without one; use mode='word'")
             m = np.full(lab.size + 1, -1, dtype=np.int64)
             bad = []
             for i, x in enumerate(lab.labels):
@@ -284,7 +316,7 @@ class CTCDecoder:
             raise LmplugError(
                 "expected log-probabilities (each frame log-sum-exp = 0), found frames off by up to "
                 f"{err:.3g}; " + ("these look like probabilities: pass their log" if looks_prob
-                                 else "pass logits=True for unnormalized scores")
+                                 else "pass logits=True (on the command line: --logits) for unnormalized scores")
             )
         return (xn if on_cpu else x), lens
 
@@ -353,6 +385,12 @@ class CTCDecoder:
             per utterance, the n-best list (best first) of :class:`CTCHypothesis`.
         """
         x, lens = self._prepare(emissions, lengths, logits)
+        if self.search == "torch":
+            from lmplug.ctc_torch import TorchSearch
+
+            dev = (self.scorers[self.token_scorers[0]].device if self.token_scorers
+                   else x.device if torch.is_tensor(x) else torch.device("cpu"))
+            return TorchSearch(self, self._steps(x, lens), len(lens), dev).run()
         return Search(self, self._steps(x, lens), len(lens)).run()
 
 
@@ -373,6 +411,8 @@ def build_ctc_decoder(
     blank_id: int | None = None,
     history_words: int | None = None,
     lookahead: Sequence[str] = (),
+    search: str = "numpy",
+    compile: bool = False,
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
 
@@ -415,6 +455,13 @@ def build_ctc_decoder(
             the next word begins with the letters so far, or KenLM's unigram mass of the words
             that do. It counts toward pruning only and is replaced by the word's own score when
             the word ends: final scores are unchanged, only which beams survive changes.
+        search: ``"numpy"`` (the search on the host: every mode and scorer) or ``"torch"``: the
+            same search as tensor operations on the LM's device (else the emissions'), with no
+            per-frame transfer or synchronisation, for GPUs (:mod:`lmplug.ctc_torch`); no scorers,
+            or one :class:`~lmplug.scorer.TransformerScorer` with ``mode="token"``.
+        compile: ``search="torch"``: ``torch.compile`` its frame step (a few hundred small tensor
+            operations fused into a few kernels; the first decode of a shape compiles, which takes
+            tens of seconds). The LM's forward is not compiled.
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
@@ -427,7 +474,7 @@ def build_ctc_decoder(
         build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
         token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
         lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
-        history_words=history_words, lookahead=lookahead,
+        history_words=history_words, lookahead=lookahead, search=search, compile=compile,
     )
 
 

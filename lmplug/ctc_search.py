@@ -453,10 +453,11 @@ class Search:
             ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
             ce = np.where(ext & ~isd, t + 1, ce)
         # 3. merge equal (utterance, prefix, last label) states; a prefix is named by its trie
-        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet
+        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet. The merged
+        #    state keeps the word frames of its most probable member (whatever the batch).
         pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
         key = (pkey * (V + 1) + tok) * self.B + cutt
-        order = np.argsort(key, kind="stable")
+        order = np.lexsort((-new_ac, key))
         ks = key[order]
         first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         rep = order[first]
@@ -539,9 +540,9 @@ class Search:
         fnode = node.copy()
         if open_.any():
             fnode[open_] = self.child_nodes(node[open_], np.full(int(open_.sum()), end_tok))
-        # merge by (utterance, final prefix)
+        # merge by (utterance, final prefix), keeping the word frames of the most probable member
         key = fnode * self.B + utt
-        order = np.argsort(key, kind="stable")
+        order = np.lexsort((-ac, key))
         ks = key[order]
         first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         rep = order[first]

@@ -46,6 +46,20 @@ def test_decode_writes_jsonl_and_text(workdir, tmp_path):
     assert len(txt.read_text().splitlines()) == 1
 
 
+def test_decode_search_torch_writes_what_numpy_writes(workdir, tmp_path, capsys):
+    args = ["decode", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+            "--weights", "words=0.5", "--beam-size", "8", "--nbest", "3", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "numpy.jsonl")]) == 0
+    assert main([*args, "--out", str(tmp_path / "torch.jsonl"), "--search", "torch"]) == 0
+    a, b = ([json.loads(line) for line in (tmp_path / f).read_text().splitlines()] for f in ("numpy.jsonl", "torch.jsonl"))
+    assert [(r["id"], [h["text"] for h in r["nbest"]]) for r in a] == [(r["id"], [h["text"] for h in r["nbest"]]) for r in b]
+    np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], rtol=1e-9)
+    arpa = tiny_arpa(tmp_path)
+    if arpa is not None:  # KenLM scores words: the host search only
+        assert main([*args, "--kenlm", str(arpa), "--weights", "kenlm=1", "--search", "torch"]) == 2
+        assert "use search='numpy'" in capsys.readouterr().err
+
+
 def test_decode_user_errors_exit_2(workdir, capsys):
     rc = main(["decode", "--emissions", str(workdir / "missing.npy"), "--labels", str(workdir / "labels.json"), "--quiet"])
     assert rc == 2

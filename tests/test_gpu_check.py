@@ -28,8 +28,8 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     doc = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     steps = doc["steps"]
-    assert list(steps) == ["env", "setup", "decode_equal", "kenlm_equal", "kv_cache", "matmul", "train", "score",
-                           "decode_rtf"]
+    assert list(steps) == ["env", "setup", "decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "matmul", "train",
+                           "score", "decode_rtf"]
     assert all(s["status"] == "ok" for n, s in steps.items() if n != "kenlm_equal"), doc["table"]
     assert steps["kenlm_equal"]["status"] in ("ok", "skipped")
     if not torch.cuda.is_available():
@@ -37,8 +37,10 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     assert doc["signature"].startswith("gpu_check|mode:tiny|") and "lmplug:" in doc["signature"]
     env = steps["env"]
     assert env["torch"] == torch.__version__ and set(env["optional"]) >= {"kenlm", "pyctcdecode", "jiwer", "sacrebleu"}
-    eq = steps["decode_equal"]
-    assert eq["equal"] and eq["same"] == eq["utterances"] > 0 and eq["max_abs_score_diff"] < 1e-3
+    for name in ("decode_equal", "torch_equal"):
+        eq = steps[name]
+        assert eq["equal"] and eq["same"] == eq["utterances"] > 0 and eq["max_abs_score_diff"] < 1e-3, name
+    assert "mode:token" in steps["torch_equal"]["signature"]
     kv = steps["kv_cache"]
     assert kv["equal"] and kv["max_abs_step_diff"] < kv["atol"] and kv["max_abs_chunk_diff"] < kv["atol"]
     assert steps["matmul"]["flops_per_s"] > 1e8
@@ -48,13 +50,18 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     sc = steps["score"]
     assert sc["tokens_per_s"] > 0 and sc["tokens"] > sc["sentences"] > 0 and sc["max_abs_logprob_diff_vs_cpu"] < 1e-3
     rtf = steps["decode_rtf"]
-    assert set(rtf["batches"]) == {"1", "32", "search_only"} and rtf["frame_ms"] == 20.0
-    for row in rtf["batches"].values():
+    rows = rtf["batches"]
+    assert set(rows) == {"1", "32", "search_only", "token_torch_1", "token_torch_32", "token_torch_search_only",
+                         "token_numpy_32"} and rtf["frame_ms"] == 20.0
+    for row in rows.values():
         assert row["utterances"] > 0 and row["rtf"] > 0 and abs(row["rtf"] * row["rtfx"] - 1) < 1e-9
-    for b in ("1", "32"):
-        assert rtf["batches"][b]["audio_s"] == rtf["batches"][b]["frames"] * 0.02
-    bare = rtf["batches"]["search_only"]
-    assert bare["batch"] == 32 and bare["audio_s"] == rtf["batches"]["32"]["audio_s"]
+        assert row["audio_s"] == row["frames"] * 0.02
+    for name, like in (("search_only", "32"), ("token_torch_search_only", "token_torch_32"),
+                       ("token_numpy_32", "token_torch_32")):  # the same utterances
+        assert rows[name]["batch"] == 32 and rows[name]["audio_s"] == rows[like]["audio_s"], name
+    assert rows["token_torch_32"]["search"] == "torch" and rows["token_torch_32"]["mode"] == "token"
+    if "wer" in rows["token_numpy_32"]:  # the two searches agree
+        assert rows["token_numpy_32"]["wer"] == rows["token_torch_32"]["wer"]
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert all(line in log for line in doc["table"])
 

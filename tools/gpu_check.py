@@ -19,6 +19,8 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
   or ``--lm DIR``.
 - ``decode_equal``: CTC beam search with Transformer-LM fusion gives the same hypotheses on the
   device as on CPU for the same emissions. ``kenlm_equal``: the same with KenLM + Transformer.
+  ``torch_equal``: the search as tensor operations on the device (``search="torch"``, token mode
+  over the LM's pieces, simulated emissions of held-out sentences) == the numpy search on CPU.
 - ``kv_cache``: KV-cached step-by-step and chunked logits == one full forward, on the device, fp32.
 - ``matmul``: measured bf16 matrix rate (fp32 on CPU): MFU's denominator.
 - ``train``: LM training tokens/s in bf16 autocast (fused AdamW, grad clipping, torch.compile on
@@ -28,6 +30,12 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
 - ``decode_rtf``: CTC decoding with Transformer-LM fusion at batch 1 and 32; RTF = decoding seconds /
   audio seconds, audio = frames x ``--frame-ms`` (default 40 ms for ``--emissions``: the speech
   recipe's 10 ms fbank hop subsampled 4x; 20 ms for simulated emissions, as tools/bench_decode.py).
+  Rows: word fusion with the numpy search (``1``, ``32``) and the numpy search alone on the same
+  utterances (``search_only``); token fusion on the token emissions of ``torch_equal`` (20 ms
+  frames) with the device search (``token_torch_1``, ``token_torch_32``), that search alone
+  (``token_torch_search_only``), the numpy search (``token_numpy_32``) and the device search with
+  its frame step compiled (``token_torch_compiled_32``, CUDA only; the compile time is reported
+  apart) on the same utterances.
 - ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
   command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
 - ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
@@ -76,7 +84,7 @@ SIZES = {
                  train_steps=3, score_sents=200, rtf_utts={1: 3, 32: 32}, rtf_budget_s=20.0, beam=8),
     "gpu": dict(corpus=50_000, lexicon=3000, max_words=20, vocab=2000, lm_preset="gpu", lm_steps=300, lm_batch=32,
                 equal_utts=8, kv_tokens=96, matmul_n=8192, matmul_iters=10, train_configs="gpu,wide",
-                train_steps=20, score_sents=20_000, rtf_utts={1: 32, 32: 512}, rtf_budget_s=60.0, beam=16),
+                train_steps=20, score_sents=20_000, rtf_utts={1: 32, 32: 512}, rtf_budget_s=30.0, beam=16),
 }
 # LM training benchmarks: LMConfig fields and batch (sequences)
 TRAIN_CONFIGS = {
@@ -84,7 +92,7 @@ TRAIN_CONFIGS = {
     "gpu": dict(model=dict(LM_PRESETS["gpu"], vocab_size=TOKENIZER_VOCAB["gpu"]), batch=32),
     "wide": dict(model=dict(n_layer=24, n_head=12, n_embd=1536, block_size=1024, vocab_size=8192), batch=16),
 }
-USES_SETUP = {"decode_equal", "kenlm_equal", "kv_cache", "score", "decode_rtf"}  # steps that need the LM, emissions
+USES_SETUP = {"decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "score", "decode_rtf"}  # steps that need the LM, emissions
 OPTIONAL = ("kenlm", "pyctcdecode", "jiwer", "sacrebleu", "torchaudio", "soundfile", "matplotlib")
 PROGRAMS = ("lmplz", "build_binary", "espeak-ng")  # the recipes' outside programs
 # the recipes run by --recipes without --recipe, and where each writes its results.json
@@ -96,6 +104,8 @@ BRING_TOTAL = 56 * 2**20  # and 64 MiB in all, the JSON and logs beside them
 # never brought (fnmatch on the path in the archive): optimizer states, feature and token caches
 BRING_EXCLUDE = ("*/trainer", "*/feats.bin", "*/am/feats", "*/lm/data")
 FUSION_WEIGHTS = {"lm": 0.5, "words": 1.0}
+STEPS = ("env", "setup", "decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "matmul", "train", "score",
+         "decode_rtf")
 KV_ATOL = 1e-3  # fp32 logits: CUDA's attention kernels and reductions differ from CPU's in the last bits
 
 
@@ -292,24 +302,32 @@ class Check:
             self.ctx["em"] = simulate_emissions([text_to_char_ids(t, labels) for t in texts], labels, seed=a.seed)
             self.ctx["frame_ms"], src = a.frame_ms or 20.0, f"simulate(seed={a.seed})"
         self.ctx["emissions_source"] = src
+        # the same held-out sentences over the LM's own pieces: token fusion, the device search
+        tok, ttexts = self.ctx["lm_cpu"].tokenizer, held[: max(s["rtf_utts"].values())]
+        self.ctx["labels_tok"], self.ctx["refs_tok"] = ["<blank>"] + tok.pieces(), ttexts
+        self.ctx["em_tok"] = simulate_emissions([[i + 1 for i in tok.encode(t)] for t in ttexts], self.ctx["labels_tok"],
+                                                seed=a.seed)
         res["emissions"] = f"{src}, {len(self.ctx['em'])} utterances, {self.ctx['frame_ms']} ms/frame"
         res["summary"] = f"LM L{lm.config.n_layer} C{lm.config.n_embd} V{lm.config.vocab_size}; {res['emissions']}"
         return res
 
-    def _decoder(self, scorers: dict, weights: dict):
-        return build_ctc_decoder(self.need("labels"), scorers, weights, beam_size=self.beam)
-
-    def _compare(self, scorers_cpu: dict, scorers_dev: dict, weights: dict) -> dict:
-        em = self.need("em")[: self.size["equal_utts"]]
+    def _compare(self, scorers_cpu: dict, scorers_dev: dict, weights: dict, token: bool = False) -> dict:
+        """Best hypotheses of the numpy search on CPU vs on the device (``token``: token mode over
+        the LM's pieces, the device search ``search="torch"``)."""
+        em = self.need("em_tok" if token else "em")[: self.size["equal_utts"]]
+        labels = self.ctx["labels_tok" if token else "labels"]
         x, lens = pad_batch(em)
-        a = self._decoder(scorers_cpu, weights).decode(x, lens)
-        b = self._decoder(scorers_dev, weights).decode(torch.from_numpy(x).to(self.device), lens)
+        mode = "token" if token else "word"
+        a = build_ctc_decoder(labels, scorers_cpu, weights, beam_size=self.beam, mode=mode).decode(x, lens)
+        b = build_ctc_decoder(labels, scorers_dev, weights, beam_size=self.beam, mode=mode,
+                              search="torch" if token else "numpy").decode(torch.from_numpy(x).to(self.device), lens)
         ta, tb = [h[0].text for h in a], [h[0].text for h in b]
         same = sum(p == q for p, q in zip(ta, tb))
         diff = max(abs(h[0].score - g[0].score) for h, g in zip(a, b))
+        src = f"simulate(seed={self.args.seed}) over the LM's pieces" if token else self.ctx["emissions_source"]
         res = {"equal": ta == tb, "utterances": len(ta), "same": same, "max_abs_score_diff": diff,
                "differing": [(p, q) for p, q in zip(ta, tb) if p != q][:3],
-               "signature": f"weights:{weights}|beam:{self.beam}|emissions:{self.ctx['emissions_source']}"}
+               "signature": f"weights:{weights}|beam:{self.beam}|mode:{mode}|emissions:{src}"}
         note = " (device is CPU: CPU compared with itself)" if self.device.type == "cpu" else ""
         res["summary"] = f"{same}/{len(ta)} hypotheses equal, max |score diff| {diff:.2e}{note}"
         if ta != tb:
@@ -319,6 +337,10 @@ class Check:
     def decode_equal(self) -> dict:
         cpu, dev = self.need("lm_cpu"), self.need("lm_dev")
         return self._compare({"lm": TransformerScorer(cpu)}, {"lm": TransformerScorer(dev)}, FUSION_WEIGHTS)
+
+    def torch_equal(self) -> dict:
+        return self._compare({"lm": TransformerScorer(self.need("lm_cpu"))}, {"lm": TransformerScorer(self.need("lm_dev"))},
+                             FUSION_WEIGHTS, token=True)
 
     def kenlm_equal(self) -> dict:
         if not have("kenlm"):
@@ -470,60 +492,81 @@ class Check:
                 "lm": lm.signature(), "summary": f"{len(sents)} sentences, {n_tok / secs:,.0f} tok/s "
                                                  f"({len(sents) / secs:,.0f} sent/s); |diff vs CPU| {diff:.1e}"}
 
-    def decode_rtf(self) -> dict:
-        lm = self.need("lm_dev")
-        em, refs, labels = self.need("em"), self.ctx["refs"], self.ctx["labels"]
-        frame_s = self.ctx["frame_ms"] / 1000
-        dec = build_ctc_decoder(labels, {"lm": TransformerScorer(lm)}, FUSION_WEIGHTS, beam_size=self.beam)
-        x, lens = pad_batch(em[:1])
-        dec.decode(torch.from_numpy(x).to(self.device), lens)  # warm-up
-        wer_note = None if have("jiwer") else "WER skipped: jiwer not installed"
-        rows, parts = {}, []
-        for B, n in self.size["rtf_utts"].items():
-            n = min(n, len(em))
-            hyps, frames, secs = [], 0, 0.0
-            for a in range(0, n, B):
-                x, lens = pad_batch(em[a : a + B])
-                sync(self.device)
-                t0 = time.perf_counter()
-                out = dec.decode(torch.from_numpy(x).to(self.device), lens)
-                sync(self.device)
-                secs += time.perf_counter() - t0
-                hyps += [h[0].text for h in out]
-                frames += int(lens.sum())
-                if secs > self.size["rtf_budget_s"]:  # enough for a rate; keep the check inside its time
-                    break
-            audio = frames * frame_s
-            row = {"batch": B, "utterances": len(hyps), "frames": frames, "audio_s": audio, "seconds": secs,
-                   "rtf": secs / audio, "rtfx": audio / secs, "utt_per_s": len(hyps) / secs}
-            if refs and all(refs[: len(hyps)]) and wer_note is None:
-                from lmplug.ctc_tune import word_error_rate
-
-                row["wer"] = word_error_rate(refs[: len(hyps)], hyps)
-            rows[str(B)] = row
-            wer = f", WER {100 * row['wer']:.1f}%" if "wer" in row else ""
-            parts.append(f"batch {B}: {len(hyps)} utt, RTF {row['rtf']:.2e} (RTFx {row['rtfx']:,.0f}){wer}")
-        # the same utterances at the largest batch without an LM: what the search alone (numpy, on the
-        # host's CPU) allows, the ceiling of the rows above
-        B = max(self.size["rtf_utts"])
-        n = rows[str(B)]["utterances"]
-        bare = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=self.beam)
-        secs = 0.0
-        for a in range(0, n, B):
+    def _time_decode(self, dec, em: list, B: int, n: int, budget_s: float | None) -> tuple[list[str], int, float]:
+        """Decode ``em[:n]`` in batches of ``B`` on the device: (best texts, frames, seconds); stops
+        after the batch that passes ``budget_s`` (enough for a rate)."""
+        hyps, frames, secs = [], 0, 0.0
+        for a in range(0, min(n, len(em)), B):
             x, lens = pad_batch(em[a : a + B])
             sync(self.device)
             t0 = time.perf_counter()
-            bare.decode(torch.from_numpy(x).to(self.device), lens)
+            out = dec.decode(torch.from_numpy(x).to(self.device), lens)
             sync(self.device)
             secs += time.perf_counter() - t0
-        audio = rows[str(B)]["audio_s"]
-        rows["search_only"] = {"batch": B, "utterances": n, "audio_s": audio, "seconds": secs, "rtf": secs / audio,
-                               "rtfx": audio / secs, "what": "no LM: the beam search alone"}
-        parts.append(f"no LM, batch {B}: RTFx {audio / secs:,.0f}")
+            hyps += [h[0].text for h in out]
+            frames += int(lens.sum())
+            if budget_s is not None and secs > budget_s:
+                break
+        return hyps, frames, secs
+
+    def decode_rtf(self) -> dict:
+        lm, em = self.need("lm_dev"), self.need("em")
+        frame_s = self.ctx["frame_ms"] / 1000
+        wer_note = None if have("jiwer") else "WER skipped: jiwer not installed"
+        word = {"em": em, "refs": self.ctx["refs"], "labels": self.ctx["labels"], "frame_s": frame_s}
+        token = {"em": self.need("em_tok"), "refs": self.ctx["refs_tok"], "labels": self.ctx["labels_tok"],
+                 "frame_s": 0.02, "mode": "token"}
+        top = max(self.size["rtf_utts"])
+        # (row, emissions, scorers, search, batch, utterances): the first of each kind is the warm-up
+        plan = [(str(B), word, True, "numpy", B, n) for B, n in self.size["rtf_utts"].items()]
+        plan.append(("search_only", word, False, "numpy", top, None))
+        plan += [(f"token_torch_{B}", token, True, "torch", B, n) for B, n in self.size["rtf_utts"].items()]
+        plan.append(("token_torch_search_only", token, False, "torch", top, None))
+        plan.append((f"token_numpy_{top}", token, True, "numpy", top, None))
+        if self.device.type == "cuda":  # compiling takes minutes on 2 CPU cores (tests/test_ctc_torch.py checks it)
+            plan.append((f"token_torch_compiled_{top}", token, True, "torch+compile", top, None))
+        rows, parts, warm = {}, [], set()
+        for name, kind, fused, search, B, n in plan:
+            scorers = {"lm": TransformerScorer(lm)} if fused else {}
+            dec = build_ctc_decoder(kind["labels"], scorers, FUSION_WEIGHTS if fused else {"words": 0.0},
+                                    beam_size=self.beam, mode=kind.get("mode", "word"), search=search.split("+")[0],
+                                    compile=search.endswith("+compile"))
+            compile_s = None
+            if (id(kind), search) not in warm:  # first call on a device: kernels, allocator, compilation
+                warm.add((id(kind), search))
+                t0 = time.perf_counter()
+                try:  # a batch of 2: torch.compile specializes size 1, and 2 is dynamic from there
+                    self._time_decode(dec, kind["em"][:2], 2, 2, None)
+                except Exception as e:  # noqa: BLE001 - a compiler missing on the image is a row's result
+                    if not search.endswith("+compile"):
+                        raise
+                    rows[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}", "search": search}
+                    parts.append(f"{name}: failed ({type(e).__name__})")
+                    continue
+                compile_s = time.perf_counter() - t0 if search.endswith("+compile") else None
+            same_as = rows.get(str(top) if kind is word else f"token_torch_{top}")
+            budget = self.size["rtf_budget_s"] if n is not None else None  # the others decode the same utterances
+            n = n if n is not None else same_as["utterances"]
+            hyps, frames, secs = self._time_decode(dec, kind["em"], B, n, budget)
+            audio = frames * kind["frame_s"]
+            row = {"batch": B, "utterances": len(hyps), "frames": frames, "audio_s": audio, "seconds": secs,
+                   "rtf": secs / audio, "rtfx": audio / secs, "utt_per_s": len(hyps) / secs,
+                   "mode": kind.get("mode", "word"), "search": search, "lm": fused}
+            if compile_s is not None:
+                row["warmup_compile_s"] = compile_s
+            refs = kind["refs"]
+            if fused and refs and all(refs[: len(hyps)]) and wer_note is None:
+                from lmplug.ctc_tune import word_error_rate
+
+                row["wer"] = word_error_rate(refs[: len(hyps)], hyps)
+            rows[name] = row
+            wer = f", WER {100 * row['wer']:.1f}%" if "wer" in row else ""
+            parts.append(f"{name}: RTFx {row['rtfx']:,.0f}{wer}")
         res = {"batches": rows, "beam": self.beam, "weights": FUSION_WEIGHTS, "frame_ms": self.ctx["frame_ms"],
-               "audio_assumption": f"audio seconds = frames x {self.ctx['frame_ms']} ms",
+               "audio_assumption": f"audio seconds = frames x {self.ctx['frame_ms']} ms (token rows: 20 ms)",
                "signature": f"{lm.signature()}|beam:{self.beam}|weights:{FUSION_WEIGHTS}|"
-                            f"emissions:{self.ctx['emissions_source']}|frame_ms:{self.ctx['frame_ms']}",
+                            f"emissions:{self.ctx['emissions_source']}|frame_ms:{self.ctx['frame_ms']}|"
+                            f"token_emissions:simulate(seed={self.args.seed})",
                "summary": "; ".join(parts) + (f"; {wer_note}" if wer_note else "")}
         if wer_note:
             res["note"] = wer_note
@@ -629,7 +672,7 @@ def main() -> int:
     if chk.fallback:
         print(f"gpu_check: {chk.fallback}", flush=True)
     print(f"{'step':<13} {'status':<9} {'time':>8}  result", flush=True)
-    for name in ("env", "setup", "decode_equal", "kenlm_equal", "kv_cache", "matmul", "train", "score", "decode_rtf"):
+    for name in STEPS:
         chk.run(name, getattr(chk, name))
     if args.recipes or args.recipe:
         chk.run("recipes", chk.recipes)

@@ -31,6 +31,10 @@ MOD = (2147483647, 2147483629)  # two primes below 2**31: the two hashes of a pr
 MUL = (1000003, 999983)  # their multipliers; MOD * MUL < 2**62, so int64 never overflows
 KEY_MUL = 998244353  # folds the last label into the first prefix hash for the merge key
 NEG = float("-inf")
+# a hypothesis' int fields (h["i"][..., j]); a candidate's, selected in one gather: the first nine
+# of INT, then what the buffers and the LM need
+INT = ("last", "h0", "h1", "w0", "w1", "plen", "nwords", "ws", "ce", "ntok", "nsp")
+CAND = INT[:-2] + ("done_ws", "done_ce", "ext", "completes")
 
 
 def _extend(h: torch.Tensor, tok: torch.Tensor, i: int) -> torch.Tensor:
@@ -126,16 +130,14 @@ class TorchSearch:
 
     def run(self) -> list[list[CTCHypothesis]]:
         B, K, S, dev = self.B, self.K, self.S, self.dev
-        i64 = dict(dtype=torch.long, device=dev)
-        z = torch.zeros(B, K, **i64)
-        h = {  # one (B, K) tensor per attribute of a hypothesis; buffers (B, K, S + 1)
-            "ac": torch.full((B, K), NEG, dtype=torch.float64, device=dev), "last": z - 1,
-            "h0": z, "h1": z, "w0": z, "w1": z, "plen": z, "nwords": z, "ws": z - 1, "ce": z - 1,
-            "raw": torch.zeros(B, K, dtype=torch.float64, device=dev), "ntok": z, "nsp": z,
-            "toks": torch.zeros(B, K, S + 1, **i64), "sps": torch.zeros(B, K, S + 1, **i64),
-            "spe": torch.zeros(B, K, S + 1, **i64),
+        h = {  # hypotheses: "i" (B, K, len(INT)) int fields, "f" (B, K, 2) ac and raw, "buf" (B, K, 3, S+1)
+            "i": torch.zeros(B, K, len(INT), dtype=torch.long, device=dev),
+            "f": torch.zeros(B, K, 2, dtype=torch.float64, device=dev),
+            "buf": torch.zeros(B, K, 3, S + 1, dtype=torch.long, device=dev),
         }
-        h["ac"][:, 0] = 0.0  # one hypothesis (the empty prefix) per utterance
+        for n in ("last", "ws", "ce"):
+            h["i"][..., INT.index(n)] = -1
+        h["f"][:, 1:, 0] = NEG  # one hypothesis (the empty prefix) per utterance
         cache = dist = None
         if self.lm_name is not None:
             cache, dist = self._lm_root(B * K)
@@ -148,7 +150,7 @@ class TorchSearch:
             h, parent, ext, tok = step(h, cur, dist)
             if self.lm_name is not None:
                 flat = (torch.arange(B, device=dev)[:, None] * K + parent).reshape(-1)
-                fwd = (ext & torch.isfinite(h["ac"])).reshape(-1)
+                fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
                 cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd)
         return self.finish(h, dist)
 
@@ -159,16 +161,17 @@ class TorchSearch:
         d, B, K = self.d, self.B, self.K
         k = cur["ids"].shape[1]
         act = cur["act"]
+        hi = {n: h["i"][..., j, None] for j, n in enumerate(INT)}  # (B, K, 1) views
         # 1. blank-only frames folded before this step
-        ac = h["ac"] + cur["run"][:, None]
-        last = torch.where(cur["runlen"][:, None] > 0, self.blank, h["last"])
+        ac = h["f"][..., 0] + cur["run"][:, None]
+        last = torch.where(cur["runlen"][:, None, None] > 0, self.blank, hi["last"])
         # 2. every hypothesis x its frame's candidate labels: (B, K, k)
         tok = cur["ids"][:, None, :].expand(B, K, k)
         ok = cur["ok"][:, None, :] & torch.isfinite(ac)[..., None]
         new_ac = ac[..., None] + cur["lp"][:, None, :]
-        plen = h["plen"][..., None]
+        plen = hi["plen"]
         is_blank = tok == self.blank
-        is_rep = (tok == last[..., None]) & ~is_blank
+        is_rep = (tok == last) & ~is_blank
         noop = (tok == self.delim) & (plen == 0) & ~is_rep  # a delimiter with no open word
         ext = ~(is_blank | is_rep | noop)
         tl = self.tlen[tok]
@@ -180,75 +183,77 @@ class TorchSearch:
             opens = ext & (tok == self.delim)  # the delimiter closes the word (and opens none)
             completes = opens
             c_plen = torch.where(ext, torch.where(completes, 0, plen + tl), plen)
-        c = {"last": tok, "plen": c_plen, "nwords": h["nwords"][..., None] + completes.long()}
+        c = {"last": tok, "plen": c_plen, "nwords": hi["nwords"] + completes.long()}
         for i in (0, 1):
-            c[f"h{i}"] = torch.where(ext, _extend(h[f"h{i}"][..., None], tok, i), h[f"h{i}"][..., None])
-            w = h[f"w{i}"][..., None]  # open word's text hash: restarted by an opening label
+            c[f"h{i}"] = torch.where(ext, _extend(hi[f"h{i}"], tok, i), hi[f"h{i}"])
+            w = hi[f"w{i}"]  # open word's text hash: restarted by an opening label
             grown = (torch.where(opens, 0, w) * self.tp[i][tok] + self.th[i][tok]) % MOD[i]
             c[f"w{i}"] = torch.where(ext, grown if self.spm else torch.where(completes, 0, grown), w)
         fused = self.w_words * c["nwords"].double()
-        c["raw"] = h["raw"][..., None].expand(B, K, k)
+        raw = h["f"][..., 1, None].expand(B, K, k)
         if self.lm_name is not None:
             lmp = dist.view(B, K, -1).gather(2, self.lm_tok[tok].clamp(min=0)).double()
-            c["raw"] = c["raw"] + torch.where(ext, lmp, 0.0)
-            fused = fused + self.w_lm * c["raw"]
+            raw = raw + torch.where(ext, lmp, 0.0)
+            fused = fused + self.w_lm * raw
         # word frame spans: a completed word's span is (open word start, last frame + 1)
         t = cur["t"][:, None, None]
-        ws, ce = h["ws"][..., None], torch.where(is_rep, t + 1, h["ce"][..., None])
-        c["done_ws"], c["done_ce"], c["completes"] = ws.expand(B, K, k), ce, completes
+        ws, ce = hi["ws"], torch.where(is_rep, t + 1, hi["ce"])
+        c["done_ws"], c["done_ce"], c["ext"], c["completes"] = ws, ce, ext.long(), completes.long()
         if self.spm:
             c["ws"] = torch.where(opens, torch.where(tl > 0, t, -1), torch.where(ext & (ws < 0), t, ws))
             c["ce"] = torch.where(ext, t + 1, ce)
         else:
             c["ws"] = torch.where(opens, -1, torch.where(ext & (ws < 0), t, ws))
             c["ce"] = torch.where(ext & ~opens, t + 1, ce)
-        c["ext"] = ext
         # 3. merge equal (prefix, last label) states; candidates outside the frame's labels never merge
         M = K * k
         key = ((c["h0"] * KEY_MUL + tok + 2) % MOD[0]) * 2**31 + c["h1"]
         key = torch.where(ok, key, -1 - torch.arange(M, device=self.dev).view(1, K, k))
         order, first, m_ac = _merge(key.reshape(B, M), torch.where(ok, new_ac, NEG).reshape(B, M))
-        flat = {n: v.expand(B, K, k).reshape(B, M).gather(1, order) for n, v in c.items()}  # sorted order
         # 4. score and prune: outliers, then the best K per utterance
         total = torch.where(first, m_ac + fused.reshape(B, M).gather(1, order), NEG)
         best = total.max(1, keepdim=True).values
         total = torch.where(total >= best + d.beam_prune_logp, total, NEG)
         top_score, top = torch.topk(total, K, dim=1)  # (B, K), best first
-        sel = {n: v.gather(1, top) for n, v in flat.items()}
-        parent = order.gather(1, top) // k
+        pick = order.gather(1, top)  # candidate index in (K, k) of each new hypothesis
+        sel = torch.stack([c[n].expand(B, K, k) for n in CAND], -1).reshape(B, M, len(CAND)).gather(
+            1, pick[..., None].expand(B, K, len(CAND)))  # (B, K, len(CAND)), in one gather
+        sv = {n: sel[..., j] for j, n in enumerate(CAND)}
+        parent = pick // k
         valid = torch.isfinite(top_score)
         if d.prune_history:  # keep the best of hypotheses with the same open word and last label
-            same = ((sel["w0"][:, :, None] == sel["w0"][:, None, :]) & (sel["w1"][:, :, None] == sel["w1"][:, None, :])
-                    & (sel["last"][:, :, None] == sel["last"][:, None, :]) & valid[:, None, :] & valid[:, :, None])
+            same = valid[:, None, :] & valid[:, :, None]
+            for n in ("w0", "w1", "last"):
+                same = same & (sv[n][:, :, None] == sv[n][:, None, :])
             valid = valid & ~(same & torch.ones(K, K, dtype=torch.bool, device=self.dev).tril(-1)).any(2)
-        new = {n: sel[n] for n in ("last", "h0", "h1", "w0", "w1", "plen", "nwords", "raw", "ws", "ce")}
-        new["ac"] = torch.where(valid, m_ac.gather(1, top), NEG)
-        # token and span buffers follow their parents; extensions append
-        ext, done = sel["ext"], sel["completes"]
-        for n in ("toks", "sps", "spe"):
-            new[n] = h[n].gather(1, parent[..., None].expand(B, K, self.S + 1))
-        new["toks"].scatter_(2, h["ntok"].gather(1, parent)[..., None], torch.where(
-            ext, sel["last"], new["toks"].gather(2, h["ntok"].gather(1, parent)[..., None])[..., 0])[..., None])
-        nsp = h["nsp"].gather(1, parent)
-        for n, v in (("sps", sel["done_ws"]), ("spe", sel["done_ce"])):
-            new[n].scatter_(2, nsp[..., None], torch.where(done, v, new[n].gather(2, nsp[..., None])[..., 0])[..., None])
-        new["ntok"] = h["ntok"].gather(1, parent) + ext.long()
-        new["nsp"] = nsp + done.long()
+        # tokens and spans follow their parents; a new token / finished span goes at the first free
+        # place (written for every row: past a row's count nothing is read)
+        ntok, nsp = h["i"][..., INT.index("ntok")].gather(1, parent), h["i"][..., INT.index("nsp")].gather(1, parent)
+        buf = h["buf"].gather(1, parent[..., None, None].expand(B, K, 3, self.S + 1))
+        buf[:, :, 0].scatter_(2, ntok[..., None], sv["last"][..., None])
+        buf[:, :, 1:].scatter_(3, nsp[..., None, None].expand(B, K, 2, 1), sel[..., CAND.index("done_ws"):][..., :2, None])
+        new = {
+            "i": torch.cat([sel[..., : len(INT) - 2], (ntok + sv["ext"])[..., None], (nsp + sv["completes"])[..., None]], -1),
+            "f": torch.stack([torch.where(valid, m_ac.gather(1, top), NEG),
+                              raw.reshape(B, M).gather(1, pick)], -1),
+            "buf": buf,
+        }
         # finished utterances keep their hypotheses
-        a2 = act[:, None]
-        out = {n: torch.where(a2[..., None] if v.dim() == 3 else a2, v, h[n]) for n, v in new.items()}
+        a = act[:, None]
+        out = {n: torch.where(a.view(B, 1, *[1] * (v.dim() - 2)), v, h[n]) for n, v in new.items()}
         keep = torch.arange(K, device=self.dev).expand(B, K)
-        return out, torch.where(a2, parent, keep), ext & a2, sel["last"]
+        return out, torch.where(a, parent, keep), sv["ext"].bool() & a, sv["last"]
 
     def finish(self, h: dict[str, torch.Tensor], dist) -> list[list[CTCHypothesis]]:
         """Close open words, add end-of-sentence scores, merge equal prefixes, sort the n-best."""
         d, B, K = self.d, self.B, self.K
-        ac = h["ac"] + self.st["tail"][:, None]
-        open_ = h["plen"] > 0
-        nwords = h["nwords"] + open_.long()
-        end = torch.full_like(h["h0"], self.END if self.spm else self.delim)  # what closes an open word
-        f = [torch.where(open_, _extend(h[f"h{i}"], end, i), h[f"h{i}"]) for i in (0, 1)]
-        raw = h["raw"]
+        hi = {n: h["i"][..., j] for j, n in enumerate(INT)}
+        ac = h["f"][..., 0] + self.st["tail"][:, None]
+        open_ = hi["plen"] > 0
+        nwords = hi["nwords"] + open_.long()
+        end = torch.full_like(hi["h0"], self.END if self.spm else self.delim)  # what closes an open word
+        f = [torch.where(open_, _extend(hi[f"h{i}"], end, i), hi[f"h{i}"]) for i in (0, 1)]
+        raw = h["f"][..., 1]
         if self.lm_name is not None:
             raw = raw + dist[:, self.cfg.eos_id].view(B, K).double()
         valid = torch.isfinite(ac)
@@ -259,9 +264,8 @@ class TorchSearch:
         total, rank = torch.sort(total, dim=1, descending=True, stable=True)
         pick = order.gather(1, rank)[:, : d.nbest]
         cpu = {n: v.gather(1, pick).cpu().numpy() for n, v in (
-            ("ws", h["ws"]), ("ce", h["ce"]), ("ntok", h["ntok"]), ("nsp", h["nsp"]), ("nwords", nwords), ("raw", raw))}
-        bufs = {n: h[n].gather(1, pick[..., None].expand(B, pick.shape[1], self.S + 1)).cpu().numpy()
-                for n in ("toks", "sps", "spe")}
+            ("ws", hi["ws"]), ("ce", hi["ce"]), ("ntok", hi["ntok"]), ("nsp", hi["nsp"]), ("nwords", nwords), ("raw", raw))}
+        bufs = h["buf"].gather(1, pick[..., None, None].expand(B, pick.shape[1], 3, self.S + 1)).cpu().numpy()
         score = total[:, : d.nbest].cpu().numpy()
         ctc = m_ac.gather(1, rank)[:, : d.nbest].cpu().numpy()
         results: list[list[CTCHypothesis]] = [[] for _ in range(B)]
@@ -269,9 +273,9 @@ class TorchSearch:
             for j in range(pick.shape[1]):
                 if not np.isfinite(score[b, j]):
                     break
-                toks = bufs["toks"][b, j, : cpu["ntok"][b, j]].tolist()
+                toks = bufs[b, j, 0, : cpu["ntok"][b, j]].tolist()
                 n = int(cpu["nsp"][b, j])
-                spans = list(zip(bufs["sps"][b, j, :n].tolist(), bufs["spe"][b, j, :n].tolist()))
+                spans = list(zip(bufs[b, j, 1, :n].tolist(), bufs[b, j, 2, :n].tolist()))
                 if cpu["ws"][b, j] >= 0:
                     spans.append((int(cpu["ws"][b, j]), int(cpu["ce"][b, j])))
                 scores = {CTC: float(ctc[b, j])}

@@ -109,7 +109,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
                         "operations on --device (torch: no scorer, or --lm with --mode token; the same results)")
     p.add_argument("--compile", action="store_true",
-                   help="--search torch: torch.compile its frame step (the first batch of a shape compiles)")
+                   help="--search torch: torch.compile its frame step and the LM's forward (the first batches compile)")
 
 
 def build_scorers(args: argparse.Namespace) -> dict:

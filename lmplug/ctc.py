@@ -459,9 +459,9 @@ def build_ctc_decoder(
             same search as tensor operations on the LM's device (else the emissions'), with no
             per-frame transfer or synchronisation, for GPUs (:mod:`lmplug.ctc_torch`); no scorers,
             or one :class:`~lmplug.scorer.TransformerScorer` with ``mode="token"``.
-        compile: ``search="torch"``: ``torch.compile`` its frame step (a few hundred small tensor
-            operations fused into a few kernels; the first decode of a shape compiles, which takes
-            tens of seconds). The LM's forward is not compiled.
+        compile: ``search="torch"``: ``torch.compile`` its frame step and the LM's forward (a few
+            hundred small tensor operations a frame fused into fewer kernels; the first decodes
+            compile, which takes tens of seconds, once for static and once for dynamic shapes).
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.

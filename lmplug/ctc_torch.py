@@ -101,6 +101,7 @@ class TorchSearch:
             self.model, self.cfg = sc.model, sc.config
             self.w_lm = dec.weights[self.lm_name]
             self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
+            self._lm_step = torch.compile(self._lm_forward) if dec.compile else self._lm_forward
 
     # -- LM -------------------------------------------------------------------------------------
 
@@ -113,18 +114,22 @@ class TorchSearch:
         zero = torch.zeros(rows, dtype=torch.long, device=self.dev)
         return cache.select(zero), torch.log_softmax(logits[:, 0], dim=-1).index_select(0, zero)
 
-    @torch.inference_mode()
-    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
-        """Rows re-gathered from ``parent`` (B*K,); rows ``fwd`` append piece ``tok``: one forward."""
-        from lmplug.scorer import _window
-
+    def _lm_forward(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
+        """Rows re-gathered from ``parent`` (B*K,); rows ``fwd`` append piece ``tok``: one forward
+        (what ``compile=True`` compiles, with the frame step)."""
         cache, dist = cache.select(parent), dist.index_select(0, parent)
-        if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
-            return cache, dist
-        if cache.length + 1 > self.cfg.block_size:  # the scorer's sliding window: block_size - 1 of history
-            cache = _window(cache, self.cfg.block_size - 1)
         logits, cache = self.model(tok.clamp(min=0)[:, None], cache, token_mask=fwd[:, None])
         return cache, torch.where(fwd[:, None], torch.log_softmax(logits[:, 0], dim=-1), dist)
+
+    @torch.inference_mode()
+    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
+        from lmplug.scorer import _window
+
+        if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
+            return cache.select(parent), dist.index_select(0, parent)
+        if cache.length + 1 > self.cfg.block_size:  # the scorer's sliding window: block_size - 1 of history
+            cache = _window(cache, self.cfg.block_size - 1)  # per row, so before or after select alike
+        return self._lm_step(cache, dist, parent, tok, fwd)
 
     # -- search ---------------------------------------------------------------------------------
 

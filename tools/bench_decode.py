@@ -19,6 +19,9 @@ Systems (one run, same emissions, same weights where they share a meaning):
 - ``lmplug+transformer:token``: token mode, on a second set of emissions over the LM's own
   sentencepiece pieces drawn from the same sentences (its WER is over the same references but
   its emissions differ, so compare its speed, not its WER, with the character systems).
+- ``lmplug:torch``, ``lmplug+transformer:token:torch``: the same with ``search="torch"`` (the
+  search as tensor operations; same hypotheses), batched by ``--lm-batch-size``; ``...:torch+compile``
+  with ``compile=True``, timed after one untimed pass that compiles (its seconds: ``compile_s``).
 
 Emissions: a real acoustic model's (``--emissions DIR`` as written by ``lmplug emissions``:
 manifest.jsonl with references, labels.json, npy/), or else ``lmplug.simulate`` (peaky, confusable,
@@ -53,6 +56,7 @@ from lmplug.ngram import arpa_unigrams
 from lmplug.scorer import KenLMScorer, TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
+SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (name suffixes)
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
 
@@ -72,6 +76,18 @@ def timed(fn):
     t0 = time.perf_counter()
     res = fn()
     return res, time.perf_counter() - t0
+
+
+def search_args(variant: str) -> dict:
+    """build_ctc_decoder arguments of a SEARCH_VARIANTS entry."""
+    return {"search": variant.split("+")[0], "compile": variant.endswith("+compile")}
+
+
+def warm_up(dec, x, lens, batch_size: int) -> dict:
+    """One untimed pass over the batches (compiles what ``compile=True`` compiles): its seconds."""
+    t0 = time.perf_counter()
+    lmplug_system(dec, x, lens, batch_size)
+    return {"compile_s": time.perf_counter() - t0}
 
 
 def unigrams_for(kenlm_path: str, given: str | None) -> list[str]:
@@ -186,10 +202,14 @@ def main() -> int:
                 record("torchaudio+kenlm", beam, [" ".join(o[0].words) for o in out], secs, len(texts), audio_s)
             except (ImportError, OSError, RuntimeError) as e:
                 print(f"torchaudio+kenlm skipped: {e}")
-        if on("lmplug"):  # no LM: the beam search alone, the ceiling of the fused lmplug systems
-            dec = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=beam)
-            hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.batch_size))
-            record("lmplug", beam, hyps, secs, len(texts), audio_s)
+        for search in SEARCH_VARIANTS:  # no LM: the beam search alone, the ceiling of the fused lmplug systems
+            name = "lmplug" + ("" if search == "numpy" else f":{search}")
+            if on(name):
+                dec = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=beam, **search_args(search))
+                bs = args.batch_size if search == "numpy" else args.lm_batch_size
+                extra = warm_up(dec, x, lens, bs) if dec.compile else {}
+                hyps, secs = timed(lambda: lmplug_system(dec, x, lens, bs))
+                record(name, beam, hyps, secs, len(texts), audio_s, **extra)
         if on("lmplug+kenlm"):
             dec = build_ctc_decoder(labels, {"kenlm": ken}, {"kenlm": args.alpha, "words": args.beta}, beam_size=beam,
                                     lexicon=args.lexicon)
@@ -201,15 +221,19 @@ def main() -> int:
                                     lexicon=args.lexicon and vocab is not None)
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.lm_batch_size))
             record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s)
-        if tlm is not None and on("lmplug+transformer:token"):
+        for search in SEARCH_VARIANTS:
+            name = "lmplug+transformer:token" + ("" if search == "numpy" else f":{search}")
+            if tlm is None or not on(name):
+                continue
             tok = tlm.tokenizer
             tlabels = ["<blank>"] + tok.pieces()
             tem = simulate_emissions([[i + 1 for i in tok.encode(t)] for t in texts], tlabels, seed=args.seed)
             tx, tlens = pad_batch(tem)
             dec = build_ctc_decoder(tlabels, {"lm": TransformerScorer(tlm)}, {"lm": args.lm_weight, "words": 0.0},
-                                    beam_size=beam, mode="token")
+                                    beam_size=beam, mode="token", **search_args(search))
+            extra = warm_up(dec, tx, tlens, args.lm_batch_size) if dec.compile else {}
             hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.lm_batch_size))
-            record("lmplug+transformer:token", beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000)
+            record(name, beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000, **extra)
 
     by = {(r["system"], r["beam"]): r for r in rows}
     print("\n| system | beam | utt/s | RTF | WER % |\n|---|---|---|---|---|")

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The one script a session with a lent GPU runs once (issue 6): environment report, correctness on
-# the device (decoder == its CPU result, KV cache == full forward), benchmarks (LM training tokens/s
-# and MFU in bf16, scoring tokens/s, CTC + Transformer-LM decoding RTF at batch 1 and 32), and with
+# the device (decoder == its CPU result, the device search search="torch" == the numpy search, KV
+# cache == full forward), benchmarks (LM training tokens/s and MFU in bf16, scoring tokens/s, CTC +
+# Transformer-LM decoding RTF at batch 1 and 32, host search and device search), and with
 # --recipes the gpu-scale recipes. Everything lands in $OUT (default exp/gpu_check): gpu_check.json
 # (the recipes' results.json inside), gpu_check.log (this output), recipes.log, and with --bring the
 # files to bring back as bring.tar.gz.partNN (the device tool returns at most 8 files, 16 MiB each).
 #
 # Usage (from anywhere; options are tools/gpu_check.py's, see its --help):
-#   OUT=$OUT bash tools/gpu_check.sh                    # on the GPU machine, ~5 minutes
+#   OUT=$OUT bash tools/gpu_check.sh                    # on the GPU machine, ~5-7 minutes
 #   bash tools/gpu_check.sh --tiny                      # CPU, ~1 minute (tests/test_gpu_check.py)
 #   OUT=$OUT bash tools/gpu_check.sh --only train,decode_rtf --train-configs wide
 #   OUT=$OUT bash tools/gpu_check.sh --recipes --recipes-seconds 420

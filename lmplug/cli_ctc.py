@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmplug.constants import LM_PREFILTER, SEARCHES
+from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
 from lmplug.errors import LmplugError, expect_number, expect_unique_ids
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
@@ -108,8 +108,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", choices=SEARCHES, default="numpy",
                    help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
                         "operations on --device (torch: no scorer, or --lm with --mode token; the same results)")
-    p.add_argument("--compile", action="store_true",
-                   help="--search torch: torch.compile its frame step and the LM's forward (the first batches compile)")
+    p.add_argument("--compile", nargs="?", const=True, default=False, choices=(True, *COMPILE_MODES), metavar="MODE",
+                   help="--search torch: torch.compile its frame step and the LM's forward (the first batches "
+                        f"compile); MODE, one of {', '.join(COMPILE_MODES)}: torch.compile's mode "
+                        "(reduce-overhead: CUDA graphs on a GPU)")
 
 
 def build_scorers(args: argparse.Namespace) -> dict:

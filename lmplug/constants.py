@@ -39,3 +39,5 @@ LM_PREFILTER = 2.0
 # CTC beam search implementations (CTCDecoder(search=...)): on the host (numpy), or as tensor
 # operations on the LM's / emissions' device (torch, lmplug.ctc_torch)
 SEARCHES = ("numpy", "torch")
+# torch.compile modes CTCDecoder(search="torch", compile=MODE) passes on ("reduce-overhead": CUDA graphs)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

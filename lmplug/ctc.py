@@ -48,13 +48,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from lmplug.constants import LM_PREFILTER, SEARCHES
+from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
 from lmplug.ctc_labels import CTCLabels, build_labels
 from lmplug.ctc_search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
 from lmplug.errors import LmplugError
 from lmplug.scorer import Scorer
 
-__all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCHypothesis", "build_ctc_decoder", "greedy_decode"]
+__all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCHypothesis", "build_ctc_decoder", "greedy_decode",
+           "search_variant"]
 
 
 class CTCDecoder:
@@ -78,7 +79,7 @@ class CTCDecoder:
         history_words: int | None = None,
         lookahead: Sequence[str] = (),
         search: str = "numpy",
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
@@ -130,6 +131,8 @@ class CTCDecoder:
         """``search="torch"`` runs what :class:`~lmplug.ctc_torch.TorchSearch` implements."""
         if self.search not in SEARCHES:
             raise LmplugError(f"expected search in {SEARCHES}, found {self.search!r}")
+        if self.compile not in (False, True, *COMPILE_MODES):
+            raise LmplugError(f"expected compile True, False or a torch.compile mode {COMPILE_MODES}, found {self.compile!r}")
         if self.search == "numpy":
             if self.compile:
                 raise LmplugError("compile=True: expected search='torch' (it compiles the device search), found 'numpy'")
@@ -412,7 +415,7 @@ def build_ctc_decoder(
     history_words: int | None = None,
     lookahead: Sequence[str] = (),
     search: str = "numpy",
-    compile: bool = False,
+    compile: bool | str = False,
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
 
@@ -462,6 +465,9 @@ def build_ctc_decoder(
         compile: ``search="torch"``: ``torch.compile`` its frame step and the LM's forward (a few
             hundred small tensor operations a frame fused into fewer kernels; the first decodes
             compile, which takes tens of seconds, once for static and once for dynamic shapes).
+            A string is torch.compile's ``mode``: ``"reduce-overhead"`` also replays each frame as
+            CUDA graphs on a GPU (every shape inside a batch is fixed; the KV cache's columns are
+            allocated ahead).
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
@@ -476,6 +482,16 @@ def build_ctc_decoder(
         lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
         history_words=history_words, lookahead=lookahead, search=search, compile=compile,
     )
+
+
+def search_variant(name: str) -> dict:
+    """``build_ctc_decoder`` keyword arguments of a search as benchmarks name it: ``"numpy"``,
+    ``"torch"``, ``"torch+compile"`` or ``"torch+MODE"`` (a torch.compile mode, e.g. reduce-overhead)."""
+    search, plus, comp = name.partition("+")
+    if search not in SEARCHES or (plus and (search == "numpy" or comp not in ("compile", *COMPILE_MODES))):
+        raise LmplugError(f"expected a search variant numpy, torch, torch+compile or torch+MODE (MODE in "
+                          f"{COMPILE_MODES}), found {name!r}")
+    return {"search": search, "compile": (True if comp == "compile" else comp) or False}
 
 
 def greedy_decode(emissions, labels: Sequence[str] | CTCLabels, lengths=None) -> list[str]:

@@ -4,10 +4,13 @@ The same search as :mod:`lmplug.ctc_search` (same hypotheses, candidates, mergin
 scores; the test suite checks they agree), for what it supports: no scorers with any labels, or
 one token-level Transformer scorer with sentencepiece labels (``mode="token"``). Everything the
 host-side search keeps in a trie and in dicts lives here in fixed-shape tensors of ``(B, K)``
-hypotheses (B utterances, K = beam size), so a frame is a few dozen tensor operations over the
-whole batch with no transfer to the host and no synchronisation: on a GPU the host only queues
-work. The LM's next-token log-probs of every hypothesis come from one KV-cached forward per frame
-over all ``B * K`` rows (rows that did not extend their prefix pass a padding token).
+hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~200 small tensor
+operations over the whole batch with no transfer to the host and no synchronisation: on a GPU the
+host only queues work. The LM's next-token log-probs of every hypothesis come from one KV-cached forward per frame
+over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written into
+a cache whose columns are allocated ahead (column ``s + 1`` for frame ``s``;
+:meth:`lmplug.model.TransformerLM.forward_slot`): every shape inside a batch is fixed, so
+``compile="reduce-overhead"`` can replay each frame as CUDA graphs.
 
 Identities without a trie: a prefix is named by two 31-bit polynomial hashes of its labels (a
 collision between two of the <= K * top_k candidates of one utterance and frame has probability
@@ -101,35 +104,50 @@ class TorchSearch:
             self.model, self.cfg = sc.model, sc.config
             self.w_lm = dec.weights[self.lm_name]
             self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
-            self._lm_step = torch.compile(self._lm_forward) if dec.compile else self._lm_forward
+            self._lm_step = self._compiled(self._lm_forward)
+
+    def _compiled(self, fn):
+        """``fn`` as ``compile`` asks: itself, or torch.compiled (in a mode). Static shapes first; dims
+        that change between calls (a new batch's length or size) become dynamic."""
+        if not self.d.compile:
+            return fn
+        return torch.compile(fn, mode=None if self.d.compile is True else self.d.compile)
 
     # -- LM -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _lm_root(self, rows: int):
-        """KV cache and next-token log-probs (rows, V_lm) after ``<s>``, one row per hypothesis."""
+    def _lm_root(self, rows: int, columns: int):
+        """KV cache (rows, ``columns`` allocated, the first holding ``<s>``) and next-token log-probs
+        (rows, V_lm) after ``<s>``, one row per hypothesis."""
+        from lmplug.model import KVCache
+
         m = self.model
-        cache = m.empty_cache(1, self.dev)
-        logits, cache = m(torch.full((1, 1), self.cfg.bos_id, dtype=torch.long, device=self.dev), cache)
+        logits, c = m(torch.full((1, 1), self.cfg.bos_id, dtype=torch.long, device=self.dev), m.empty_cache(1, self.dev))
+        free = list(c.keys[0].shape)
+        free[2] = columns - 1
+
+        def grow(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t.new_zeros(free)], dim=2)
+
+        valid = torch.zeros(1, columns, dtype=torch.bool, device=self.dev)
+        valid[:, 0] = True
+        cache = KVCache([grow(k) for k in c.keys], [grow(v) for v in c.values], valid, c.positions)
         zero = torch.zeros(rows, dtype=torch.long, device=self.dev)
         return cache.select(zero), torch.log_softmax(logits[:, 0], dim=-1).index_select(0, zero)
 
-    def _lm_forward(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
-        """Rows re-gathered from ``parent`` (B*K,); rows ``fwd`` append piece ``tok``: one forward
-        (what ``compile=True`` compiles, with the frame step)."""
+    def _lm_forward(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, slot: torch.Tensor):
+        """Rows re-gathered from ``parent`` (B*K,); rows ``fwd`` write piece ``tok`` into column
+        ``slot``: one forward, fixed shapes (what ``compile=True`` compiles, with the frame step)."""
         cache, dist = cache.select(parent), dist.index_select(0, parent)
-        logits, cache = self.model(tok.clamp(min=0)[:, None], cache, token_mask=fwd[:, None])
+        logits, cache = self.model.forward_slot(tok.clamp(min=0)[:, None], cache, slot, fwd[:, None],
+                                                window=self.cfg.block_size)  # the scorer's sliding context
         return cache, torch.where(fwd[:, None], torch.log_softmax(logits[:, 0], dim=-1), dist)
 
     @torch.inference_mode()
-    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
-        from lmplug.scorer import _window
-
+    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, slot: torch.Tensor):
         if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
             return cache.select(parent), dist.index_select(0, parent)
-        if cache.length + 1 > self.cfg.block_size:  # the scorer's sliding window: block_size - 1 of history
-            cache = _window(cache, self.cfg.block_size - 1)  # per row, so before or after select alike
-        return self._lm_step(cache, dist, parent, tok, fwd)
+        return self._lm_step(cache, dist, parent, tok, fwd, slot)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -144,19 +162,21 @@ class TorchSearch:
             h["i"][..., INT.index(n)] = -1
         h["f"][:, 1:, 0] = NEG  # one hypothesis (the empty prefix) per utterance
         cache = dist = None
-        if self.lm_name is not None:
-            cache, dist = self._lm_root(B * K)
-        step = self.step
-        if self.d.compile:
-            step = torch.compile(self.step)  # static shapes first; dims that change become dynamic
+        if self.lm_name is not None:  # column 0: <s>; column s + 1: the token step s adds
+            cache, dist = self._lm_root(B * K, S + 1)
+            slots = torch.arange(1, S + 1, device=dev)
+        step = self._compiled(self.step)
+        graphs = self.d.compile == "reduce-overhead"
         for s in range(S):
+            if graphs:  # the last frame's outputs are this frame's inputs (CUDA graph trees' loop idiom)
+                torch.compiler.cudagraph_mark_step_begin()
             cur = {n: self.st[n][:, s] for n in ("ids", "lp", "ok", "t", "run", "runlen")}
             cur["act"] = self.st["n"] > s  # (B,) utterances still running
             h, parent, ext, tok = step(h, cur, dist)
             if self.lm_name is not None:
                 flat = (torch.arange(B, device=dev)[:, None] * K + parent).reshape(-1)
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
-                cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd)
+                cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd, slots[s : s + 1])
         return self.finish(h, dist)
 
     def step(self, h: dict[str, torch.Tensor], cur: dict[str, torch.Tensor], dist):

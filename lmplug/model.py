@@ -148,6 +148,7 @@ class CausalSelfAttention(nn.Module):
         sin: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, nh, L, hs) each
         mask: torch.Tensor | None,  # (B, 1, T, L+T) bool, True = attend; None = plain causal
+        slot: torch.Tensor | None = None,  # (1,): write the new key/value (T = 1) into this column of past, in place
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
@@ -155,7 +156,10 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
         q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-        if past is not None:
+        if slot is not None:  # preallocated columns (mask (B, 1, 1, L)): fixed shapes, no copy of the past
+            k = past[0].index_copy_(2, slot, k)
+            v = past[1].index_copy_(2, slot, v)
+        elif past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, nh, L+T, hs)
             v = torch.cat([past[1], v], dim=2)
         drop = self.dropout if self.training else 0.0
@@ -181,8 +185,8 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x, cos, sin, past, mask):
-        a, kv = self.attn(self.ln1(x), cos, sin, past, mask)
+    def forward(self, x, cos, sin, past, mask, slot=None):
+        a, kv = self.attn(self.ln1(x), cos, sin, past, mask, slot)
         x = x + a
         x = x + self.mlp(self.ln2(x))
         return x, kv
@@ -288,3 +292,48 @@ class TransformerLM(nn.Module):
             positions=cache.positions + token_mask.long().sum(1),
         )
         return logits, new_cache
+
+    def forward_slot(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache,
+        slot: torch.Tensor,
+        token_mask: torch.Tensor,
+        window: int | None = None,
+    ) -> tuple[torch.Tensor, KVCache]:
+        """One new token per row, written into column ``slot`` of a cache with its columns allocated
+        ahead (every shape fixed, as compiled or CUDA-graph decoders need; :meth:`forward` grows
+        the cache instead). Same logits as :meth:`forward` with the same history. The keys and
+        values are written IN PLACE (the returned cache shares them): pass a cache of your own,
+        e.g. the rows :meth:`KVCache.select` just gathered.
+
+        Args:
+            idx: (B, 1) token ids.
+            cache: preallocated; column ``slot`` is free in every row.
+            slot: (1,) long, the column to write.
+            token_mask: (B, 1) bool; False: the row adds nothing (its column stays invalid, its
+                logits are to be ignored).
+            window: attend to at most the last ``window`` tokens of each row, the new one
+                included (the sliding context of :class:`~lmplug.scorer.TransformerScorer`).
+
+        Returns:
+            logits (B, 1, V) float32, and the cache with the new column.
+        """
+        if idx.dim() != 2 or idx.shape[1] != 1:
+            raise ValueError(f"expected token ids of shape (B, 1), found {tuple(idx.shape)}")
+        valid = cache.valid.index_copy(1, slot, token_mask)  # (B, L)
+        att = valid  # every row holds at least <s>: never an empty softmax
+        if window is not None and cache.length > window:
+            from_right = valid.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
+            att = valid & (from_right <= window)
+        cos, sin = _rope_tables(cache.positions[:, None], self.config.n_embd // self.config.n_head, self.config.rope_base)
+        x = self.wte(idx)
+        mask = att[:, None, None, :]  # (B, 1, 1, L)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask, slot)
+            keys.append(k)
+            values.append(v)
+        logits = self.lm_head(self.ln_f(x)).float()
+        return logits, KVCache(keys=keys, values=values, valid=valid,
+                               positions=cache.positions + token_mask[:, 0].long())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ctc_helpers import SENTENCES, one_thread, tiny_lm
 
-from lmplug.ctc import build_ctc_decoder, greedy_decode
+from lmplug.ctc import build_ctc_decoder, greedy_decode, search_variant
 from lmplug.errors import LmplugError
 from lmplug.scorer import TransformerScorer, ZeroScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
@@ -107,6 +107,17 @@ def test_compiled_gives_the_same_n_best(lm):
                 rtol=1e-5, atol=1e-4)
     with pytest.raises(LmplugError, match="compile=True: expected search='torch'"):
         build_ctc_decoder(labels, compile=True)
+    with pytest.raises(LmplugError, match="expected compile True, False or a torch.compile mode"):
+        build_ctc_decoder(labels, search="torch", compile="fastest")
+
+
+def test_search_variants_name_decoder_arguments():
+    assert search_variant("numpy") == {"search": "numpy", "compile": False}
+    assert search_variant("torch+compile") == {"search": "torch", "compile": True}
+    assert search_variant("torch+reduce-overhead") == {"search": "torch", "compile": "reduce-overhead"}
+    for bad in ("gpu", "numpy+compile", "torch+fast", "torch+"):
+        with pytest.raises(LmplugError, match="expected a search variant"):
+            search_variant(bad)
 
 
 def test_context_slides_past_block_size_like_the_scorer(lm):

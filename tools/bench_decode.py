@@ -50,13 +50,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lmplug.ctc import build_ctc_decoder, greedy_decode
+from lmplug.ctc import build_ctc_decoder, greedy_decode, search_variant
 from lmplug.ctc_tune import word_error_rate
 from lmplug.ngram import arpa_unigrams
 from lmplug.scorer import KenLMScorer, TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
-SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (name suffixes)
+SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (lmplug.ctc.search_variant)
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
 
@@ -76,11 +76,6 @@ def timed(fn):
     t0 = time.perf_counter()
     res = fn()
     return res, time.perf_counter() - t0
-
-
-def search_args(variant: str) -> dict:
-    """build_ctc_decoder arguments of a SEARCH_VARIANTS entry."""
-    return {"search": variant.split("+")[0], "compile": variant.endswith("+compile")}
 
 
 def warm_up(dec, x, lens, batch_size: int) -> dict:
@@ -205,7 +200,7 @@ def main() -> int:
         for search in SEARCH_VARIANTS:  # no LM: the beam search alone, the ceiling of the fused lmplug systems
             name = "lmplug" + ("" if search == "numpy" else f":{search}")
             if on(name):
-                dec = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=beam, **search_args(search))
+                dec = build_ctc_decoder(labels, {}, {"words": 0.0}, beam_size=beam, **search_variant(search))
                 bs = args.batch_size if search == "numpy" else args.lm_batch_size
                 extra = warm_up(dec, x, lens, bs) if dec.compile else {}
                 hyps, secs = timed(lambda: lmplug_system(dec, x, lens, bs))
@@ -230,7 +225,7 @@ def main() -> int:
             tem = simulate_emissions([[i + 1 for i in tok.encode(t)] for t in texts], tlabels, seed=args.seed)
             tx, tlens = pad_batch(tem)
             dec = build_ctc_decoder(tlabels, {"lm": TransformerScorer(tlm)}, {"lm": args.lm_weight, "words": 0.0},
-                                    beam_size=beam, mode="token", **search_args(search))
+                                    beam_size=beam, mode="token", **search_variant(search))
             extra = warm_up(dec, tx, tlens, args.lm_batch_size) if dec.compile else {}
             hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.lm_batch_size))
             record(name, beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000, **extra)

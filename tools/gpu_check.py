@@ -34,8 +34,11 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
   utterances (``search_only``); token fusion on the token emissions of ``torch_equal`` (20 ms
   frames) with the device search (``token_torch_1``, ``token_torch_32``), that search alone
   (``token_torch_search_only``), the numpy search (``token_numpy_32``) and the device search with
-  its frame step compiled (``token_torch_compiled_32``, CUDA only; the compile time is reported
-  apart) on the same utterances.
+  its frame step and LM forward compiled (``token_torch_compiled_32``) and replayed as CUDA graphs
+  (``token_torch_cudagraphs_32``, compile mode reduce-overhead), CUDA only, each timed after an
+  untimed pass over the same batches that compiles (its seconds: ``warmup_compile_s``), and the
+  latter with the LM in bf16 (``token_torch_cudagraphs_bf16_32``: half the KV-cache bytes a frame
+  moves; its WER may differ a little).
 - ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
   command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
 - ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
@@ -50,6 +53,7 @@ recipes' logs go to ``$OUT/recipes.log`` (the device tool brings back at most 8 
 from __future__ import annotations
 
 import argparse
+import copy
 import fnmatch
 import importlib
 import json
@@ -70,8 +74,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import lmplug
+from lmplug.checkpoint import LanguageModel
 from lmplug.constants import LM_PRESETS, TOKENIZER_VOCAB, TRAIN_PRESETS
-from lmplug.ctc import build_ctc_decoder
+from lmplug.ctc import build_ctc_decoder, search_variant
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.scorer import TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
@@ -185,6 +190,7 @@ class Check:
         self.mode = mode
         self.size = dict(SIZES[mode])
         self.beam = args.beam_size or self.size["beam"]
+        self.compiled_search = args.compiled_search == "yes" or (args.compiled_search == "auto" and self.device.type == "cuda")
         self.ctx: dict = {}
         self.steps: dict[str, dict] = {}
         self.table: list[str] = []
@@ -311,16 +317,17 @@ class Check:
         res["summary"] = f"LM L{lm.config.n_layer} C{lm.config.n_embd} V{lm.config.vocab_size}; {res['emissions']}"
         return res
 
-    def _compare(self, scorers_cpu: dict, scorers_dev: dict, weights: dict, token: bool = False) -> dict:
+    def _compare(self, scorers_cpu: dict, scorers_dev: dict, weights: dict, token: bool = False,
+                 variant: str = "torch") -> dict:
         """Best hypotheses of the numpy search on CPU vs on the device (``token``: token mode over
-        the LM's pieces, the device search ``search="torch"``)."""
+        the LM's pieces, the device search ``variant``, see lmplug.ctc.search_variant)."""
         em = self.need("em_tok" if token else "em")[: self.size["equal_utts"]]
         labels = self.ctx["labels_tok" if token else "labels"]
         x, lens = pad_batch(em)
         mode = "token" if token else "word"
         a = build_ctc_decoder(labels, scorers_cpu, weights, beam_size=self.beam, mode=mode).decode(x, lens)
         b = build_ctc_decoder(labels, scorers_dev, weights, beam_size=self.beam, mode=mode,
-                              search="torch" if token else "numpy").decode(torch.from_numpy(x).to(self.device), lens)
+                              **search_variant(variant if token else "numpy")).decode(torch.from_numpy(x).to(self.device), lens)
         ta, tb = [h[0].text for h in a], [h[0].text for h in b]
         same = sum(p == q for p, q in zip(ta, tb))
         diff = max(abs(h[0].score - g[0].score) for h, g in zip(a, b))
@@ -339,8 +346,22 @@ class Check:
         return self._compare({"lm": TransformerScorer(cpu)}, {"lm": TransformerScorer(dev)}, FUSION_WEIGHTS)
 
     def torch_equal(self) -> dict:
-        return self._compare({"lm": TransformerScorer(self.need("lm_cpu"))}, {"lm": TransformerScorer(self.need("lm_dev"))},
-                             FUSION_WEIGHTS, token=True)
+        cpu, dev = self.need("lm_cpu"), self.need("lm_dev")
+        res = self._compare({"lm": TransformerScorer(cpu)}, {"lm": TransformerScorer(dev)}, FUSION_WEIGHTS, token=True)
+        if self.compiled_search:  # compiled, and replayed as CUDA graphs: the same again
+            for variant in ("torch+compile", "torch+reduce-overhead"):
+                try:
+                    r = self._compare({"lm": TransformerScorer(cpu)}, {"lm": TransformerScorer(dev)}, FUSION_WEIGHTS,
+                                      token=True, variant=variant)
+                except Exception as e:  # noqa: BLE001 - a compiler missing on the image is said, not fatal
+                    res[variant] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+                    res["summary"] += f"; {variant}: failed ({type(e).__name__})"
+                    continue
+                res[variant] = {k: r[k] for k in ("equal", "same", "max_abs_score_diff", "differing")}
+                res["summary"] += f"; {variant}: {r['same']}/{r['utterances']} equal"
+                if not r["equal"]:
+                    res["status"] = "mismatch"
+        return res
 
     def kenlm_equal(self) -> dict:
         if not have("kenlm"):
@@ -518,35 +539,41 @@ class Check:
                  "frame_s": 0.02, "mode": "token"}
         top = max(self.size["rtf_utts"])
         # (row, emissions, scorers, search, batch, utterances): the first of each kind is the warm-up
-        plan = [(str(B), word, True, "numpy", B, n) for B, n in self.size["rtf_utts"].items()]
-        plan.append(("search_only", word, False, "numpy", top, None))
-        plan += [(f"token_torch_{B}", token, True, "torch", B, n) for B, n in self.size["rtf_utts"].items()]
-        plan.append(("token_torch_search_only", token, False, "torch", top, None))
-        plan.append((f"token_numpy_{top}", token, True, "numpy", top, None))
-        if self.device.type == "cuda":  # compiling takes minutes on 2 CPU cores (tests/test_ctc_torch.py checks it)
-            plan.append((f"token_torch_compiled_{top}", token, True, "torch+compile", top, None))
+        fp32 = "fp32"
+        plan = [(str(B), word, fp32, "numpy", B, n) for B, n in self.size["rtf_utts"].items()]
+        plan.append(("search_only", word, None, "numpy", top, None))
+        plan += [(f"token_torch_{B}", token, fp32, "torch", B, n) for B, n in self.size["rtf_utts"].items()]
+        plan.append(("token_torch_search_only", token, None, "torch", top, None))
+        plan.append((f"token_numpy_{top}", token, fp32, "numpy", top, None))
+        lms = {fp32: lm}
+        if self.compiled_search:
+            plan.append((f"token_torch_compiled_{top}", token, fp32, "torch+compile", top, None))
+            plan.append((f"token_torch_cudagraphs_{top}", token, fp32, "torch+reduce-overhead", top, None))
+            # the LM's weights and KV cache in bf16: half the bytes the cache gathers move each frame
+            lms["bf16"] = LanguageModel(model=copy.deepcopy(lm.model).to(torch.bfloat16), tokenizer=lm.tokenizer,
+                                        config=lm.config, path=lm.path)
+            plan.append((f"token_torch_cudagraphs_bf16_{top}", token, "bf16", "torch+reduce-overhead", top, None))
         rows, parts, warm = {}, [], set()
         for name, kind, fused, search, B, n in plan:
-            scorers = {"lm": TransformerScorer(lm)} if fused else {}
+            scorers = {"lm": TransformerScorer(lms[fused])} if fused else {}
             dec = build_ctc_decoder(kind["labels"], scorers, FUSION_WEIGHTS if fused else {"words": 0.0},
-                                    beam_size=self.beam, mode=kind.get("mode", "word"), search=search.split("+")[0],
-                                    compile=search.endswith("+compile"))
-            compile_s = None
-            if (id(kind), search) not in warm:  # first call on a device: kernels, allocator, compilation
-                warm.add((id(kind), search))
-                t0 = time.perf_counter()
-                try:  # a batch of 2: torch.compile specializes size 1, and 2 is dynamic from there
-                    self._time_decode(dec, kind["em"][:2], 2, 2, None)
-                except Exception as e:  # noqa: BLE001 - a compiler missing on the image is a row's result
-                    if not search.endswith("+compile"):
-                        raise
-                    rows[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}", "search": search}
-                    parts.append(f"{name}: failed ({type(e).__name__})")
-                    continue
-                compile_s = time.perf_counter() - t0 if search.endswith("+compile") else None
+                                    beam_size=self.beam, mode=kind.get("mode", "word"), **search_variant(search))
             same_as = rows.get(str(top) if kind is word else f"token_torch_{top}")
             budget = self.size["rtf_budget_s"] if n is not None else None  # the others decode the same utterances
             n = n if n is not None else same_as["utterances"]
+            compile_s = None
+            if dec.compile:  # an untimed pass over the same batches compiles (and records their CUDA graphs)
+                t0 = time.perf_counter()
+                try:
+                    self._time_decode(dec, kind["em"], B, n, None)
+                except Exception as e:  # noqa: BLE001 - a compiler missing on the image is a row's result
+                    rows[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}", "search": search}
+                    parts.append(f"{name}: failed ({type(e).__name__})")
+                    continue
+                compile_s = time.perf_counter() - t0
+            elif (id(kind), search) not in warm:  # first call on a device: kernels, allocator
+                warm.add((id(kind), search))
+                self._time_decode(dec, kind["em"][:2], 2, 2, None)
             hyps, frames, secs = self._time_decode(dec, kind["em"], B, n, budget)
             audio = frames * kind["frame_s"]
             row = {"batch": B, "utterances": len(hyps), "frames": frames, "audio_s": audio, "seconds": secs,
@@ -655,6 +682,9 @@ def main() -> int:
     ap.add_argument("--beam-size", type=int, default=None, help="decoding beam (default: 16, tiny 8)")
     ap.add_argument("--train-configs", default=None, help=f"LM training benchmarks among {sorted(TRAIN_CONFIGS)}")
     ap.add_argument("--no-compile", action="store_true", help="no torch.compile in the training benchmark")
+    ap.add_argument("--compiled-search", choices=("auto", "yes", "no"), default="auto",
+                    help="torch_equal and decode_rtf also run the device search compiled and as CUDA graphs "
+                         "(auto: on CUDA; compiling takes minutes on 2 CPU cores)")
     ap.add_argument("--recipes", action="store_true", help="also run the gpu-scale recipes")
     ap.add_argument("--recipes-seconds", type=float, default=600.0, help="time limit of all recipes together")
     ap.add_argument("--recipe", action="append", default=None,

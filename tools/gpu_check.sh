@@ -27,6 +27,11 @@
 #     --recipe "recipes/asr_ctc_fusion/run.sh --scale cpu --stop-stage 3 --lm-steps 9600" \
 #     --bring "exp/lm/cpu/*/tok.model,exp/lm/cpu/*/lm,exp/asr/cpu/*/emissions_*,exp/asr/cpu/am/*.json*"
 # then here: cat FILES_AT/bring.tar.gz.part* | tar -xzf -   (from the repository root)
+# The device search (search="torch") with the recipes' LM size, L4-C256 (the gpu preset's L12-C768
+# moves 9x more KV-cache bytes a frame: 12 layers x 768 vs 4 x 256): here
+#   mkdir -p exp/carry_lm && cp exp/lm/demo/bible/lm/checkpoint/{config.json,model.safetensors,tokenizer.model} exp/carry_lm/
+# (17 MiB), carry [".device", "exp/carry_lm"], and there
+#   OUT=$OUT bash tools/gpu_check.sh --only setup,torch_equal,decode_rtf --lm exp/carry_lm
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-exp/gpu_check}

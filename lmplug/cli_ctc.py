@@ -248,7 +248,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
     extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
              "history_words": args.history_words, "oov_penalty": args.oov_penalty, "lm_unk_offset": args.lm_unk_offset,
-             "lookahead": args.lookahead, "lm_prefilter": args.lm_prefilter, "weights": dec.weights}
+             "lookahead": args.lookahead, "lm_prefilter": args.lm_prefilter, "search": args.search,
+             "compile": args.compile, "weights": dec.weights}
     work = {f"{name}_work": sc.work for name, sc in scorers.items() if hasattr(sc, "work")}  # the LM's forwards
     if not part:
         _write_rows(args.out, args.format, rows)

@@ -105,6 +105,7 @@ class TorchSearch:
             self.w_lm = dec.weights[self.lm_name]
             self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
             self._lm_step = self._compiled(self._lm_forward)
+            self.forwards, self.new_tokens = 0, torch.zeros((), dtype=torch.long, device=device)
 
     def _compiled(self, fn):
         """``fn`` as ``compile`` asks: itself, or torch.compiled (in a mode). Static shapes first; dims
@@ -147,6 +148,8 @@ class TorchSearch:
     def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, slot: torch.Tensor):
         if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
             return cache.select(parent), dist.index_select(0, parent)
+        self.forwards += 1
+        self.new_tokens += fwd.sum()  # on the device: read once, at the end
         return self._lm_step(cache, dist, parent, tok, fwd, slot)
 
     # -- search ---------------------------------------------------------------------------------
@@ -177,6 +180,12 @@ class TorchSearch:
                 flat = (torch.arange(B, device=dev)[:, None] * K + parent).reshape(-1)
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
                 cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd, slots[s : s + 1])
+        if self.lm_name is not None:  # the scorer's work counters (lmplug decode --stats)
+            w, rows = self.d.scorers[self.lm_name].work, B * K
+            w["forwards"] += self.forwards
+            w["rows"] += rows * self.forwards
+            w["tokens"] += int(self.new_tokens)
+            w["padded_tokens"] += rows * self.forwards
         return self.finish(h, dist)
 
     def step(self, h: dict[str, torch.Tensor], cur: dict[str, torch.Tensor], dist):

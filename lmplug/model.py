@@ -322,7 +322,7 @@ class TransformerLM(nn.Module):
         if idx.dim() != 2 or idx.shape[1] != 1:
             raise ValueError(f"expected token ids of shape (B, 1), found {tuple(idx.shape)}")
         valid = cache.valid.index_copy(1, slot, token_mask)  # (B, L)
-        att = valid  # every row holds at least <s>: never an empty softmax
+        att = valid  # a row with no valid column at all would get NaN logits (a decoder's rows hold <s>)
         if window is not None and cache.length > window:
             from_right = valid.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
             att = valid & (from_right <= window)

@@ -85,9 +85,12 @@ def test_equals_numpy_search_with_transformer_in_token_mode(lm, weight):
     kw = dict(beam_size=8, nbest=4, mode="token")
     w = {"lm": weight, "words": 0.3}
     want = build_ctc_decoder(labels, {"lm": sc}, w, **kw).decode(x, lens)
+    sc = TransformerScorer(lm)  # its work counters: this search's forwards only
     dec = build_ctc_decoder(labels, {"lm": sc}, w, search="torch", **kw)
     got = dec.decode(x, lens)
     assert_same(want, got, rtol=1e-5, atol=1e-4)  # float32 LM forwards of differently shaped batches
+    work = sc.work
+    assert 0 < work["forwards"] and 0 < work["tokens"] < work["padded_tokens"] == work["rows"] == 8 * len(em) * work["forwards"]
     correct = sum(h[0].text == t for h, t in zip(got, SENTENCES * 2))
     assert correct >= (6 if weight else 0)
     for e, hyps in zip(em[:3], got):  # each alone: the same

@@ -30,15 +30,17 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
 - ``decode_rtf``: CTC decoding with Transformer-LM fusion at batch 1 and 32; RTF = decoding seconds /
   audio seconds, audio = frames x ``--frame-ms`` (default 40 ms for ``--emissions``: the speech
   recipe's 10 ms fbank hop subsampled 4x; 20 ms for simulated emissions, as tools/bench_decode.py).
-  Rows: word fusion with the numpy search (``1``, ``32``) and the numpy search alone on the same
-  utterances (``search_only``); token fusion on the token emissions of ``torch_equal`` (20 ms
-  frames) with the device search (``token_torch_1``, ``token_torch_32``), that search alone
-  (``token_torch_search_only``), the numpy search (``token_numpy_32``) and the device search with
-  its frame step and LM forward compiled (``token_torch_compiled_32``) and replayed as CUDA graphs
-  (``token_torch_cudagraphs_32``, compile mode reduce-overhead), CUDA only, each timed after an
-  untimed pass over the same batches that compiles (its seconds: ``warmup_compile_s``), and the
-  latter with the LM in bf16 (``token_torch_cudagraphs_bf16_32``: half the KV-cache bytes a frame
-  moves; its WER may differ a little).
+  Each row decodes until its time budget (15 s at gpu size) is passed; a row compared with another
+  decodes the same utterances as far as its budget goes. Rows: word fusion with the numpy search
+  (``1``, ``32``) and the numpy search alone (``search_only``); token fusion on the token emissions
+  of ``torch_equal`` (20 ms frames) with the device search (``token_torch_1``, ``token_torch_32``),
+  that search alone (``token_torch_search_only``), the numpy search (``token_numpy_32``), and with
+  ``--compiled-search`` (default: on CUDA) the device search with its frame step and LM forward
+  compiled (``token_torch_compiled_32``) and replayed as CUDA graphs (``token_torch_cudagraphs_32``,
+  compile mode reduce-overhead; ``..._bf16_32``: the LM in bf16, half the KV-cache bytes a frame
+  moves, its WER may differ a little), each timed over the batches of an untimed pass before it
+  that compiles (its seconds: ``warmup_compile_s``). The longest step: ``--compiled-search no``
+  leaves out the compiled rows.
 - ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
   command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
 - ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
@@ -89,7 +91,7 @@ SIZES = {
                  train_steps=3, score_sents=200, rtf_utts={1: 3, 32: 32}, rtf_budget_s=20.0, beam=8),
     "gpu": dict(corpus=50_000, lexicon=3000, max_words=20, vocab=2000, lm_preset="gpu", lm_steps=300, lm_batch=32,
                 equal_utts=8, kv_tokens=96, matmul_n=8192, matmul_iters=10, train_configs="gpu,wide",
-                train_steps=20, score_sents=20_000, rtf_utts={1: 32, 32: 512}, rtf_budget_s=30.0, beam=16),
+                train_steps=20, score_sents=20_000, rtf_utts={1: 32, 32: 512}, rtf_budget_s=15.0, beam=16),
 }
 # LM training benchmarks: LMConfig fields and batch (sequences)
 TRAIN_CONFIGS = {
@@ -558,19 +560,19 @@ class Check:
             scorers = {"lm": TransformerScorer(lms[fused])} if fused else {}
             dec = build_ctc_decoder(kind["labels"], scorers, FUSION_WEIGHTS if fused else {"words": 0.0},
                                     beam_size=self.beam, mode=kind.get("mode", "word"), **search_variant(search))
-            same_as = rows.get(str(top) if kind is word else f"token_torch_{top}")
-            budget = self.size["rtf_budget_s"] if n is not None else None  # the others decode the same utterances
-            n = n if n is not None else same_as["utterances"]
+            if n is None:  # the same utterances as the row it is compared with (its rate; within the budget)
+                n = rows[str(top) if kind is word else f"token_torch_{top}"]["utterances"]
+            budget = self.size["rtf_budget_s"]
             compile_s = None
-            if dec.compile:  # an untimed pass over the same batches compiles (and records their CUDA graphs)
+            if dec.compile:  # an untimed pass compiles (and records CUDA graphs); the timed one repeats its batches
                 t0 = time.perf_counter()
                 try:
-                    self._time_decode(dec, kind["em"], B, n, None)
+                    n = len(self._time_decode(dec, kind["em"], B, n, budget)[0])
                 except Exception as e:  # noqa: BLE001 - a compiler missing on the image is a row's result
                     rows[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}", "search": search}
                     parts.append(f"{name}: failed ({type(e).__name__})")
                     continue
-                compile_s = time.perf_counter() - t0
+                compile_s, budget = time.perf_counter() - t0, None
             elif (id(kind), search) not in warm:  # first call on a device: kernels, allocator
                 warm.add((id(kind), search))
                 self._time_decode(dec, kind["em"][:2], 2, 2, None)

@@ -30,8 +30,9 @@
 # The device search (search="torch") with the recipes' LM size, L4-C256 (the gpu preset's L12-C768
 # moves 9x more KV-cache bytes a frame: 12 layers x 768 vs 4 x 256): here
 #   mkdir -p exp/carry_lm && cp exp/lm/demo/bible/lm/checkpoint/{config.json,model.safetensors,tokenizer.model} exp/carry_lm/
-# (17 MiB), carry [".device", "exp/carry_lm"], and there
-#   OUT=$OUT bash tools/gpu_check.sh --only setup,torch_equal,decode_rtf --lm exp/carry_lm
+#   cp data/bible/en.test.txt exp/carry_lm/     # real sentences for its tokenizer (18 MiB in all)
+# carry [".device", "exp/carry_lm"], and there (the training benchmark trains its own models)
+#   OUT=$OUT bash tools/gpu_check.sh --lm exp/carry_lm --text exp/carry_lm/en.test.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-exp/gpu_check}

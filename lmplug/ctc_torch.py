@@ -65,11 +65,16 @@ def _segment_logsumexp(x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     return torch.log(s) + safe
 
 
-def _merge(key: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Merge equal ``key``s of each row (B, M): ``(order, first, merged)`` where ``order`` sorts by
-    key and, within a key, by ``score`` descending (so a group's first member is its most probable;
-    ties: the earliest), ``first`` (B, M) marks that member in sorted position, and ``merged`` is
-    the group's log-sum-exp of ``score`` (read back at every position of the group)."""
+def _merge(h0: torch.Tensor, h1: torch.Tensor, score: torch.Tensor,
+           valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge the members of each row (B, M) with equal hashes ``(h0, h1)``; members not ``valid``
+    merge with nothing and score -inf. Returns ``(order, first, merged)``: ``order`` sorts by key
+    and, within a key, by score descending (a group's first member is its most probable; ties:
+    the earliest), ``first`` (B, M) marks that member in sorted position, and ``merged`` is the
+    group's log-sum-exp of ``score`` (read back at every position of the group)."""
+    unique = -1 - torch.arange(h0.shape[1], device=h0.device)  # negative: never a hash
+    key = torch.where(valid, h0 * 2**31 + h1, unique)
+    score = torch.where(valid, score, NEG)
     by_score = torch.sort(score, dim=1, descending=True, stable=True)[1]
     ks, o = torch.sort(key.gather(1, by_score), dim=1, stable=True)
     order = by_score.gather(1, o)
@@ -169,6 +174,7 @@ class TorchSearch:
             cache, dist = self._lm_root(B * K, S + 1)
             slots = torch.arange(1, S + 1, device=dev)
         step = self._compiled(self.step)
+        row0 = torch.arange(B, device=dev)[:, None] * K  # (B, 1): first LM row of each utterance
         graphs = self.d.compile == "reduce-overhead"
         for s in range(S):
             if graphs:  # the last frame's outputs are this frame's inputs (CUDA graph trees' loop idiom)
@@ -177,7 +183,7 @@ class TorchSearch:
             cur["act"] = self.st["n"] > s  # (B,) utterances still running
             h, parent, ext, tok = step(h, cur, dist)
             if self.lm_name is not None:
-                flat = (torch.arange(B, device=dev)[:, None] * K + parent).reshape(-1)
+                flat = (row0 + parent).reshape(-1)
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
                 cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd, slots[s : s + 1])
         if self.lm_name is not None:  # the scorer's work counters (lmplug decode --stats)
@@ -241,9 +247,9 @@ class TorchSearch:
             c["ce"] = torch.where(ext & ~opens, t + 1, ce)
         # 3. merge equal (prefix, last label) states; candidates outside the frame's labels never merge
         M = K * k
-        key = ((c["h0"] * KEY_MUL + tok + 2) % MOD[0]) * 2**31 + c["h1"]
-        key = torch.where(ok, key, -1 - torch.arange(M, device=self.dev).view(1, K, k))
-        order, first, m_ac = _merge(key.reshape(B, M), torch.where(ok, new_ac, NEG).reshape(B, M))
+        with_last = (c["h0"] * KEY_MUL + tok + 2) % MOD[0]  # the last label folded into the first hash
+        order, first, m_ac = _merge(with_last.reshape(B, M), c["h1"].expand(B, K, k).reshape(B, M),
+                                    new_ac.reshape(B, M), ok.reshape(B, M))
         # 4. score and prune: outliers, then the best K per utterance
         total = torch.where(first, m_ac + fused.reshape(B, M).gather(1, order), NEG)
         best = total.max(1, keepdim=True).values
@@ -290,9 +296,7 @@ class TorchSearch:
         raw = h["f"][..., 1]
         if self.lm_name is not None:
             raw = raw + dist[:, self.cfg.eos_id].view(B, K).double()
-        valid = torch.isfinite(ac)
-        key = torch.where(valid, f[0] * 2**31 + f[1], -1 - torch.arange(K, device=self.dev).expand(B, K))
-        order, first, m_ac = _merge(key, torch.where(valid, ac, NEG))
+        order, first, m_ac = _merge(f[0], f[1], ac, torch.isfinite(ac))
         fused = self.w_words * nwords.double() + (self.w_lm * raw if self.lm_name is not None else 0.0)
         total = torch.where(first, m_ac + fused.gather(1, order), NEG)
         total, rank = torch.sort(total, dim=1, descending=True, stable=True)

@@ -279,12 +279,7 @@ class TransformerLM(nn.Module):
         eye = torch.eye(T, dtype=torch.bool, device=idx.device).unsqueeze(0)
         mask[:, :, cache.length:] |= eye & ~token_mask.unsqueeze(2)
         mask = mask.unsqueeze(1)  # (B, 1, T, L+T)
-        keys, values = [], []
-        for i, block in enumerate(self.blocks):
-            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask)
-            keys.append(k)
-            values.append(v)
-        logits = self.lm_head(self.ln_f(x)).float()
+        logits, keys, values = self._cached_blocks(x, cos, sin, cache, mask)
         new_cache = KVCache(
             keys=keys,
             values=values,
@@ -292,6 +287,15 @@ class TransformerLM(nn.Module):
             positions=cache.positions + token_mask.long().sum(1),
         )
         return logits, new_cache
+
+    def _cached_blocks(self, x, cos, sin, cache: KVCache, mask, slot=None):
+        """The blocks over new tokens ``x`` with ``cache``'s keys and values: (float32 logits, keys, values)."""
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask, slot)
+            keys.append(k)
+            values.append(v)
+        return self.lm_head(self.ln_f(x)).float(), keys, values
 
     def forward_slot(
         self,
@@ -329,11 +333,6 @@ class TransformerLM(nn.Module):
         cos, sin = _rope_tables(cache.positions[:, None], self.config.n_embd // self.config.n_head, self.config.rope_base)
         x = self.wte(idx)
         mask = att[:, None, None, :]  # (B, 1, 1, L)
-        keys, values = [], []
-        for i, block in enumerate(self.blocks):
-            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask, slot)
-            keys.append(k)
-            values.append(v)
-        logits = self.lm_head(self.ln_f(x)).float()
+        logits, keys, values = self._cached_blocks(x, cos, sin, cache, mask, slot)
         return logits, KVCache(keys=keys, values=values, valid=valid,
                                positions=cache.positions + token_mask[:, 0].long())

@@ -7,10 +7,14 @@ host-side search keeps in a trie and in dicts lives here in fixed-shape tensors 
 hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~200 small tensor
 operations over the whole batch with no transfer to the host and no synchronisation: on a GPU the
 host only queues work. The LM's next-token log-probs of every hypothesis come from one KV-cached forward per frame
-over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written into
-a cache whose columns are allocated ahead (column ``s + 1`` for frame ``s``;
-:meth:`lmplug.model.TransformerLM.forward_slot`): every shape inside a batch is fixed, so
-``compile="reduce-overhead"`` can replay each frame as CUDA graphs.
+over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written in
+place into a cache whose columns are allocated ahead (:meth:`lmplug.model.TransformerLM.forward_slot`).
+A row's tokens are packed from column 0 (``<s>``), so the cache needs as many columns as the
+longest prefix has tokens, not as many as there are frames: it grows by ``GROW`` columns when
+the next ``GROW`` frames could overflow it, which a frame loop sees without waiting for the device
+(its count of tokens is read from a copy started ``GROW`` frames earlier). Every shape is fixed
+between growths, so ``compile="reduce-overhead"`` replays frames as CUDA graphs (one recording per
+cache size).
 
 Identities without a trie: a prefix is named by two 31-bit polynomial hashes of its labels (a
 collision between two of the <= K * top_k candidates of one utterance and frame has probability
@@ -34,6 +38,7 @@ MOD = (2147483647, 2147483629)  # two primes below 2**31: the two hashes of a pr
 MUL = (1000003, 999983)  # their multipliers; MOD * MUL < 2**62, so int64 never overflows
 KEY_MUL = 998244353  # folds the last label into the first prefix hash for the merge key
 NEG = float("-inf")
+GROW = 16  # frames between the LM cache's size checks, and the columns it grows by
 # a hypothesis' int fields (h["i"][..., j]); a candidate's, selected in one gather: the first nine
 # of INT, then what the buffers and the LM need
 INT = ("last", "h0", "h1", "w0", "w1", "plen", "nwords", "ws", "ce", "ntok", "nsp")
@@ -122,40 +127,57 @@ class TorchSearch:
     # -- LM -------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def _lm_root(self, rows: int, columns: int):
-        """KV cache (rows, ``columns`` allocated, the first holding ``<s>``) and next-token log-probs
+    def _lm_root(self, rows: int):
+        """KV cache (rows; column 0 holds ``<s>``, ``GROW`` more are free) and next-token log-probs
         (rows, V_lm) after ``<s>``, one row per hypothesis."""
-        from lmplug.model import KVCache
-
         m = self.model
         logits, c = m(torch.full((1, 1), self.cfg.bos_id, dtype=torch.long, device=self.dev), m.empty_cache(1, self.dev))
-        free = list(c.keys[0].shape)
-        free[2] = columns - 1
-
-        def grow(t: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t, t.new_zeros(free)], dim=2)
-
-        valid = torch.zeros(1, columns, dtype=torch.bool, device=self.dev)
-        valid[:, 0] = True
-        cache = KVCache([grow(k) for k in c.keys], [grow(v) for v in c.values], valid, c.positions)
         zero = torch.zeros(rows, dtype=torch.long, device=self.dev)
-        return cache.select(zero), torch.log_softmax(logits[:, 0], dim=-1).index_select(0, zero)
+        self._seen = self._spare = None
+        return c.reserve(1 + GROW).select(zero), torch.log_softmax(logits[:, 0], dim=-1).index_select(0, zero)
 
-    def _lm_forward(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, slot: torch.Tensor):
-        """Rows re-gathered from ``parent`` (B*K,); rows ``fwd`` write piece ``tok`` into column
-        ``slot``: one forward, fixed shapes (what ``compile=True`` compiles, with the frame step)."""
-        cache, dist = cache.select(parent), dist.index_select(0, parent)
+    @torch.inference_mode()  # like every other cache tensor (else torch.compile recompiles)
+    def _lm_reserve(self, cache, s: int):
+        """``cache`` with room for frames ``s .. s + GROW - 1``: each adds at most one token a row,
+        written at column ``positions`` (<s> and the tokens so far), so ``max(positions) + GROW``
+        columns do. On the host the maximum is read now; on a device, from a copy started at an
+        earlier check if it has landed (no waiting), plus one token a frame since; else ``s + 1``."""
+        most = s + 1
+        if self.dev.type == "cpu":
+            most = int(cache.positions.max())
+        elif self.dev.type == "cuda":
+            if self._seen is not None and self._seen[2].query():
+                s0, seen, _ = self._seen
+                most = min(most, int(seen) + s - s0)
+            seen = torch.empty((), dtype=torch.long, pin_memory=True)
+            seen.copy_(cache.positions.max(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            self._seen = (s, seen, done)
+        need = most + GROW
+        return cache.reserve(-(-need // GROW) * GROW + 1) if need > cache.length else cache
+
+    def _lm_forward(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, spare=None):
+        """Rows re-gathered from ``parent`` (B*K,) (into ``spare``'s tensors if given); rows ``fwd``
+        append piece ``tok`` at their next column: one forward, fixed shapes (what ``compile=True``
+        compiles, with the frame step)."""
+        cache, dist = cache.select(parent, out=spare), dist.index_select(0, parent)
+        slot = cache.positions.clamp(max=cache.length - 1)  # _lm_reserve keeps it below the length
         logits, cache = self.model.forward_slot(tok.clamp(min=0)[:, None], cache, slot, fwd[:, None],
                                                 window=self.cfg.block_size)  # the scorer's sliding context
         return cache, torch.where(fwd[:, None], torch.log_softmax(logits[:, 0], dim=-1), dist)
 
     @torch.inference_mode()
-    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, slot: torch.Tensor):
+    def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
+        spare = None
+        if not self.d.compile:  # eager: two caches take turns, the last frame's input receives this frame's rows
+            spare, self._spare = self._spare, cache
+            spare = spare if spare is not None and spare.length == cache.length else None
         if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
-            return cache.select(parent), dist.index_select(0, parent)
+            return cache.select(parent, out=spare), dist.index_select(0, parent)
         self.forwards += 1
         self.new_tokens += fwd.sum()  # on the device: read once, at the end
-        return self._lm_step(cache, dist, parent, tok, fwd, slot)
+        return self._lm_step(cache, dist, parent, tok, fwd, spare)
 
     # -- search ---------------------------------------------------------------------------------
 
@@ -170,9 +192,8 @@ class TorchSearch:
             h["i"][..., INT.index(n)] = -1
         h["f"][:, 1:, 0] = NEG  # one hypothesis (the empty prefix) per utterance
         cache = dist = None
-        if self.lm_name is not None:  # column 0: <s>; column s + 1: the token step s adds
-            cache, dist = self._lm_root(B * K, S + 1)
-            slots = torch.arange(1, S + 1, device=dev)
+        if self.lm_name is not None:
+            cache, dist = self._lm_root(B * K)
         step = self._compiled(self.step)
         row0 = torch.arange(B, device=dev)[:, None] * K  # (B, 1): first LM row of each utterance
         graphs = self.d.compile == "reduce-overhead"
@@ -183,9 +204,11 @@ class TorchSearch:
             cur["act"] = self.st["n"] > s  # (B,) utterances still running
             h, parent, ext, tok = step(h, cur, dist)
             if self.lm_name is not None:
+                if s % GROW == 0:
+                    cache = self._lm_reserve(cache, s)
                 flat = (row0 + parent).reshape(-1)
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
-                cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd, slots[s : s + 1])
+                cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd)
         if self.lm_name is not None:  # the scorer's work counters (lmplug decode --stats)
             w, rows = self.d.scorers[self.lm_name].work, B * K
             w["forwards"] += self.forwards

@@ -81,11 +81,19 @@ class KVCache:
     def length(self) -> int:
         return self.valid.shape[1]
 
-    def select(self, index: torch.Tensor) -> "KVCache":
-        """Rows ``index`` (a (B',) long tensor) as a new cache, e.g. the parents of new beams."""
+    def select(self, index: torch.Tensor, out: "KVCache | None" = None) -> "KVCache":
+        """Rows ``index`` (a (B',) long tensor) as a new cache, e.g. the parents of new beams; the
+        keys and values written into ``out``'s if given (a cache of the result's shape that is no
+        longer needed: on a CPU, fresh large tensors every step cost more than the copy)."""
+        if out is None:
+            keys = [k.index_select(0, index) for k in self.keys]
+            values = [v.index_select(0, index) for v in self.values]
+        else:
+            keys = [torch.index_select(k, 0, index, out=o) for k, o in zip(self.keys, out.keys)]
+            values = [torch.index_select(v, 0, index, out=o) for v, o in zip(self.values, out.values)]
         return KVCache(
-            keys=[k.index_select(0, index) for k in self.keys],
-            values=[v.index_select(0, index) for v in self.values],
+            keys=keys,
+            values=values,
             valid=self.valid.index_select(0, index),
             positions=self.positions.index_select(0, index),
         )
@@ -99,6 +107,23 @@ class KVCache:
             keys=[k[:, :, cut:] for k in self.keys],
             values=[v[:, :, cut:] for v in self.values],
             valid=self.valid[:, cut:],
+            positions=self.positions,
+        )
+
+    def reserve(self, length: int) -> "KVCache":
+        """The same cache with at least ``length`` columns: new ones appended, invalid and zero (for
+        :meth:`TransformerLM.forward_slot`, which writes into free columns in place)."""
+        extra = length - self.length
+        if extra <= 0:
+            return self
+
+        def pad(t: torch.Tensor) -> torch.Tensor:
+            return torch.cat([t, t.new_zeros(*t.shape[:2], extra, *t.shape[3:])], dim=2)
+
+        return KVCache(
+            keys=[pad(k) for k in self.keys],
+            values=[pad(v) for v in self.values],
+            valid=torch.cat([self.valid, self.valid.new_zeros(self.batch_size, extra)], dim=1),
             positions=self.positions,
         )
 
@@ -148,7 +173,7 @@ class CausalSelfAttention(nn.Module):
         sin: torch.Tensor,
         past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, nh, L, hs) each
         mask: torch.Tensor | None,  # (B, 1, T, L+T) bool, True = attend; None = plain causal
-        slot: torch.Tensor | None = None,  # (1,): write the new key/value (T = 1) into this column of past, in place
+        slot: torch.Tensor | None = None,  # (B,): write row b's new key/value (T = 1) into column slot[b] of past, in place
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
@@ -157,8 +182,9 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
         q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
         if slot is not None:  # preallocated columns (mask (B, 1, 1, L)): fixed shapes, no copy of the past
-            k = past[0].index_copy_(2, slot, k)
-            v = past[1].index_copy_(2, slot, v)
+            at = slot.view(B, 1, 1, 1).expand(B, self.n_head, 1, self.head_size)
+            k = past[0].scatter_(2, at, k)
+            v = past[1].scatter_(2, at, v)
         elif past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, nh, L+T, hs)
             v = torch.cat([past[1], v], dim=2)
@@ -306,15 +332,16 @@ class TransformerLM(nn.Module):
         window: int | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """One new token per row, written into column ``slot`` of a cache with its columns allocated
-        ahead (every shape fixed, as compiled or CUDA-graph decoders need; :meth:`forward` grows
-        the cache instead). Same logits as :meth:`forward` with the same history. The keys and
-        values are written IN PLACE (the returned cache shares them): pass a cache of your own,
-        e.g. the rows :meth:`KVCache.select` just gathered.
+        ahead (:meth:`KVCache.reserve`; every shape fixed, as compiled or CUDA-graph decoders need;
+        :meth:`forward` grows the cache instead). Same logits as :meth:`forward` with the same
+        history. The keys and values are written IN PLACE (the returned cache shares them): pass a
+        cache of your own, e.g. the rows :meth:`KVCache.select` just gathered.
 
         Args:
             idx: (B, 1) token ids.
-            cache: preallocated; column ``slot`` is free in every row.
-            slot: (1,) long, the column to write.
+            cache: preallocated; each row's column ``slot`` is free.
+            slot: (B,) long, the column each row writes (``cache.positions``: every row's tokens
+                packed from column 0), or (1,), one column for all rows.
             token_mask: (B, 1) bool; False: the row adds nothing (its column stays invalid, its
                 logits are to be ignored).
             window: attend to at most the last ``window`` tokens of each row, the new one
@@ -325,7 +352,8 @@ class TransformerLM(nn.Module):
         """
         if idx.dim() != 2 or idx.shape[1] != 1:
             raise ValueError(f"expected token ids of shape (B, 1), found {tuple(idx.shape)}")
-        valid = cache.valid.index_copy(1, slot, token_mask)  # (B, L)
+        slot = slot.expand(idx.shape[0])
+        valid = cache.valid.scatter(1, slot[:, None], token_mask)  # (B, L)
         att = valid  # a row with no valid column at all would get NaN logits (a decoder's rows hold <s>)
         if window is not None and cache.length > window:
             from_right = valid.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column

@@ -41,28 +41,34 @@ def test_kv_cache_chunks_and_padding_equal_full_forward(tiny_model):
     torch.testing.assert_close(l2[1, 0], ref_b[0, 5], atol=1e-5, rtol=1e-5)
 
 
-def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model):
+@pytest.mark.parametrize("packed", [False, True])
+def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model, packed):
     """Rows that skip steps (token_mask False), with and without a sliding window: each row's logits
     as a growing cache gives them (slid as TransformerScorer does: cached keys are kept, not
-    re-encoded)."""
-    from lmplug.model import KVCache
+    re-encoded). Columns by step (slot t), or packed per row (slot = positions) in a cache that
+    starts with 2 columns and is grown by KVCache.reserve."""
     from lmplug.scorer import _window
 
     torch.manual_seed(3)
     V, L = tiny_model.config.vocab_size, 10
     idx = torch.randint(0, V, (2, L))
     take = torch.tensor([[True] * L, [True, False, True, True, False, True, False, True, True, True]])
-    c = tiny_model.empty_cache(2)
     for window in (None, 4):
-        cc = KVCache([k.new_zeros(2, k.shape[1], L, k.shape[3]) for k in c.keys],
-                     [v.new_zeros(2, v.shape[1], L, v.shape[3]) for v in c.values],
-                     torch.zeros(2, L, dtype=torch.bool), c.positions)  # written in place
+        cc = tiny_model.empty_cache(2).reserve(2 if packed else L)  # written in place
+        assert cc.length == (2 if packed else L) and not cc.valid.any()
         got = [[], []]
         for t in range(L):
-            logits, cc = tiny_model.forward_slot(idx[:, t : t + 1], cc, torch.tensor([t]), take[:, t : t + 1], window)
+            if packed:
+                cc = cc.reserve(int(cc.positions.max()) + 1)
+            slot = cc.positions if packed else torch.tensor([t])
+            logits, cc = tiny_model.forward_slot(idx[:, t : t + 1], cc, slot, take[:, t : t + 1], window)
             got[0] += [logits[0, 0]] if take[0, t] else []
             got[1] += [logits[1, 0]] if take[1, t] else []
-        assert cc.positions.tolist() == take.sum(1).tolist() and cc.valid.tolist() == take.tolist()
+        assert cc.positions.tolist() == take.sum(1).tolist()
+        if packed:
+            assert cc.length == L and cc.valid.tolist() == [[True] * L, [True] * 7 + [False] * 3]
+        else:
+            assert cc.valid.tolist() == take.tolist()
         for r in range(2):
             ref = tiny_model.empty_cache(1)
             for j, tok in enumerate(idx[r][take[r]].tolist()):
@@ -75,6 +81,10 @@ def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model)
 def test_compact_and_select_keep_results(tiny_model):
     idx = torch.randint(0, tiny_model.config.vocab_size, (2, 4))
     _, cache = tiny_model(idx, tiny_model.empty_cache(2), token_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool())
+    with torch.no_grad():  # a spare cache of the same shape takes the rows (decoders: no autograd)
+        into = cache.select(torch.tensor([0, 0]))
+        got = cache.select(torch.tensor([1, 0]), out=into).keys
+    assert all(torch.equal(x, y) for x, y in zip(got, cache.select(torch.tensor([1, 0])).keys))
     c = cache.select(torch.tensor([1, 1])).compact()
     assert c.length == 2
     nxt = torch.tensor([[5], [5]])

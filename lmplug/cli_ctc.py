@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
-from lmplug.errors import LmplugError, expect_number, expect_unique_ids
+from lmplug.errors import EmissionsError, LmplugError, expect_number, expect_unique_ids
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -240,7 +240,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
         for idx, x, lens in _emission_batches(args, utts):
             t0 = time.perf_counter()
-            decoded = dec.decode(x, lens, logits=args.logits)
+            try:
+                decoded = dec.decode(x, lens, logits=args.logits)
+            except EmissionsError as e:  # name the utterance, not its place in the batch
+                raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
             seconds += time.perf_counter() - t0
             for i, hyps in zip(idx, decoded):
                 results[i] = hyps

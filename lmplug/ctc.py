@@ -51,7 +51,7 @@ import torch
 from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
 from lmplug.ctc_labels import CTCLabels, build_labels
 from lmplug.ctc_search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
-from lmplug.errors import LmplugError
+from lmplug.errors import EmissionsError, LmplugError
 from lmplug.scorer import Scorer
 
 __all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCHypothesis", "build_ctc_decoder", "greedy_decode",
@@ -301,26 +301,27 @@ class CTCDecoder:
             finite = (torch.isfinite(x).all(-1) | ~valid_t).cpu().numpy()
         if not finite.all():
             b, t = np.argwhere(~finite)[0].tolist()
-            raise LmplugError(f"expected finite emissions, found NaN or inf in utterance {b} at frame {t}")
+            raise EmissionsError(f"expected finite emissions, found NaN or inf in utterance {b} of the batch at frame {t}", b)
         if on_cpu:
             m = xn.max(-1, keepdims=True)
             lse = (m + np.log(np.exp(xn - m).sum(-1, keepdims=True)))  # (B, T, 1)
             if logits:
                 return xn - lse, lens
-            err = float(np.abs(lse[..., 0][valid]).max())
+            off = np.where(valid, np.abs(lse[..., 0]), 0.0)  # (B, T)
             looks_prob = bool((xn[valid] >= 0).all())
         else:
             lse = torch.logsumexp(x, dim=-1, keepdim=True)
             if logits:
                 return x - lse, lens
-            err = float(lse[..., 0][valid_t].abs().max())
+            off = torch.where(valid_t, lse[..., 0].abs(), 0.0).cpu().numpy()
             looks_prob = bool((x[valid_t] >= 0).all())
-        if err > 1e-2:
-            raise LmplugError(
+        b, t = np.unravel_index(int(off.argmax()), off.shape)
+        if off[b, t] > 1e-2:
+            raise EmissionsError(
                 "expected log-probabilities (each frame log-sum-exp = 0), found frames off by up to "
-                f"{err:.3g}; " + ("these look like probabilities: pass their log" if looks_prob
-                                 else "pass logits=True (on the command line: --logits) for unnormalized scores")
-            )
+                f"{off[b, t]:.3g} (utterance {b} of the batch, frame {t}); "
+                + ("these look like probabilities: pass their log" if looks_prob
+                   else "pass logits=True (on the command line: --logits) for unnormalized scores"), int(b))
         return (xn if on_cpu else x), lens
 
     def _steps(self, x: np.ndarray | torch.Tensor, lens: np.ndarray) -> dict[str, np.ndarray]:

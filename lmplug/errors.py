@@ -8,6 +8,15 @@ class LmplugError(ValueError):
     """A user error: bad input, missing file, mismatched model. The message says expected vs found."""
 
 
+class EmissionsError(LmplugError):
+    """Bad emissions in one utterance of a decoded batch; ``utterance`` is its index in the batch
+    (a caller that knows the utterances' ids names it)."""
+
+    def __init__(self, message: str, utterance: int) -> None:
+        super().__init__(message)
+        self.utterance = utterance
+
+
 def expect_number(owner: str, name: str, value, *, integer: bool = False, at_least: float | None = None,
                   above: float | None = None, below: float | None = None) -> None:
     """``owner.name`` (``name`` alone with owner "": a CLI flag) must be a finite number (an int with

@@ -377,10 +377,10 @@ def test_nan_emissions_are_named_by_utterance_id_and_file(workdir, tmp_path, cap
     assert _one_line_error(capsys, "decode").endswith(message)
     assert main(["tune-ctc", *common, "--kenlm", str(arpa), "--out-dir", str(tmp_path / "t")]) == 2
     assert _one_line_error(capsys, "tune-ctc").endswith(message)
-    np.save(tmp_path / "logits.npy", np.load(workdir / "u1.npy") * 3)
-    assert main(["decode", "--emissions", str(tmp_path / "logits.npy"), "--labels", str(workdir / "labels.json"),
-                 "--quiet"]) == 2
-    assert "--logits" in _one_line_error(capsys, "decode")
+    np.save(tmp_path / "bad.npy", np.load(workdir / "u1.npy") * 3)  # logits, the second utterance of its batch
+    assert main(["decode", *common]) == 2
+    error = _one_line_error(capsys, "decode")
+    assert f"{man}: utterance 'spk1-utt7': expected log-probabilities" in error and "--logits" in error
 
 
 def test_tune_rescore_refuses_an_empty_weight_grid(tmp_path, capsys):

@@ -64,6 +64,8 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
         assert rows["token_numpy_32"]["wer"] == rows["token_torch_32"]["wer"]
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert all(line in log for line in doc["table"])
+    # each row printed as it ended (what a device call that runs out of time still shows)
+    assert all(f"  decode_rtf: {name}: RTFx" in log for name in rows) and "  train: tiny L2" in log
 
 
 def test_a_failing_step_does_not_stop_the_others(tmp_path):

@@ -40,7 +40,8 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
   compile mode reduce-overhead; ``..._bf16_32``: the LM in bf16, half the KV-cache bytes a frame
   moves, its WER may differ a little), each timed over the batches of an untimed pass before it
   that compiles (its seconds: ``warmup_compile_s``). The longest step: ``--compiled-search no``
-  leaves out the compiled rows.
+  leaves out the compiled rows. ``train`` and ``decode_rtf`` print each row as it ends and write it
+  to gpu_check.json (step status "running"), so a call that runs out of time keeps them.
 - ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
   command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
 - ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
@@ -231,6 +232,13 @@ class Check:
         tmp = self.out / "gpu_check.json.tmp"
         tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         os.replace(tmp, self.out / "gpu_check.json")
+
+    def progress(self, name: str, line: str, res: dict) -> None:
+        """A long step's partial result, printed and in gpu_check.json at once (status "running"): a
+        device call that runs out of time keeps what was measured (the finished step replaces it)."""
+        print(f"  {name}: {line}", flush=True)
+        self.steps[name] = {"status": "running", **res}
+        self.write()
 
     def need(self, key: str):
         if key not in self.ctx:
@@ -449,6 +457,7 @@ class Check:
             mfu = f", MFU {100 * row['mfu']:.1f}%" if peak else ", MFU n/a (matmul step missing)"
             parts.append(f"{name} L{c['n_layer']} C{c['n_embd']} T{c['block_size']} B{c['batch']} "
                          f"{row['params'] / 1e6:.1f}M: {row['tokens_per_s']:,.0f} tok/s{mfu}")
+            self.progress("train", parts[-1], {"configs": rows, "peak_flops_per_s": peak})
         return {"configs": rows, "peak_flops_per_s": peak, "summary": "; ".join(parts)}
 
     def _train_one(self, spec: dict, compiled: bool, peak: float | None) -> dict:
@@ -571,6 +580,7 @@ class Check:
                 except Exception as e:  # noqa: BLE001 - a compiler missing on the image is a row's result
                     rows[name] = {"error": f"{type(e).__name__}: {str(e)[:300]}", "search": search}
                     parts.append(f"{name}: failed ({type(e).__name__})")
+                    self.progress("decode_rtf", parts[-1], {"batches": rows})
                     continue
                 compile_s, budget = time.perf_counter() - t0, None
             elif (id(kind), search) not in warm:  # first call on a device: kernels, allocator
@@ -591,6 +601,8 @@ class Check:
             rows[name] = row
             wer = f", WER {100 * row['wer']:.1f}%" if "wer" in row else ""
             parts.append(f"{name}: RTFx {row['rtfx']:,.0f}{wer}")
+            self.progress("decode_rtf", f"{parts[-1]} ({row['utterances']} utt. in {secs:.1f} s"
+                          + (f", compiled in {compile_s:.0f} s)" if compile_s is not None else ")"), {"batches": rows})
         res = {"batches": rows, "beam": self.beam, "weights": FUSION_WEIGHTS, "frame_ms": self.ctx["frame_ms"],
                "audio_assumption": f"audio seconds = frames x {self.ctx['frame_ms']} ms (token rows: 20 ms)",
                "signature": f"{lm.signature()}|beam:{self.beam}|weights:{FUSION_WEIGHTS}|"

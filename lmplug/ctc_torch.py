@@ -116,6 +116,8 @@ class TorchSearch:
             self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
             self._lm_step = self._compiled(self._lm_forward)
             self.forwards, self.new_tokens = 0, torch.zeros((), dtype=torch.long, device=device)
+            self._seen = None  # (frame, its max(positions) on its way to the host, event): _lm_reserve
+            self._spare = None  # the cache the last LM step read: the next one gathers into it (eager)
 
     def _compiled(self, fn):
         """``fn`` as ``compile`` asks: itself, or torch.compiled (in a mode). Static shapes first; dims
@@ -133,7 +135,6 @@ class TorchSearch:
         m = self.model
         logits, c = m(torch.full((1, 1), self.cfg.bos_id, dtype=torch.long, device=self.dev), m.empty_cache(1, self.dev))
         zero = torch.zeros(rows, dtype=torch.long, device=self.dev)
-        self._seen = self._spare = None
         return c.reserve(1 + GROW).select(zero), torch.log_softmax(logits[:, 0], dim=-1).index_select(0, zero)
 
     @torch.inference_mode()  # like every other cache tensor (else torch.compile recompiles)

@@ -29,7 +29,7 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     doc = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     steps = doc["steps"]
     assert list(steps) == ["env", "setup", "decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "matmul", "train",
-                           "score", "decode_rtf"]
+                           "score", "decode_rtf", "decode_profile"]
     assert all(s["status"] == "ok" for n, s in steps.items() if n != "kenlm_equal"), doc["table"]
     assert steps["kenlm_equal"]["status"] in ("ok", "skipped")
     if not torch.cuda.is_available():
@@ -62,6 +62,10 @@ def test_tiny_gpu_check_on_cpu(tmp_path):
     assert rows["token_torch_32"]["search"] == "torch" and rows["token_torch_32"]["mode"] == "token"
     if "wer" in rows["token_numpy_32"]:  # the two searches agree
         assert rows["token_numpy_32"]["wer"] == rows["token_torch_32"]["wer"]
+    prof = steps["decode_profile"]
+    assert prof["batch"] == 32 and prof["lm_steps"] > 0 and prof["host_ops_per_step"] > 10 and prof["top"]
+    if not torch.cuda.is_available():
+        assert prof["device_kernels_per_step"] is None and prof["top_of"].startswith("host operations")
     log = (tmp_path / "out" / "gpu_check.log").read_text()
     assert all(line in log for line in doc["table"])
     # each row printed as it ended (what a device call that runs out of time still shows)

@@ -42,6 +42,9 @@ one table line. Status: ok, mismatch (a correctness check disagreed), failed (an
   that compiles (its seconds: ``warmup_compile_s``). The longest step: ``--compiled-search no``
   leaves out the compiled rows. ``train`` and ``decode_rtf`` print each row as it ends and write it
   to gpu_check.json (step status "running"), so a call that runs out of time keeps them.
+- ``decode_profile``: one batch (32) of ``token_torch_32`` under torch.profiler: per LM step the
+  wall milliseconds, host operations, device kernels and the device's busy milliseconds (busy /
+  wall: how far the device search is launch-bound), and the top kernels by device time.
 - ``recipes`` (``--recipes``): ``recipes/*/run.sh --scale gpu`` within ``--recipes-seconds``; or the
   command lines of ``--recipe`` (e.g. the speech recipe's cpu-scale models, trained there).
 - ``bring`` (``--bring``): files the recipes made (LM checkpoints, emissions), packed into
@@ -100,7 +103,7 @@ TRAIN_CONFIGS = {
     "gpu": dict(model=dict(LM_PRESETS["gpu"], vocab_size=TOKENIZER_VOCAB["gpu"]), batch=32),
     "wide": dict(model=dict(n_layer=24, n_head=12, n_embd=1536, block_size=1024, vocab_size=8192), batch=16),
 }
-USES_SETUP = {"decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "score", "decode_rtf"}  # steps that need the LM, emissions
+USES_SETUP = {"decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "score", "decode_rtf", "decode_profile"}  # steps that need the LM, emissions
 OPTIONAL = ("kenlm", "pyctcdecode", "jiwer", "sacrebleu", "torchaudio", "soundfile", "matplotlib")
 PROGRAMS = ("lmplz", "build_binary", "espeak-ng")  # the recipes' outside programs
 # the recipes run by --recipes without --recipe, and where each writes its results.json
@@ -113,7 +116,7 @@ BRING_TOTAL = 56 * 2**20  # and 64 MiB in all, the JSON and logs beside them
 BRING_EXCLUDE = ("*/trainer", "*/feats.bin", "*/am/feats", "*/lm/data")
 FUSION_WEIGHTS = {"lm": 0.5, "words": 1.0}
 STEPS = ("env", "setup", "decode_equal", "kenlm_equal", "torch_equal", "kv_cache", "matmul", "train", "score",
-         "decode_rtf")
+         "decode_rtf", "decode_profile")
 KV_ATOL = 1e-3  # fp32 logits: CUDA's attention kernels and reductions differ from CPU's in the last bits
 
 
@@ -221,7 +224,7 @@ class Check:
         self.failed |= status in ("failed", "mismatch")
         self.steps[name] = res
         summary = res.get("summary") or res.get("note") or res.get("error", "")
-        line = f"{name:<13} {status:<9} {res['seconds']:>7.1f}s  {summary}"
+        line = f"{name:<14} {status:<9} {res['seconds']:>7.1f}s  {summary}"
         self.table.append(line)
         print(line, flush=True)
         self.write()
@@ -613,6 +616,53 @@ class Check:
             res["note"] = wer_note
         return res
 
+    def decode_profile(self) -> dict:
+        """Where a frame of the device search goes: one batch of token fusion (``search="torch"``,
+        eager) under torch.profiler. Wall time against the device's busy time per LM step tells
+        launch-bound (the host queues ~300 small operations a step) from memory- or compute-bound."""
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        lm, em, d = self.need("lm_dev"), self.need("em_tok"), self.device
+        B = max(self.size["rtf_utts"])
+        sc = TransformerScorer(lm)
+        dec = build_ctc_decoder(self.ctx["labels_tok"], {"lm": sc}, FUSION_WEIGHTS, beam_size=self.beam,
+                                mode="token", search="torch")
+        x, lens = pad_batch(em[:B])
+        xt = torch.from_numpy(x).to(d)
+        dec.decode(xt[:2], lens[:2])  # kernels loaded, allocator warm
+        before = sc.work["forwards"]
+        on_cuda = d.type == "cuda"
+        sync(d)
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])) as prof:
+            dec.decode(xt, lens)
+            sync(d)
+        wall = time.perf_counter() - t0
+        steps = max(sc.work["forwards"] - before, 1)  # one a search step on a GPU (a CPU skips steps with no new token)
+        host_ops = [e for e in prof.events() if e.name.startswith("aten::") and e.device_type == DeviceType.CPU
+                    and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))]
+        kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+        busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+        by_name: dict[str, list[float]] = {}
+        for e in kernels or host_ops:
+            acc = by_name.setdefault(e.name[:80], [0.0, 0])
+            acc[0] += e.time_range.elapsed_us() / 1000
+            acc[1] += 1
+        top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:12]
+        res = {"batch": B, "utterances": len(lens), "frames": int(lens.sum()), "lm_steps": steps, "wall_s": wall,
+               "wall_ms_per_step": 1000 * wall / steps, "host_ops_per_step": len(host_ops) / steps,
+               "device_kernels_per_step": len(kernels) / steps if on_cuda else None,
+               "device_busy_ms_per_step": busy_us / 1000 / steps if on_cuda else None,
+               "device_busy_fraction": busy_us / 1e6 / wall if on_cuda else None,
+               "top": [{"name": n, "ms": ms, "count": c} for n, (ms, c) in top],
+               "top_of": "device kernels" if on_cuda else "host operations (no device here)"}
+        busy = (f", {res['device_kernels_per_step']:.0f} kernels, device busy {res['device_busy_ms_per_step']:.2f} ms "
+                f"({100 * res['device_busy_fraction']:.0f}% of the wall)" if on_cuda else "")
+        res["summary"] = (f"token fusion, search=torch eager, batch {B}: {steps} LM steps, {res['wall_ms_per_step']:.2f} ms "
+                          f"a step, {res['host_ops_per_step']:.0f} host ops{busy}")
+        return res
+
     def recipes(self) -> dict:
         budget = self.args.recipes_seconds
         env = {**os.environ, "PYTHON": sys.executable}
@@ -715,7 +765,7 @@ def main() -> int:
     print(f"gpu_check: {chk.signature} -> {chk.out / 'gpu_check.json'}", flush=True)
     if chk.fallback:
         print(f"gpu_check: {chk.fallback}", flush=True)
-    print(f"{'step':<13} {'status':<9} {'time':>8}  result", flush=True)
+    print(f"{'step':<14} {'status':<9} {'time':>8}  result", flush=True)
     for name in STEPS:
         chk.run(name, getattr(chk, name))
     if args.recipes or args.recipe:

@@ -165,3 +165,10 @@ def test_on_cuda_equals_numpy_search_on_cpu(lm, tmp_path):
     got = build_ctc_decoder(labels, {"lm": TransformerScorer(gpu_lm)}, w, search="torch", **kw).decode(
         torch.from_numpy(x).cuda(), lens)
     assert_same(want, got, rtol=1e-4, atol=1e-3)
+    # utterances past block_size: the LM cache grows several times, its bound read without waiting
+    long = [[i + 1 for i in lm.tokenizer.encode(" ".join(SENTENCES[i:] + SENTENCES[:i]))] for i in range(3)]
+    x, lens = pad_batch(simulate_emissions(long, labels, seed=2, confusion=0.3))
+    want = build_ctc_decoder(labels, {"lm": TransformerScorer(lm)}, w, **kw).decode(x, lens)
+    got = build_ctc_decoder(labels, {"lm": TransformerScorer(gpu_lm)}, w, search="torch", **kw).decode(
+        torch.from_numpy(x).cuda(), lens)
+    assert_same(want, got, rtol=1e-4, atol=1e-3)

@@ -4,10 +4,10 @@ The same search as :mod:`lmplug.ctc_search` (same hypotheses, candidates, mergin
 scores; the test suite checks they agree), for what it supports: no scorers with any labels, or
 one token-level Transformer scorer with sentencepiece labels (``mode="token"``). Everything the
 host-side search keeps in a trie and in dicts lives here in fixed-shape tensors of ``(B, K)``
-hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~200 small tensor
-operations over the whole batch with no transfer to the host and no synchronisation: on a GPU the
-host only queues work. The LM's next-token log-probs of every hypothesis come from one KV-cached forward per frame
-over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written in
+hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~150 small tensor
+operations (~300 with a 4-layer LM; gpu_check's decode_profile counts them) over the whole batch,
+with no transfer to the host and no synchronisation: on a GPU the host only queues work. The LM's
+next-token log-probs of every hypothesis come from one KV-cached forward per frame over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written in
 place into a cache whose columns are allocated ahead (:meth:`lmplug.model.TransformerLM.forward_slot`).
 A row's tokens are packed from column 0 (``<s>``), so the cache needs as many columns as the
 longest prefix has tokens, not as many as there are frames: it grows by ``GROW`` columns when

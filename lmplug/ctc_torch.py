@@ -7,12 +7,13 @@ host-side search keeps in a trie and in dicts lives here in fixed-shape tensors 
 hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~150 small tensor
 operations (~300 with a 4-layer LM; gpu_check's decode_profile counts them) over the whole batch,
 with no transfer to the host and no synchronisation: on a GPU the host only queues work. The LM's
-next-token log-probs of every hypothesis come from one KV-cached forward per frame over all ``B * K`` rows (rows that did not extend their prefix pass a masked token), written in
-place into a cache whose columns are allocated ahead (:meth:`lmplug.model.TransformerLM.forward_slot`).
-A row's tokens are packed from column 0 (``<s>``), so the cache needs as many columns as the
-longest prefix has tokens, not as many as there are frames: it grows by ``GROW`` columns when
-the next ``GROW`` frames could overflow it, which a frame loop sees without waiting for the device
-(its count of tokens is read from a copy started ``GROW`` frames earlier). Every shape is fixed
+next-token log-probs of every hypothesis come from one KV-cached forward per frame over all
+``B * K`` rows (rows that did not extend their prefix pass a masked token), written in place into
+a cache whose columns are allocated ahead (:meth:`lmplug.model.TransformerLM.forward_slot`). A
+row's tokens are packed from column 0 (``<s>``), so the cache needs as many columns as the
+longest prefix has tokens, not as many as there are frames: it grows by ``GROW`` columns when the
+next ``GROW`` frames could overflow it, which the frame loop sees without waiting for the device
+(the count of tokens is read from a copy started ``GROW`` frames earlier). Every shape is fixed
 between growths, so ``compile="reduce-overhead"`` replays frames as CUDA graphs (one recording per
 cache size).
 

@@ -619,7 +619,9 @@ class Check:
     def decode_profile(self) -> dict:
         """Where a frame of the device search goes: one batch of token fusion (``search="torch"``,
         eager) under torch.profiler. Wall time against the device's busy time per LM step tells
-        launch-bound (the host queues ~300 small operations a step) from memory- or compute-bound."""
+        launch-bound (the host queues ~300 small operations a step) from memory- or compute-bound.
+        The wall time includes the profiler's own host cost (decode_rtf's token_torch_32 is the
+        unprofiled rate), so the busy fraction is a lower bound."""
         from torch.autograd import DeviceType
         from torch.profiler import ProfilerActivity, profile
 

@@ -3,7 +3,7 @@
 
 Run it through ``tools/gpu_check.sh`` (picks the Python, tees the log into ``$OUT``):
 
-    bash tools/gpu_check.sh                                  # on a lent GPU, ~5 minutes; OUT=exp/gpu_check
+    bash tools/gpu_check.sh                                  # on a lent GPU, ~8-10 minutes (estimated); OUT=exp/gpu_check
     bash tools/gpu_check.sh --tiny                           # CPU, ~1 minute: what tests/test_gpu_check.py runs
     bash tools/gpu_check.sh --only matmul,train --train-configs wide    # rerun a subset
     bash tools/gpu_check.sh --emissions exp/asr/gpu/bible/emissions_test --lm exp/lm/gpu/bible/lm
@@ -88,7 +88,7 @@ from lmplug.scorer import TransformerScorer
 from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 from lmplug.train import TrainConfig, autocast_for, lm_loss, make_optimizer
 
-# sizes per mode: "gpu" is sized for ~5 minutes on one H200, "tiny" for ~1 minute on 2 CPU cores
+# sizes per mode: "gpu" is sized for ~8-10 minutes on one H200 (estimated: never run there yet), "tiny" for ~1 minute on 2 CPU cores
 SIZES = {
     "tiny": dict(corpus=600, lexicon=300, max_words=8, vocab=TOKENIZER_VOCAB["tiny"], lm_preset="tiny", lm_steps=20,
                  lm_batch=8, equal_utts=4, kv_tokens=24, matmul_n=512, matmul_iters=5, train_configs="tiny",

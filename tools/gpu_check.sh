@@ -8,7 +8,7 @@
 # files to bring back as bring.tar.gz.partNN (the device tool returns at most 8 files, 16 MiB each).
 #
 # Usage (from anywhere; options are tools/gpu_check.py's, see its --help):
-#   OUT=$OUT bash tools/gpu_check.sh                    # on the GPU machine, ~5-7 minutes
+#   OUT=$OUT bash tools/gpu_check.sh                    # on the GPU machine, ~8-10 minutes (estimated)
 #   bash tools/gpu_check.sh --tiny                      # CPU, ~1 minute (tests/test_gpu_check.py)
 #   OUT=$OUT bash tools/gpu_check.sh --only train,decode_rtf --train-configs wide
 #   OUT=$OUT bash tools/gpu_check.sh --recipes --recipes-seconds 420

@@ -467,8 +467,8 @@ def build_ctc_decoder(
             hundred small tensor operations a frame fused into fewer kernels; the first decodes
             compile, which takes tens of seconds, once for static and once for dynamic shapes).
             A string is torch.compile's ``mode``: ``"reduce-overhead"`` also replays each frame as
-            CUDA graphs on a GPU (shapes stay fixed between the KV cache's growths, which come
-            every 16 tokens at most: one recording per cache size).
+            CUDA graphs on a GPU (shapes stay fixed between the KV cache's growths, at most one
+            every 16 frames: one recording per cache size).
 
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.

@@ -3,7 +3,8 @@
 # the device (decoder == its CPU result, the device search search="torch" == the numpy search, KV
 # cache == full forward), benchmarks (LM training tokens/s and MFU in bf16, scoring tokens/s, CTC +
 # Transformer-LM decoding RTF at batch 1 and 32, host search and device search, and a profile of
-# one device-search batch: kernels and device busy time per step), and with --recipes the gpu-scale recipes. Everything lands in $OUT (default exp/gpu_check): gpu_check.json
+# one device-search batch: kernels and device busy time per step), and with --recipes the
+# gpu-scale recipes. Everything lands in $OUT (default exp/gpu_check): gpu_check.json
 # (the recipes' results.json inside), gpu_check.log (this output), recipes.log, and with --bring the
 # files to bring back as bring.tar.gz.partNN (the device tool returns at most 8 files, 16 MiB each).
 #

@@ -213,6 +213,15 @@ def _emission_batches(args, utts):
         yield idx, (torch.from_numpy(x).to(args.device) if args.device != "cpu" else x), lens
 
 
+def _log_probs(args, dec, utts, idx, x, lens):
+    """A batch's validated log-probs and lengths (``--logits``: normalized here); emissions that
+    are not log-probabilities are named by the manifest's utterance id, not by batch position."""
+    try:
+        return dec.prepare(x, lens, logits=args.logits)
+    except EmissionsError as e:
+        raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     """Decode emissions to JSONL (id, text, scores, word frames[, nbest]) or plain text."""
     import os
@@ -240,10 +249,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
         for idx, x, lens in _emission_batches(args, utts):
             t0 = time.perf_counter()
-            try:
-                decoded = dec.decode(x, lens, logits=args.logits)
-            except EmissionsError as e:  # name the utterance, not its place in the batch
-                raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
+            decoded = dec.decode(*_log_probs(args, dec, utts, idx, x, lens))
             seconds += time.perf_counter() - t0
             for i, hyps in zip(idx, decoded):
                 results[i] = hyps
@@ -358,7 +364,7 @@ def _tune_setup(args: argparse.Namespace):
     batches = []
     refs: list[str] = []
     for idx, x, lens in _emission_batches(args, utts):
-        batches.append((x, lens))
+        batches.append(_log_probs(args, dec, utts, idx, x, lens))  # the grid decodes log-probs
         refs.extend(utts[i].text for i in idx)
     return dec, batches, refs, name, outer
 

@@ -256,8 +256,15 @@ class CTCDecoder:
 
     # -- input --------------------------------------------------------------------------------
 
-    def _prepare(self, emissions, lengths, logits: bool) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
-        """Validate; float32 log-probs (B, T, V): numpy for CPU input, a tensor on its device else."""
+    def prepare(self, emissions, lengths=None, logits: bool = False) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
+        """What :meth:`decode` searches: the validated float32 log-probs (B, T, V) (numpy for CPU
+        input, a tensor on its device else) and the lengths (B,) as int64.
+
+        Raises:
+            EmissionsError: NaN or inf, or frames that are not log-probabilities (``logits=False``),
+                naming the utterance's position in the batch and the frame.
+            LmplugError: a wrong shape, dtype, vocabulary size or length.
+        """
         if isinstance(emissions, np.ndarray):
             x = torch.from_numpy(emissions)
         elif torch.is_tensor(emissions):
@@ -388,7 +395,7 @@ class CTCDecoder:
         Returns:
             per utterance, the n-best list (best first) of :class:`CTCHypothesis`.
         """
-        x, lens = self._prepare(emissions, lengths, logits)
+        x, lens = self.prepare(emissions, lengths, logits)
         if self.search == "torch":
             from lmplug.ctc_torch import TorchSearch
 

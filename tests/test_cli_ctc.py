@@ -125,6 +125,29 @@ def test_tune_ctc_writes_weights_and_heatmap(workdir, tmp_path, tune_arpa):
     assert (out / "wer_heatmap.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tune_ctc_and_decode_take_logits(workdir, tmp_path, tune_arpa, capsys):
+    """--logits: the same weights, grid and hypotheses as the log-probs they normalize to."""
+    rows = _rows(workdir)
+    for r in rows:  # logits: log-probs shifted per frame (log-softmax undoes it)
+        e = np.load(r["emissions"])
+        r["emissions"] = str(tmp_path / f"logits_{r['id']}.npy")
+        np.save(r["emissions"], (e + np.arange(len(e))[:, None] % 3).astype(np.float32))
+    (tmp_path / "logits.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--labels", str(workdir / "labels.json"), "--kenlm", str(tune_arpa), "--beam-size", "4", "--quiet"]
+    tune = ["tune-ctc", *common, "--lm-weights", "0,1", "--bonuses", "0,1"]
+    assert main(tune + ["--emissions", str(workdir / "dev.jsonl"), "--out-dir", str(tmp_path / "p")]) == 0
+    logits = ["--emissions", str(tmp_path / "logits.jsonl")]
+    assert main(tune + logits + ["--out-dir", str(tmp_path / "l")]) == 2  # without --logits: named by id
+    assert re.search(r"logits.jsonl: utterance 'u\d': expected log-probabilities", _one_line_error(capsys, "tune-ctc"))
+    assert main(tune + logits + ["--logits", "--out-dir", str(tmp_path / "l")]) == 0
+    ref, got = (json.loads((tmp_path / d / "weights.json").read_text()) for d in ("p", "l"))
+    assert got["weights"] == ref["weights"] and got["grid"] == ref["grid"]
+    decode = ["decode", *common, "--weights", "kenlm=1,words=0.5"]
+    assert main(decode + ["--emissions", str(workdir / "dev.jsonl"), "--out", str(tmp_path / "p.txt"), "--format", "text"]) == 0
+    assert main(decode + logits + ["--logits", "--out", str(tmp_path / "l.txt"), "--format", "text"]) == 0
+    assert (tmp_path / "l.txt").read_text() == (tmp_path / "p.txt").read_text()
+
+
 def test_tune_ctc_resumes_from_its_journal_and_runs_parallel(workdir, tmp_path, tune_arpa, monkeypatch, capsys):
     arpa = tune_arpa
     import lmplug.ctc_tune as ct

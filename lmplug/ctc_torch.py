@@ -8,7 +8,8 @@ hypotheses (B utterances, K = beam size), so a frame is a fixed sequence of ~150
 operations (~300 with a 4-layer LM; gpu_check's decode_profile counts them) over the whole batch,
 with no transfer to the host and no synchronisation: on a GPU the host only queues work. The LM's
 next-token log-probs of every hypothesis come from one KV-cached forward per frame over all
-``B * K`` rows (rows that did not extend their prefix pass a masked token), written in place into
+``B * K`` rows (rows that did not extend their prefix pass a masked token; on the host, eager, over
+the rows that did only, ~1/4 of them: shapes that change cost nothing there), written in place into
 a cache whose columns are allocated ahead (:meth:`lmplug.model.TransformerLM.forward_slot`). A
 row's tokens are packed from column 0 (``<s>``), so the cache needs as many columns as the
 longest prefix has tokens, not as many as there are frames: it grows by ``GROW`` columns when the
@@ -116,7 +117,7 @@ class TorchSearch:
             self.w_lm = dec.weights[self.lm_name]
             self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
             self._lm_step = self._compiled(self._lm_forward)
-            self.forwards, self.new_tokens = 0, torch.zeros((), dtype=torch.long, device=device)
+            self.forwards, self.rows, self.new_tokens = 0, 0, torch.zeros((), dtype=torch.long, device=device)
             self._seen = None  # (frame, its max(positions) on its way to the host, event): _lm_reserve
             self._spare = None  # the cache the last LM step read: the next one gathers into it (eager)
 
@@ -169,16 +170,44 @@ class TorchSearch:
                                                 window=self.cfg.block_size)  # the scorer's sliding context
         return cache, torch.where(fwd[:, None], torch.log_softmax(logits[:, 0], dim=-1), dist)
 
+    def _lm_forward_rows(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor, spare=None):
+        """What :meth:`_lm_forward` computes, with the LM run over the rows ``fwd`` only (on a host,
+        where shapes that change every frame cost nothing; ~1/4 of the rows extend their prefix in a
+        frame): their caches gathered, extended, and their new columns written back."""
+        cache, dist = cache.select(parent, out=spare), dist.index_select(0, parent)
+        rows = fwd.nonzero()[:, 0]
+        if len(rows) == 0:
+            return cache, dist
+        sub = cache.select(rows)
+        slot = sub.positions.clamp(max=cache.length - 1)
+        logits, sub = self.model.forward_slot(tok.index_select(0, rows).clamp(min=0)[:, None], sub, slot,
+                                              torch.ones(len(rows), 1, dtype=torch.bool, device=rows.device),
+                                              window=self.cfg.block_size)
+        r = torch.arange(len(rows), device=rows.device)
+        for full, new in zip(cache.keys + cache.values, sub.keys + sub.values):  # (B, nh, L, hs)
+            full[rows, :, slot] = new[r, :, slot]
+        cache.valid[rows, slot] = True
+        cache.positions[rows] += 1
+        return cache, dist.index_copy(0, rows, torch.log_softmax(logits[:, 0], dim=-1))
+
     @torch.inference_mode()
     def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
         spare = None
         if not self.d.compile:  # eager: two caches take turns, the last frame's input receives this frame's rows
             spare, self._spare = self._spare, cache
             spare = spare if spare is not None and spare.length == cache.length else None
-        if self.dev.type == "cpu" and not bool(fwd.any()):  # free to ask on the host
-            return cache.select(parent, out=spare), dist.index_select(0, parent)
-        self.forwards += 1
-        self.new_tokens += fwd.sum()  # on the device: read once, at the end
+        if self.dev.type == "cpu":  # free to ask on the host
+            n = int(fwd.sum())
+            self.forwards, self.new_tokens = self.forwards + (n > 0), self.new_tokens + n
+            if not self.d.compile:
+                self.rows += n
+                return self._lm_forward_rows(cache, dist, parent, tok, fwd, spare)
+            if n == 0:
+                return cache.select(parent, out=spare), dist.index_select(0, parent)
+        else:
+            self.forwards += 1
+            self.new_tokens += fwd.sum()  # on the device: read once, at the end
+        self.rows += len(fwd)
         return self._lm_step(cache, dist, parent, tok, fwd, spare)
 
     # -- search ---------------------------------------------------------------------------------
@@ -212,11 +241,11 @@ class TorchSearch:
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
                 cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd)
         if self.lm_name is not None:  # the scorer's work counters (lmplug decode --stats)
-            w, rows = self.d.scorers[self.lm_name].work, B * K
+            w = self.d.scorers[self.lm_name].work
             w["forwards"] += self.forwards
-            w["rows"] += rows * self.forwards
+            w["rows"] += self.rows
             w["tokens"] += int(self.new_tokens)
-            w["padded_tokens"] += rows * self.forwards
+            w["padded_tokens"] += self.rows
         return self.finish(h, dist)
 
     def step(self, h: dict[str, torch.Tensor], cur: dict[str, torch.Tensor], dist):

@@ -252,6 +252,7 @@ class PyctcdecodeKenLMDecoder:
         self.scorers = {"kenlm": _Signed(f"pyctcdecode:{pyctcdecode.__version__ if hasattr(pyctcdecode, '__version__') else '0.5'}"
                                          f"|kenlm:{kenlm_path}")}
         self.beam_size, self.nbest, self.token_min_logp = beam_size, nbest, token_min_logp
+        self.n_labels = len(labels)
         self.set_weights(weights)
 
     def set_weights(self, weights: dict[str, float]) -> None:
@@ -261,21 +262,21 @@ class PyctcdecodeKenLMDecoder:
         self.weights = {"kenlm": float(weights["kenlm"]), "words": float(weights.get("words", 0.0))}
         self._decoder.reset_params(alpha=self.weights["kenlm"], beta=self.weights["words"])
 
+    def prepare(self, emissions, lengths=None, logits: bool = False):
+        """The validated float32 log-probs and lengths, as :meth:`lmplug.ctc.CTCDecoder.prepare`."""
+        from lmplug.ctc import prepare_emissions
+
+        return prepare_emissions(emissions, lengths, logits, self.n_labels)
+
     def decode(self, emissions, lengths=None, logits: bool = False) -> list:
         """(B, T, V) log-probs (numpy or torch) + lengths -> per utterance, n-best ``CTCHypothesis`` lists."""
-        import numpy as np
-
         from lmplug.rescore import as_hypothesis
 
-        x = emissions.detach().cpu().numpy() if hasattr(emissions, "detach") else np.asarray(emissions)
-        if x.ndim != 3:
-            raise LmplugError(f"expected emissions of shape (B, T, V), found {x.shape}")
-        lens = np.full(len(x), x.shape[1]) if lengths is None else np.asarray(lengths)
+        x, lens = self.prepare(emissions, lengths, logits)
+        x = x.cpu().numpy() if hasattr(x, "cpu") else x
         out = []
         for b in range(len(x)):
-            e = x[b, : int(lens[b])].astype(np.float32)
-            if logits:
-                e = e - np.logaddexp.reduce(e, axis=-1, keepdims=True)
+            e = x[b, : int(lens[b])]
             beams = self._decoder.decode_beams(e, beam_width=self.beam_size, token_min_logp=self.token_min_logp)
             out.append([as_hypothesis(bm) for bm in beams[: self.nbest]])
         return out

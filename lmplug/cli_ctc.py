@@ -175,6 +175,9 @@ def _decoder(args, scorers, weights, nbest=1):
         if args.lm_prefilter != LM_PREFILTER:
             raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
                               f"found {args.lm_prefilter:g}")
+        if args.lexicon or args.mode != "word":
+            raise LmplugError(f"--backend pyctcdecode spells words from characters with its own unigrams: expected "
+                              f"word mode without --lexicon, found --mode {args.mode}{' --lexicon' if args.lexicon else ''}")
         if args.search != "numpy" or args.compile:
             raise LmplugError(f"--backend pyctcdecode runs its own search: expected no --search/--compile, found "
                               f"--search {args.search}{' --compile' if args.compile else ''}")

@@ -257,79 +257,8 @@ class CTCDecoder:
     # -- input --------------------------------------------------------------------------------
 
     def prepare(self, emissions, lengths=None, logits: bool = False) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
-        """What :meth:`decode` searches: the validated float32 log-probs (B, T, V) (numpy for CPU
-        input, a tensor on its device else) and the lengths (B,) as int64.
-
-        Raises:
-            EmissionsError: NaN or inf, or frames that are not log-probabilities (``logits=False``),
-                naming the utterance's position in the batch and the frame.
-            LmplugError: a wrong shape, dtype, vocabulary size or length.
-        """
-        if isinstance(emissions, np.ndarray):
-            x = torch.from_numpy(emissions)
-        elif torch.is_tensor(emissions):
-            x = emissions.detach()
-        else:
-            raise LmplugError(f"expected emissions as a numpy array or torch tensor, found {type(emissions).__name__}")
-        if x.dim() != 3:
-            hint = " (for one utterance pass emissions[None])" if x.dim() == 2 else ""
-            raise LmplugError(f"expected emissions of shape (batch, time, vocab), found shape {tuple(x.shape)}{hint}")
-        if not x.is_floating_point():
-            raise LmplugError(f"expected floating-point emissions, found dtype {x.dtype}")
-        B, T, V = x.shape
-        if V != self.labels.size:
-            raise LmplugError(
-                f"emissions shape is {tuple(x.shape)}, but the labels have {self.labels.size} entries; "
-                f"expected the last dim to be {self.labels.size}"
-            )
-        if B == 0 or T == 0:
-            raise LmplugError(f"expected at least one utterance with at least one frame, found shape {tuple(x.shape)}")
-        if lengths is None:
-            lens = np.full(B, T, dtype=np.int64)
-        else:
-            lens = (lengths.detach().cpu().numpy() if torch.is_tensor(lengths) else np.asarray(lengths))
-            if lens.shape != (B,) or not np.issubdtype(lens.dtype, np.integer):
-                raise LmplugError(f"expected lengths as {B} integers, found shape {lens.shape} dtype {lens.dtype}")
-            lens = lens.astype(np.int64)
-            bad = np.flatnonzero((lens < 1) | (lens > T))
-            if len(bad):
-                raise LmplugError(
-                    f"expected every length in [1, {T}] (zero-length utterances cannot be decoded), "
-                    f"found {int(lens[bad[0]])} for utterance {int(bad[0])}"
-                )
-        on_cpu = x.device.type == "cpu"
-        if on_cpu:  # numpy: single-threaded, no thread-pool wake-ups for these small ops
-            xn = x.numpy().astype(np.float32, copy=False)
-            valid = np.arange(T)[None, :] < lens[:, None]  # (B, T)
-            finite = np.isfinite(xn).all(-1) | ~valid
-        else:
-            x = x.float()
-            valid_t = torch.arange(T, device=x.device)[None, :] < torch.as_tensor(lens, device=x.device)[:, None]
-            finite = (torch.isfinite(x).all(-1) | ~valid_t).cpu().numpy()
-        if not finite.all():
-            b, t = np.argwhere(~finite)[0].tolist()
-            raise EmissionsError(f"expected finite emissions, found NaN or inf in utterance {b} of the batch at frame {t}", b)
-        if on_cpu:
-            m = xn.max(-1, keepdims=True)
-            lse = (m + np.log(np.exp(xn - m).sum(-1, keepdims=True)))  # (B, T, 1)
-            if logits:
-                return xn - lse, lens
-            off = np.where(valid, np.abs(lse[..., 0]), 0.0)  # (B, T)
-            looks_prob = bool((xn[valid] >= 0).all())
-        else:
-            lse = torch.logsumexp(x, dim=-1, keepdim=True)
-            if logits:
-                return x - lse, lens
-            off = torch.where(valid_t, lse[..., 0].abs(), 0.0).cpu().numpy()
-            looks_prob = bool((x[valid_t] >= 0).all())
-        b, t = np.unravel_index(int(off.argmax()), off.shape)
-        if off[b, t] > 1e-2:
-            raise EmissionsError(
-                "expected log-probabilities (each frame log-sum-exp = 0), found frames off by up to "
-                f"{off[b, t]:.3g} (utterance {b} of the batch, frame {t}); "
-                + ("these look like probabilities: pass their log" if looks_prob
-                   else "pass logits=True (on the command line: --logits) for unnormalized scores"), int(b))
-        return (xn if on_cpu else x), lens
+        """What :meth:`decode` searches (:func:`prepare_emissions` with these labels)."""
+        return prepare_emissions(emissions, lengths, logits, self.labels.size)
 
     def _steps(self, x: np.ndarray | torch.Tensor, lens: np.ndarray) -> dict[str, np.ndarray]:
         """Candidate labels per frame, with blank-only frames folded into blank runs.
@@ -403,6 +332,88 @@ class CTCDecoder:
                    else x.device if torch.is_tensor(x) else torch.device("cpu"))
             return TorchSearch(self, self._steps(x, lens), len(lens), dev).run()
         return Search(self, self._steps(x, lens), len(lens)).run()
+
+
+def prepare_emissions(emissions, lengths, logits: bool, n_labels: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
+    """What a CTC search reads: the validated float32 log-probs (B, T, V) (numpy for CPU input, a
+    tensor on its device else) and the lengths (B,) as int64.
+
+    Args:
+        emissions: (B, T, V) numpy array or torch tensor: log-probs, or logits with ``logits=True``.
+        lengths: (B,) valid frames per utterance, or None (all T).
+        logits: apply log-softmax.
+        n_labels: V, the number of labels.
+
+    Raises:
+        EmissionsError: NaN or inf, or frames that are not log-probabilities (``logits=False``),
+            naming the utterance's position in the batch and the frame.
+        LmplugError: a wrong shape, dtype, vocabulary size or length.
+    """
+    if isinstance(emissions, np.ndarray):
+        x = torch.from_numpy(emissions)
+    elif torch.is_tensor(emissions):
+        x = emissions.detach()
+    else:
+        raise LmplugError(f"expected emissions as a numpy array or torch tensor, found {type(emissions).__name__}")
+    if x.dim() != 3:
+        hint = " (for one utterance pass emissions[None])" if x.dim() == 2 else ""
+        raise LmplugError(f"expected emissions of shape (batch, time, vocab), found shape {tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise LmplugError(f"expected floating-point emissions, found dtype {x.dtype}")
+    B, T, V = x.shape
+    if V != n_labels:
+        raise LmplugError(
+            f"emissions shape is {tuple(x.shape)}, but the labels have {n_labels} entries; "
+            f"expected the last dim to be {n_labels}"
+        )
+    if B == 0 or T == 0:
+        raise LmplugError(f"expected at least one utterance with at least one frame, found shape {tuple(x.shape)}")
+    if lengths is None:
+        lens = np.full(B, T, dtype=np.int64)
+    else:
+        lens = (lengths.detach().cpu().numpy() if torch.is_tensor(lengths) else np.asarray(lengths))
+        if lens.shape != (B,) or not np.issubdtype(lens.dtype, np.integer):
+            raise LmplugError(f"expected lengths as {B} integers, found shape {lens.shape} dtype {lens.dtype}")
+        lens = lens.astype(np.int64)
+        bad = np.flatnonzero((lens < 1) | (lens > T))
+        if len(bad):
+            raise LmplugError(
+                f"expected every length in [1, {T}] (zero-length utterances cannot be decoded), "
+                f"found {int(lens[bad[0]])} for utterance {int(bad[0])}"
+            )
+    on_cpu = x.device.type == "cpu"
+    if on_cpu:  # numpy: single-threaded, no thread-pool wake-ups for these small ops
+        xn = x.numpy().astype(np.float32, copy=False)
+        valid = np.arange(T)[None, :] < lens[:, None]  # (B, T)
+        finite = np.isfinite(xn).all(-1) | ~valid
+    else:
+        x = x.float()
+        valid_t = torch.arange(T, device=x.device)[None, :] < torch.as_tensor(lens, device=x.device)[:, None]
+        finite = (torch.isfinite(x).all(-1) | ~valid_t).cpu().numpy()
+    if not finite.all():
+        b, t = np.argwhere(~finite)[0].tolist()
+        raise EmissionsError(f"expected finite emissions, found NaN or inf in utterance {b} of the batch at frame {t}", b)
+    if on_cpu:
+        m = xn.max(-1, keepdims=True)
+        lse = (m + np.log(np.exp(xn - m).sum(-1, keepdims=True)))  # (B, T, 1)
+        if logits:
+            return xn - lse, lens
+        off = np.where(valid, np.abs(lse[..., 0]), 0.0)  # (B, T)
+        looks_prob = bool((xn[valid] >= 0).all())
+    else:
+        lse = torch.logsumexp(x, dim=-1, keepdim=True)
+        if logits:
+            return x - lse, lens
+        off = torch.where(valid_t, lse[..., 0].abs(), 0.0).cpu().numpy()
+        looks_prob = bool((x[valid_t] >= 0).all())
+    b, t = np.unravel_index(int(off.argmax()), off.shape)
+    if off[b, t] > 1e-2:
+        raise EmissionsError(
+            "expected log-probabilities (each frame log-sum-exp = 0), found frames off by up to "
+            f"{off[b, t]:.3g} (utterance {b} of the batch, frame {t}); "
+            + ("these look like probabilities: pass their log" if looks_prob
+               else "pass logits=True (on the command line: --logits) for unnormalized scores"), int(b))
+    return (xn if on_cpu else x), lens
 
 
 def build_ctc_decoder(

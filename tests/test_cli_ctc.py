@@ -148,6 +148,23 @@ def test_tune_ctc_and_decode_take_logits(workdir, tmp_path, tune_arpa, capsys):
     assert (tmp_path / "l.txt").read_text() == (tmp_path / "p.txt").read_text()
 
 
+def test_backend_pyctcdecode_decodes_and_tunes(workdir, tmp_path, tune_arpa, capsys):
+    """The baseline backend: the decoder's input checks, --logits, tune-ctc; what it lacks, refused."""
+    pytest.importorskip("pyctcdecode")
+    common = ["--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"), "--quiet",
+              "--backend", "pyctcdecode", "--kenlm", str(tune_arpa), "--beam-size", "8"]
+    decode = ["decode", *common, "--weights", "kenlm=1,words=0.5", "--format", "text"]
+    assert main(decode + ["--out", str(tmp_path / "h.txt")]) == 0
+    hyps = (tmp_path / "h.txt").read_text().splitlines()
+    assert len(hyps) == len(SENTENCES) and sum(h == t for h, t in zip(hyps, SENTENCES)) >= 3
+    assert main(["tune-ctc", *common, "--lm-weights", "0,1", "--bonuses", "0.5", "--out-dir", str(tmp_path / "t")]) == 0
+    res = json.loads((tmp_path / "t" / "weights.json").read_text())
+    assert res["weights"]["kenlm"] == 1.0 and res["signature"].startswith("beam:8|")
+    for extra, message in [(["--lexicon"], "found --mode word --lexicon"), (["--mode", "token"], "found --mode token")]:
+        assert main(decode + extra + ["--out", str(tmp_path / "x.txt")]) == 2
+        assert _one_line_error(capsys, "decode").endswith(message)
+
+
 def test_tune_ctc_resumes_from_its_journal_and_runs_parallel(workdir, tmp_path, tune_arpa, monkeypatch, capsys):
     arpa = tune_arpa
     import lmplug.ctc_tune as ct

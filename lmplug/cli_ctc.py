@@ -271,8 +271,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
         return 0
     rank, world = part
     settings = {**extra, "mode": args.mode, "lexicon": args.lexicon, "nbest": args.nbest, "logits": args.logits,
-                "token_min_logp": args.token_min_logp, "scorers": sorted(scorers)}
-    header = {"total": len(everything), "seconds": seconds, "stats": extra,
+                "token_min_logp": args.token_min_logp,
+                "scorers": {name: sc.signature() for name, sc in sorted(scorers.items())}}  # models, word lists
+    header = {"total": len(everything), "seconds": seconds, "stats": extra, "work": work,
               "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
     path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)
     if not torchrun:
@@ -320,7 +321,11 @@ def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = N
     rows, headers = merge_parts(out, world)
     _write_rows(out, fmt, rows)
     secs = [h["seconds"] for h in headers]
-    write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"]})
+    work: dict[str, dict] = {}  # the LM's forwards, summed over the parts
+    for h in headers:
+        for name, counts in h.get("work", {}).items():
+            work[name] = {k: work.get(name, {}).get(k, 0) + v for k, v in counts.items()}
+    write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"], **work})
     remove_parts(out, world)
     if not quiet:
         print(f"[decode] merged {world} parts: {len(rows)} utterances -> {out}", file=sys.stderr)

@@ -223,7 +223,8 @@ class CTCDecoder:
         for name in self.word_scorers:
             s = self.scorers[name]
             words = s.known_words()
-            if not words or (self.partial_oov_logp == 0.0 and not self.lexicon) or self.weights[name] == 0.0:
+            spells = self.lexicon and not out  # the lexicon: the first vocabulary, whatever its weight (tuning tries 0)
+            if not words or not (spells or (self.partial_oov_logp != 0.0 and self.weights[name] != 0.0)):
                 continue
             trans: list[dict[int, int]] = [{}]
             final: set[int] = set()
@@ -249,7 +250,7 @@ class CTCDecoder:
             out.append((name, table, self.partial_oov_logp, is_word))
         if self.lexicon and not out:
             raise LmplugError(
-                "lexicon=True needs character labels and a weighted word scorer with a vocabulary "
+                "lexicon=True needs character labels and a word scorer with a vocabulary "
                 "(Scorer.known_words(), e.g. KenLM unigrams); found none"
             )
         return out

@@ -69,6 +69,8 @@ def load_emissions(path: str | Path) -> list[Utterance]:
             (named by utterance id and file: the decoder knows only batch positions).
     """
     utts = _read_emissions(Path(path))
+    if not utts:
+        raise LmplugError(f"{path}: expected at least one utterance, found none")
     for u in utts:
         if np.issubdtype(u.emissions.dtype, np.floating) and not np.isfinite(u.emissions).all():
             t = int(np.argwhere(~np.isfinite(u.emissions))[0][0])
@@ -90,8 +92,15 @@ def _read_emissions(p: Path) -> list[Utterance]:
         z = _read_array(p)
         if "emissions" in z.files:
             x = z["emissions"]
+            if x.ndim != 3:
+                raise LmplugError(f"{p}: expected 'emissions' of shape (B, T, V), found {x.shape}")
             lens = z["lengths"] if "lengths" in z.files else np.full(len(x), x.shape[1])
             ids = [str(i) for i in z["ids"]] if "ids" in z.files else [f"{p.stem}-{i}" for i in range(len(x))]
+            if lens.shape != (len(x),) or len(ids) != len(x):
+                raise LmplugError(f"{p}: expected {len(x)} 'ids' and 'lengths' (one per utterance of 'emissions'), "
+                                  f"found {len(ids)} ids and lengths of shape {lens.shape}")
+            if not np.issubdtype(lens.dtype, np.integer) or ((lens < 1) | (lens > x.shape[1])).any():
+                raise LmplugError(f"{p}: expected integer 'lengths' in [1, {x.shape[1]}], found {lens[:8].tolist()}")
             expect_unique_ids(p, ids, range(len(ids)), unit="positions of 'ids'")
             return [Utterance(ids[i], x[i, : int(lens[i])], source=str(p)) for i in range(len(x))]
         return [Utterance(k, z[k], source=str(p)) for k in sorted(z.files)]
@@ -106,6 +115,10 @@ def _read_emissions(p: Path) -> list[Utterance]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise LmplugError(f"{p}:{n}: expected a JSON object with 'emissions' (and 'id', 'text'), found {line[:80]!r}") from None
             f = f if f.is_absolute() else p.parent / f
+            if f.suffix not in (".npy", ".npz"):
+                raise LmplugError(f"{p}:{n}: expected 'emissions' naming a .npy or .npz file, found {str(f)!r}")
+            if not isinstance(row.get("text", ""), str):
+                raise LmplugError(f"{p}:{n}: expected 'text' as a string, found {row['text']!r}")
             utts = _read_emissions(f)
             if len(utts) != 1:
                 raise LmplugError(f"{p}:{n}: expected one (T, V) utterance in {f}, found {len(utts)}")

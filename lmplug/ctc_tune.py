@@ -83,6 +83,7 @@ def tuning_signature(decoder: CTCDecoder, n: int) -> str:
                      f"history_words:{decoder.history_words}", f"oov_penalty:{decoder.partial_oov_logp:g}",
                      f"lookahead:{','.join(decoder.lookahead_scorers)}"]
                     + ([f"lm_prefilter:{decoder.lm_prefilter:g}"] if hasattr(decoder, "lm_prefilter") else [])
+                    + (["lexicon"] if getattr(decoder, "lexicon", False) else [])
                     + [f"n:{n}"]
                     + [decoder.scorers[s].signature() for s in decoder.scorers])
 

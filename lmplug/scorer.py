@@ -20,6 +20,7 @@ sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,12 @@ from lmplug.errors import LmplugError
 from lmplug.ngram import arpa_unigrams
 
 LN10 = math.log(10.0)  # KenLM returns log10 probabilities
+
+
+def words_signature(words) -> str:
+    """A word list in a signature: its size and a short hash of its sorted words."""
+    text = "\n".join(sorted(words))
+    return f"{len(words)}:{hashlib.sha1(text.encode('utf-8')).hexdigest()[:10]}"
 
 
 class Scorer:
@@ -332,7 +339,9 @@ class TransformerScorer(Scorer):
         return self.model.wte.weight.device
 
     def signature(self) -> str:
-        return self.lm.signature() + (f"|unk_offset:{self.unk_offset:g}" if self.unk_offset else "")
+        return (self.lm.signature() + (f"|unk_offset:{self.unk_offset:g}" if self.unk_offset else "")
+                + ("" if self.word_end else "|word_end:false")
+                + (f"|vocabulary:{words_signature(self.vocabulary)}" if self.vocabulary is not None else ""))
 
     def word_ids(self, word: str) -> list[int]:
         """Piece ids of one word (cached); sentencepiece adds the leading ``▁``."""
@@ -676,6 +685,7 @@ class KenLMScorer(Scorer):
         self.path = str(p)
         self.model = kenlm.Model(self.path)
         self._State = kenlm.State
+        self._given_unigrams = unigrams is not None  # else implied by the path
         if unigrams is None:  # an ARPA file, or the ARPA beside a binary (e.g. ngram5.bin + ngram5.arpa)
             unigrams = arpa_unigrams(p)
         self.unigrams = set(unigrams) if unigrams is not None else None
@@ -686,7 +696,8 @@ class KenLMScorer(Scorer):
         self._unigram_mass: tuple[list[str], np.ndarray, float] | None = None
 
     def signature(self) -> str:
-        return f"lm:kenlm|order:{self.order}|path:{self.path}"
+        return (f"lm:kenlm|order:{self.order}|path:{self.path}"
+                + (f"|unigrams:{words_signature(self.unigrams)}" if self._given_unigrams else ""))
 
     def known_words(self) -> set[str] | None:
         return self.unigrams

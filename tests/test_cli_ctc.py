@@ -89,14 +89,29 @@ def test_decode_bad_files_exit_2_before_the_work_and_keep_outputs(workdir, tmp_p
     cases.append((em + ["--weights-file", str(tmp_path / "w.json"), "--out", str(keep)], "w.json: corrupt JSON"))
     (tmp_path / "labels.txt").write_bytes(b"a\n\xff\n")
     cases.append((em + ["--out", str(keep), "--labels", str(tmp_path / "labels.txt")], "expected UTF-8 labels"))
+    e = np.load(workdir / "u0.npy")
+    np.savez(tmp_path / "none.npz")
+    np.save(tmp_path / "none.npy", e[None][:0])  # (0, T, V)
+    np.savez(tmp_path / "ids.npz", emissions=np.stack([e, e]), ids=np.array(["a"]))
+    np.savez(tmp_path / "lens.npz", emissions=np.stack([e, e]), lengths=np.array([len(e), -3]))
+    (tmp_path / "self.jsonl").write_text(json.dumps({"id": "a", "emissions": "self.jsonl"}) + "\n")
+    (tmp_path / "text.jsonl").write_text(json.dumps({"id": "a", "emissions": str(workdir / "u0.npy"), "text": 1}) + "\n")
+    for name, message in [("none.npz", "expected at least one utterance, found none"),
+                          ("none.npy", "expected at least one utterance, found none"),
+                          ("ids.npz", "expected 2 'ids' and 'lengths'.*found 1 ids"),
+                          ("lens.npz", r"expected integer 'lengths' in \[1, \d+\], found \[\d+, -3\]"),
+                          ("self.jsonl", "self.jsonl:1: expected 'emissions' naming a .npy or .npz file"),
+                          ("text.jsonl", "text.jsonl:1: expected 'text' as a string, found 1")]:
+        cases.append((["--emissions", str(tmp_path / name), "--out", str(keep)], message))
     for args, message in cases:
         capsys.readouterr()
         assert main(base + args) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and re.search(message, err), (args, err)
         assert keep.read_text() == "earlier results\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "keep.jsonl", "labels.txt", "trunc.npy",
-                                                          "w.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl", "ids.npz", "keep.jsonl", "labels.txt",
+                                                          "lens.npz", "none.npy", "none.npz", "self.jsonl",
+                                                          "text.jsonl", "trunc.npy", "w.json"]
 
 
 @pytest.fixture
@@ -197,6 +212,11 @@ def test_tune_ctc_resumes_from_its_journal_and_runs_parallel(workdir, tmp_path, 
     assert main(args) == 0 and decoded == []
     assert main(args[:-5] + ["--beam-size", "2", "--out-dir", str(out), "--quiet"]) == 0
     assert all(json.loads(x) for x in (out / "grid.jsonl").read_text().splitlines())
+    # so is another word list or the lexicon (they change what the scorers and the search do)
+    (tmp_path / "words.txt").write_text("the\ncat\nsat\n")
+    for extra in (["--unigrams", str(tmp_path / "words.txt")], ["--lexicon"]):
+        decoded.clear()
+        assert main(args + extra) == 0 and main(args + extra) == 0 and len(decoded) == 6
     # two worker processes give the grid of one
     monkeypatch.undo()
     par = tmp_path / "par"

@@ -353,3 +353,7 @@ def test_lexicon_mode_spells_only_known_words(kenlm_scorer):
         h[0].text == t for h, t in zip(open_vocab, SENTENCES * 2))
     with pytest.raises(LmplugError, match="lexicon=True needs"):
         build_ctc_decoder(labels, {"z": ZeroScorer()}, {"z": 1.0}, lexicon=True)
+    # the lexicon does not depend on the LM's weight (tune-ctc builds its decoder at weight 0)
+    off = build_ctc_decoder(labels, {"kenlm": kenlm_scorer}, {"kenlm": 0.0, "words": 0.5}, beam_size=8, lexicon=True)
+    for h in off.decode(x, lens):
+        assert set(h[0].text.split()) <= known or h[0].score < -1e3

@@ -139,6 +139,8 @@ def test_kenlm_oov_word_gets_unk_offset(arpa):
     model = kenlm.Model(str(arpa))
     ref = model.score("the zebra", bos=True, eos=True) * math.log(10) - 7.0
     assert sc.score_sentences(["the zebra"])[0] == pytest.approx(ref)
+    assert "unigrams" not in sc.signature()  # the ARPA's own: named by the path
+    assert KenLMScorer(arpa, unigrams=["the"]).signature() != KenLMScorer(arpa, unigrams=["the", "cat"]).signature()
 
 
 def test_transformer_oov_word_gets_unk_offset(lm):
@@ -153,6 +155,10 @@ def test_transformer_oov_word_gets_unk_offset(lm):
     np.testing.assert_allclose(sc.score_sentences(texts) - plain.score_sentences(texts), [-7.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(Scorer.score_sentences(sc, texts), sc.score_sentences(texts), rtol=1e-5, atol=1e-4)
     assert "unk_offset:-7" in sc.signature() and "unk_offset" not in plain.signature()
+    # what changes the scores is in the signature (tuning journals and sharded decodes compare them)
+    sigs = {plain.signature(), sc.signature(), TransformerScorer(lm, vocabulary=["the", "cat"]).signature(),
+            TransformerScorer(lm, vocabulary=["the", "cat", "sat"]).signature(), TransformerScorer(lm, word_end=False).signature()}
+    assert len(sigs) == 5
     with pytest.raises(LmplugError, match="expected a vocabulary"):
         TransformerScorer(lm, unk_offset=-7.0)
 

@@ -69,6 +69,8 @@ def test_sharded_decode_equals_unsharded(workdir, tmp_path, world):
     assert stats["seconds"] == pytest.approx(sum(stats["shard_seconds"])) and stats["beam_size"] == 8
     assert stats["token_min_logp"] == -5.0  # the pruning setting is recorded with the timing
     assert stats["history_words"] is None
+    parts = [json.loads((tmp_path / f"s{r}.json").read_text())["lm_work"] for r in range(world)]
+    assert stats["lm_work"] == {k: sum(w[k] for w in parts) for k in parts[0]} and stats["lm_work"]["tokens"] > 0
     assert not any(part_path(out, r, world).exists() for r in range(world))  # parts removed once merged
     txt = tmp_path / "sharded.txt"
     for r in range(world):
@@ -86,6 +88,11 @@ def test_missing_or_stale_parts_are_clear_errors(workdir, tmp_path, capsys):
     assert part_path(out, 1, 2).is_file()  # nothing deleted on error
     # a part decoded with other settings is refused, not silently merged
     assert main(decode_args(workdir, out, "--shard-rank", "0", "--num-shards", "2", "--beam-size", "4")) == 0
+    with pytest.raises(LmplugError, match="different runs"):
+        merge_parts(out, 2)
+    (tmp_path / "words.txt").write_text("the\ncat\n")  # another model or word list: the same
+    assert main(decode_args(workdir, out, "--shard-rank", "0", "--num-shards", "2", "--vocabulary",
+                            str(tmp_path / "words.txt"))) == 0
     with pytest.raises(LmplugError, match="different runs"):
         merge_parts(out, 2)
     # user errors exit 2 with one line

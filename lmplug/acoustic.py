@@ -238,6 +238,11 @@ def load_am(path: str | Path, device: str | torch.device = "cpu") -> ConformerCT
     meta = read_json(ckpt / "config.json")
     if meta.get("format") != FORMAT:
         raise LmplugError(f"{ckpt}: expected an acoustic model checkpoint ({FORMAT}), found format {meta.get('format')}")
+    known = set(AMConfig.__dataclass_fields__)
+    if not isinstance(meta.get("model"), dict) or set(meta["model"]) - known:
+        found = sorted(set(meta["model"]) - known) if isinstance(meta.get("model"), dict) else repr(meta.get("model"))[:80]
+        raise LmplugError(f"{ckpt}/config.json: expected 'model' as an object of AMConfig fields {sorted(known)}, "
+                          f"found {found}")
     model = ConformerCTC(AMConfig(**meta["model"]))
     try:
         model.load_state_dict(load_file(str(ckpt / "model.safetensors")))

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+from lmplug.errors import LmplugError, expect_number
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -24,19 +25,25 @@ AM_PRESETS = {  # AMConfig and TrainConfig fields per scale
 
 
 def cmd_prepare_speech(args: argparse.Namespace) -> int:
+    from lmplug.cli_ctc import parse_grid
     from lmplug.corpus import normalize, read_lines
     from lmplug.speech import VOICES, build_speech_corpus
 
-    lines = [normalize(l, "lower") for l in read_lines(args.text)]
+    snr = tuple(parse_grid(args.snr, "--snr"))
+    if len(snr) != 2 or snr[0] > snr[1]:
+        raise LmplugError(f"--snr: expected 'low,high' with low <= high, found {args.snr!r}")
+    read = [normalize(l, "lower") for l in read_lines(args.text)]
     allowed = set("abcdefghijklmnopqrstuvwxyz' ")  # the acoustic model's character labels
-    lines = [l for l in lines if l and len(l.split()) <= args.max_words and set(l) <= allowed]
+    lines = [l for l in read if l and len(l.split()) <= args.max_words and set(l) <= allowed]
+    if not lines:
+        raise LmplugError(f"{args.text}: expected sentences of at most {args.max_words} words of letters, apostrophes "
+                          f"and spaces (after normalizing), found none among {len(read)} lines")
     if args.max_sentences and len(lines) > args.max_sentences:
         import numpy as np
 
         keep = np.sort(np.random.default_rng(args.seed).choice(len(lines), args.max_sentences, replace=False))
         lines = [lines[i] for i in keep]
     voices = args.voices.split(",") if args.voices else VOICES[args.split]
-    snr = tuple(float(x) for x in args.snr.split(","))
     t0 = time.time()
     manifest = build_speech_corpus(lines, args.out, args.split, voices=voices, snrs=snr, seed=args.seed,
                                    workers=args.workers, reverb_prob=args.reverb)
@@ -52,7 +59,8 @@ def cmd_train_am(args: argparse.Namespace) -> int:
 
     am_kw, tr_kw = AM_PRESETS[args.scale]
     tr_kw = dict(tr_kw, device=args.device)
-    if args.max_steps:
+    if args.max_steps is not None:
+        expect_number("", "--max-steps", args.max_steps, integer=True, at_least=1)
         tr_kw["max_steps"] = args.max_steps
     out = Path(args.out)
     train = extract_features(read_manifest(args.train), out / "feats" / "train")
@@ -73,6 +81,9 @@ def cmd_emissions(args: argparse.Namespace) -> int:
 
     am = load_am(args.am)
     utts = read_manifest(args.manifest)
+    bad = [u.id for u in utts if "/" in u.id or u.id in (".", "..")]
+    if bad:
+        raise LmplugError(f"{args.manifest}: expected utterance ids usable as file names, found {bad[:3]}")
     out = Path(args.out)
     fs = extract_features(utts, out / "feats")  # reads every audio file before it creates OUT
     t0 = time.time()

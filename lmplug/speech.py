@@ -176,12 +176,12 @@ def build_speech_corpus(
         u = Utterance(uid, "", text, voice=str(rng.choice(voices)),
                       rate=int(rng.integers(*rates)), pitch=int(rng.integers(*pitches)), noise=noise,
                       snr=round(float(rng.uniform(*snrs)), 1) if noise else None)
+        reverb, utt_seed = bool(rng.random() < reverb_prob), int(rng.integers(2**31))  # drawn even if kept
         # the file name carries a digest of everything that shapes the audio: a kept file is reused
         # only for exactly the same utterance
-        digest = hashlib.sha1(json.dumps([asdict(u), babble]).encode()).hexdigest()[:8]
+        digest = hashlib.sha1(json.dumps([asdict(u), babble, reverb, utt_seed]).encode()).hexdigest()[:8]
         u.audio = f"audio/{uid}-{digest}.flac"
         utts.append(u)
-        reverb, utt_seed = bool(rng.random() < reverb_prob), int(rng.integers(2**31))  # drawn even if kept
         if not (out / u.audio).is_file():
             jobs.append({"id": uid, "text": text, "voice": u.voice, "rate": u.rate, "pitch": u.pitch, "noise": noise,
                          "snr": u.snr, "babble": babble, "reverb": reverb, "seed": utt_seed,

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,12 @@ def test_checkpoint_roundtrip(tmp_path):
     (tmp_path / "am" / "model.safetensors").write_bytes(b"junk")
     with pytest.raises(LmplugError, match="cannot load"):
         load_am(tmp_path / "am")
+    cfg = tmp_path / "am" / "config.json"
+    meta = json.loads(cfg.read_text())
+    for bad, found in [({**meta["model"], "foo": 1}, r"found \['foo'\]"), ([1], r"found \[1\]")]:
+        cfg.write_text(json.dumps({**meta, "model": bad}))
+        with pytest.raises(LmplugError, match="config.json: expected 'model' as an object of AMConfig fields .*" + found):
+            load_am(tmp_path / "am")
 
 
 def test_make_batches_respects_budget():

@@ -42,3 +42,26 @@ def test_emissions_refuses_duplicate_ids(am, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"lmplug emissions: error: {man}: expected each utterance id once, "
                                                "found 'a' at lines 1 and 3")
     assert not (tmp_path / "out").exists()
+
+
+def test_speech_commands_check_their_options(am, tmp_path, capsys):
+    """Ids that cannot name a file, an SNR range that is not one, text with no usable sentence,
+    a step count below 1: one-line errors before any work."""
+    man = _manifest(tmp_path / "m.jsonl", [{"id": "spk/1", "audio": "a.flac", "text": "x"}])
+    (tmp_path / "a.flac").write_bytes(b"")
+    assert main(["emissions", "--am", am, "--manifest", man, "--out", str(tmp_path / "out")]) == 2
+    assert "expected utterance ids usable as file names, found ['spk/1']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    (tmp_path / "digits.txt").write_text("1 2 3\n")
+    speech = ["prepare-speech", "--out", str(tmp_path / "sp"), "--split", "dev"]
+    for extra, message in [(["--text", str(tmp_path / "t.txt"), "--snr", "abc"], "--snr: expected a comma-separated"),
+                           (["--text", str(tmp_path / "t.txt"), "--snr", "20"], "--snr: expected 'low,high'"),
+                           (["--text", str(tmp_path / "t.txt"), "--snr", "30,10"], "--snr: expected 'low,high'"),
+                           (["--text", str(tmp_path / "digits.txt")], "found none among 1 lines")]:
+        assert main(speech + extra) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+    train = ["train-am", "--train", man, "--dev", man, "--out", str(tmp_path / "am2"), "--max-steps", "0"]
+    assert main(train) == 2 and "--max-steps: expected an integer >= 1, found 0" in capsys.readouterr().err
+    assert not (tmp_path / "sp").exists() and not (tmp_path / "am2").exists()

@@ -83,5 +83,7 @@ def test_build_tiny_corpus_is_deterministic_and_resumable(tmp_path):
     again = read_manifest(build_speech_corpus(sents, tmp_path, "test", workers=1, progress=False))
     assert [u.__dict__ for u in again] == [u.__dict__ for u in utts]  # same draws
     assert (tmp_path / utts[0].audio).stat().st_mtime == before  # existing audio kept
+    reverb = read_manifest(build_speech_corpus(sents, tmp_path, "test", workers=1, progress=False, reverb_prob=1.0))
+    assert all(a.audio != b.audio for a, b in zip(reverb, utts))  # other audio: not the files kept
     with pytest.raises(LmplugError, match="empty"):
         build_speech_corpus(["ok", " "], tmp_path, "test", progress=False)

@@ -64,13 +64,27 @@ def cmd_train_nmt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_beam_args(beam: int, nbest: int | None, batch_sentences: int) -> None:
+    """translate's search flags, before any model is loaded: a beam of at least one, at most
+    ``beam`` hypotheses kept (None: all of them), at least one sentence per batch."""
+    expect_number("", "--beam", beam, integer=True, at_least=1)
+    if nbest is not None:
+        expect_number("", "--nbest", nbest, integer=True, at_least=1)
+        if nbest > beam:
+            raise LmplugError(f"--nbest: expected at most --beam ({beam}) hypotheses, found {nbest}")
+    expect_number("", "--batch-sentences", batch_sentences, integer=True, at_least=1)
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
     from lmplug.nbest import NBestEntry, write_nbest
     from lmplug.nmt import load_translator
     from lmplug.train import pick_device
 
-    tr = load_translator(args.model, device=pick_device(args.device))
+    _check_beam_args(args.beam, args.nbest, args.batch_sentences)
     sources = _raw_lines(args.src)
+    if not sources:
+        raise LmplugError(f"{args.src}: expected at least one sentence, found an empty file")
+    tr = load_translator(args.model, device=pick_device(args.device))
     t0 = time.time()
     results = tr.translate(sources, beam=args.beam, nbest=args.nbest, len_penalty=args.len_penalty,
                            batch_sentences=args.batch_sentences, progress=True)
@@ -123,12 +137,13 @@ def _weights_arg(text: str) -> dict[str, float]:
 
 
 def cmd_tune_rerank(args: argparse.Namespace) -> int:
-    from lmplug.mert import tune_weights
+    from lmplug.mert import expect_each_once, tune_weights
     from lmplug.nbest import read_nbest
 
+    names = args.features.split(",") if args.features else None
+    expect_each_once(names or [])
     refs = _raw_lines(args.ref)
     nbest = read_nbest(args.nbest, n_sources=len(refs))
-    names = args.features.split(",") if args.features else None
     init = _weights_arg(args.init) if args.init else None
     res = tune_weights(nbest, refs, features=names, init=init, restarts=args.restarts, seed=args.seed,
                        progress=True, window=args.window)
@@ -222,7 +237,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="n-best output (.jsonl for JSON lines, else Moses format)")
     p.add_argument("--onebest", default=None, help="also write the 1-best translations here")
     p.add_argument("--beam", type=int, default=12, help="beam size")
-    p.add_argument("--nbest", type=int, default=12, help="hypotheses kept per sentence (<= beam)")
+    p.add_argument("--nbest", type=int, default=None,
+                   help="hypotheses kept per sentence, 1 <= nbest <= beam (None: all the beam keeps)")
     p.add_argument("--len-penalty", type=float, default=1.0, help="rank by logprob / length**len_penalty")
     p.add_argument("--batch-sentences", type=int, default=64, help="sentences decoded together")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

@@ -49,14 +49,19 @@ def bleu_signature() -> str:
 
 
 def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
-    """Corpus BLEU (0-100) from summed statistics (..., 10); 0 where some precision is 0."""
+    """Corpus BLEU (0-100) from summed statistics (..., 10), smoothed as sacrebleu's default
+    ``smooth:exp`` (the method its signature names): the k-th order with no match counts as
+    1 / 2**k matches. So one missing 4-gram no longer makes BLEU 0 (and MERT's objective flat).
+    0 when nothing matches or some order has no n-grams, as in sacrebleu."""
     hyp, ref = stats[..., 0], stats[..., 1]
     m, t = stats[..., 2:6], stats[..., 6:10]
+    halvings = np.cumsum(m == 0, axis=-1)  # sacrebleu's smooth_mteval = 2**halvings
     with np.errstate(divide="ignore", invalid="ignore"):
-        logp = np.where((m > 0) & (t > 0), np.log(np.maximum(m, 1e-300) / np.maximum(t, 1e-300)), -np.inf).mean(-1)
-        bp = np.where(hyp < ref, 1.0 - ref / np.maximum(hyp, 1e-300), 0.0)
-        out = 100.0 * np.exp(bp + logp)
-    return np.where(np.isfinite(out), out, 0.0)
+        prec = np.where(m > 0, 100.0 * m / t, 100.0 / (2.0 ** halvings * t))  # percent, as sacrebleu
+        bp = np.where(hyp < ref, np.exp(1.0 - ref / hyp), 1.0)
+        out = bp * np.exp(np.log(prec).mean(-1))
+    valid = (t > 0).all(-1) & (m > 0).any(-1) & (hyp > 0)
+    return np.where(valid & np.isfinite(out), out, 0.0)
 
 
 def upper_envelope(slopes: np.ndarray, intercepts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +207,15 @@ def _ascend(X: list[np.ndarray], S: list[np.ndarray], w: np.ndarray, max_passes:
     return w, bleu
 
 
+def expect_each_once(names: Sequence[str]) -> None:
+    """Each feature to tune named once: a repeated one would be a second column of the same
+    values, tuned apart and then folded into one weight that no search ever chose."""
+    for n in dict.fromkeys(names):
+        count = list(names).count(n)
+        if count > 1:
+            raise LmplugError(f"expected each feature once, found {n!r} {'twice' if count == 2 else f'{count} times'}")
+
+
 def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str] | None = None,
                  init: Mapping[str, float] | None = None, restarts: int = 20, seed: int = 1,
                  max_passes: int = 10, tol: float = 1e-4, progress: bool = True, window: int = 0) -> TuneResult:
@@ -226,6 +240,7 @@ def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str
         raise LmplugError(f"expected restarts >= 0 (random starting points besides the first), found {restarts}")
     carried = feature_names(nbest)
     names = list(features) if features else carried
+    expect_each_once(names)
     unknown = sorted(set(names) - set(carried)) + sorted(set(init or {}) - set(names))
     if unknown:
         raise LmplugError(f"unknown features {unknown}; the n-best lists carry {carried} and tuning uses {names}")

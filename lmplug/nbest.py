@@ -51,9 +51,22 @@ def _number(tok: str, path, line: int, what: str) -> float:
         v = float(tok)
     except ValueError:
         raise _err(path, line, f"expected a number for {what}, found {tok!r}") from None
-    if math.isnan(v):
-        raise _err(path, line, f"expected a number for {what}, found NaN")
+    if not math.isfinite(v):  # NaN or inf: no weighted sum of it ranks anything
+        raise _err(path, line, f"expected a finite number for {what}, found {tok!r}")
     return v
+
+
+def _json_number(v, path, line: int, what: str) -> float:
+    """A JSON value that must be a finite number (JSON's NaN and Infinity extensions refused)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise _err(path, line, f"expected a number for {what}, found {v!r}")
+    try:
+        f = float(v)
+    except OverflowError:  # an integer beyond float range
+        f = math.inf
+    if not math.isfinite(f):
+        raise _err(path, line, f"expected a finite number for {what}, found {v!r}")
+    return f
 
 
 def parse_features(text: str, path: str | os.PathLike = "<string>", line: int = 0) -> dict[str, float]:
@@ -92,7 +105,7 @@ def _parse_moses_line(raw: str, path, line: int) -> NBestEntry:
         raise _err(path, line, f"expected 'id ||| hypothesis ||| features [||| total]' (3 or 4 fields), "
                                f"found {len(fields)} fields")
     id_text = fields[0].strip()
-    if not id_text.isdigit():
+    if not (id_text.isascii() and id_text.isdigit()):  # "²".isdigit() too, but int() refuses it
         raise _err(path, line, f"expected a sentence id (a non-negative integer), found {id_text!r}")
     text = " ".join(fields[1].split())
     if not text:
@@ -119,18 +132,14 @@ def _parse_json_line(raw: str, path, line: int) -> NBestEntry:
     scores = obj.get("scores", {})
     if not isinstance(scores, dict):
         raise _err(path, line, f"expected 'scores' to be an object, found {type(scores).__name__}")
-    clean = {}
-    for k, v in scores.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-            raise _err(path, line, f"expected a number for feature '{k}', found {v!r}")
-        clean[str(k)] = float(v)
+    clean = {str(k): _json_number(v, path, line, f"feature '{k}'") for k, v in scores.items()}
     total = obj.get("total")
-    if total is not None and (not isinstance(total, (int, float)) or isinstance(total, bool)):
-        raise _err(path, line, f"expected 'total' to be a number, found {total!r}")
+    if total is not None:
+        total = _json_number(total, path, line, "'total'")
     unknown = set(obj) - {"id", "text", "scores", "total"}
     if unknown:
         raise _err(path, line, f"unexpected keys {sorted(unknown)}; expected id, text, scores, total")
-    return NBestEntry(obj["id"], " ".join(obj["text"].split()), clean, None if total is None else float(total))
+    return NBestEntry(obj["id"], " ".join(obj["text"].split()), clean, total)
 
 
 def nbest_format(path: str | os.PathLike, fmt: str = "auto") -> str:

@@ -162,6 +162,34 @@ def build_features(lm: str | None = None, kenlm: str | None = None, channel: str
     return feats
 
 
+def _read_cache(path: Path, signature: str, n: int) -> list[float] | None:
+    """The cached values of one feature, or None to compute them (again).
+
+    The file name already keys the signature and the exact pairs, and it is written atomically,
+    so a file that does not parse, names another signature or holds other than ``n`` numbers was
+    damaged outside lmplug: like a missing one it is recomputed (and rewritten), with a note
+    naming it, rather than trusted or made fatal, since the values can always be derived again.
+    """
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return _recompute(path, f"expected JSON, found {type(e).__name__}: {e}")
+    values = obj.get("values") if isinstance(obj, dict) and obj.get("signature") == signature else None
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return _recompute(path, f"expected {{'signature': {signature!r}, 'values': [numbers]}}, found {str(obj)[:80]}")
+    if len(values) != n:
+        return _recompute(path, f"expected {n} values (one per hypothesis), found {len(values)}")
+    return [float(v) for v in values]
+
+
+def _recompute(path: Path, problem: str) -> None:
+    """Say (to stderr) why the cache file at ``path`` is not used; None: compute the values."""
+    print(f"[features] {path}: unusable cache, computed again: {problem}", file=sys.stderr, flush=True)
+    return None
+
+
 def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Feature | PerWord],
                  cache_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[str, str]:
     """Compute each feature for every hypothesis and store it in ``entry.scores[name]`` (in place).
@@ -192,8 +220,7 @@ def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Featur
         if cache_dir is not None:
             key = hashlib.sha1(json.dumps([f.signature, srcs, hyps]).encode("utf-8")).hexdigest()[:20]
             path = Path(cache_dir) / f"{f.name}.{key}.json"
-            if path.is_file():
-                values = json.loads(path.read_text())["values"]
+            values = _read_cache(path, f.signature, len(flat))
         if values is None:
             if progress:
                 print(f"[features] {f.name}: {len(flat)} hypotheses ({f.signature})", file=sys.stderr, flush=True)

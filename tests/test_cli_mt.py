@@ -144,3 +144,44 @@ def test_tune_rerank_refuses_negative_restarts(tmp_path, capsys):
     assert main(["tune-rerank", "--nbest", nb, "--ref", ref, "--restarts", "-3", "--out", str(tmp_path / "w.json")]) == 2
     assert _error(capsys, "tune-rerank") == "expected restarts >= 0 (random starting points besides the first), found -3"
     assert not (tmp_path / "w.json").exists()
+
+
+TRANSLATE_FLAG_ERRORS = [  # (extra flags, message)
+    (["--beam", "0"], "--beam: expected an integer >= 1, found 0"),
+    (["--beam", "-2", "--nbest", "1"], "--beam: expected an integer >= 1, found -2"),
+    (["--nbest", "0"], "--nbest: expected an integer >= 1, found 0"),
+    (["--nbest", "-1"], "--nbest: expected an integer >= 1, found -1"),
+    (["--beam", "4", "--nbest", "9"], "--nbest: expected at most --beam (4) hypotheses, found 9"),
+    (["--batch-sentences", "0"], "--batch-sentences: expected an integer >= 1, found 0"),
+]
+
+
+@pytest.mark.parametrize("flags,message", TRANSLATE_FLAG_ERRORS)
+def test_translate_checks_its_search_flags(toy, tmp_path, capsys, flags, message):
+    d, f = toy
+    out = tmp_path / "x.nbest"
+    assert main(["translate", "--model", str(d / "fwd"), "--src", f["test.src"], "--out", str(out), "--device", "cpu",
+                 *flags]) == 2
+    assert _error(capsys, "translate") == message
+    assert not out.exists()
+
+
+def test_translate_refuses_an_empty_source_and_keeps_the_whole_beam_by_default(toy, tmp_path, capsys):
+    d, f = toy
+    empty, out = _write(tmp_path / "empty.src", []), tmp_path / "x.nbest"
+    assert main(["translate", "--model", str(d / "fwd"), "--src", empty, "--out", str(out), "--device", "cpu"]) == 2
+    assert _error(capsys, "translate") == f"{empty}: expected at least one sentence, found an empty file"
+    assert not out.exists()
+    src = _write(tmp_path / "three.src", ["a b c", "d e", "f g h i"])
+    assert main(["translate", "--model", str(d / "fwd"), "--src", src, "--out", str(out), "--beam", "3",
+                 "--device", "cpu"]) == 0
+    assert all(2 <= len(h) <= 3 for h in read_nbest(out, n_sources=3))
+
+
+def test_tune_rerank_refuses_a_feature_named_twice(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a ||| nmt= 1 lm= 2", "0 ||| b ||| nmt= 2 lm= 1"])
+    ref = _write(tmp_path / "ref.txt", ["a"])
+    out = tmp_path / "w.json"
+    assert main(["tune-rerank", "--nbest", nb, "--ref", ref, "--features", "nmt,lm,nmt", "--out", str(out)]) == 2
+    assert _error(capsys, "tune-rerank") == "expected each feature once, found 'nmt' twice"
+    assert not out.exists()

@@ -54,7 +54,13 @@ MOSES_ERRORS = [
     ("0 ||| a ||| 1.5 f= 2\n", 1, "expected 'name=' before the first feature value, found '1.5'"),
     ("0 ||| a ||| f= g= 1\n", 1, "expected a value after feature 'f=', found none"),
     ("0 ||| a ||| f= 1 f= 2\n", 1, "feature 'f' appears twice"),
-    ("0 ||| a ||| f= 1 ||| nan\n", 1, "expected a number for the total score, found NaN"),
+    ("0 ||| a ||| f= 1 ||| nan\n", 1, "expected a finite number for the total score, found 'nan'"),
+    ("0 ||| a ||| f= 1 ||| inf\n", 1, "expected a finite number for the total score, found 'inf'"),
+    ("0 ||| a ||| f= -inf\n", 1, "expected a finite number for feature 'f', found '-inf'"),
+    ("0 ||| a ||| TM0= 1 Infinity\n", 1, "expected a finite number for feature 'TM0', found 'Infinity'"),
+    ("0 ||| a ||| f= NaN\n", 1, "expected a finite number for feature 'f', found 'NaN'"),
+    ("\u00b2 ||| a ||| f= 1\n", 1, "expected a sentence id (a non-negative integer), found '\u00b2'"),
+    ("\u0663 ||| a ||| f= 1\n", 1, "expected a sentence id (a non-negative integer), found '\u0663'"),
     ("0 ||| a ||| f= 1 ||| -\n", 1, "expected a number for the total score, found '-'"),
     ("0 ||| a ||| f= 1\n\n", 2, "expected an n-best entry, found an empty line"),
 ]
@@ -76,6 +82,14 @@ JSONL_ERRORS = [
     ('{"id": 0, "text": " "}\n', "expected a non-empty hypothesis in 'text', found ' '"),
     ('{"id": 0, "text": "a", "scores": {"f": "1"}}\n', "expected a number for feature 'f', found '1'"),
     ('{"id": 0, "text": "a", "extra": 1}\n', "unexpected keys ['extra']; expected id, text, scores, total"),
+    ('{"id": 0, "text": "a", "scores": {"f": Infinity}}\n', "expected a finite number for feature 'f', found inf"),
+    ('{"id": 0, "text": "a", "scores": {"f": -Infinity}}\n', "expected a finite number for feature 'f', found -inf"),
+    ('{"id": 0, "text": "a", "scores": {"f": NaN}}\n', "expected a finite number for feature 'f', found nan"),
+    ('{"id": 0, "text": "a", "scores": {"f": 1' + "0" * 400 + '}}\n',
+     "expected a finite number for feature 'f', found 1" + "0" * 400),
+    ('{"id": 0, "text": "a", "total": NaN}\n', "expected a finite number for 'total', found nan"),
+    ('{"id": 0, "text": "a", "total": -Infinity}\n', "expected a finite number for 'total', found -inf"),
+    ('{"id": 0, "text": "a", "total": "1"}\n', "expected a number for 'total', found '1'"),
 ]
 
 

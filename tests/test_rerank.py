@@ -10,6 +10,7 @@ sacrebleu = pytest.importorskip("sacrebleu")
 from lmplug.errors import LmplugError
 from lmplug.mert import (
     bleu_from_stats,
+    bleu_signature,
     bleu_stats,
     line_search,
     oracle_selection,
@@ -56,6 +57,35 @@ def test_bleu_stats_sum_to_sacrebleu_corpus_bleu():
     hyps = [w[2] for w in WRONG]
     expected = sacrebleu.corpus_bleu(hyps, [REFS]).score
     assert float(bleu_from_stats(bleu_stats(hyps, REFS).sum(0))) == pytest.approx(expected, abs=1e-9)
+
+
+BLEU_CORPORA = [  # (hypotheses, references)
+    ([w[2] for w in WRONG], REFS),  # every order matches somewhere
+    (["a man rides the bike", "two dogs play"], ["a man rides a red bike", "two cats play in snow"]),  # no 4-gram
+    (["a man bike red street", "dogs snow two"], REFS[:2]),  # no 3- or 4-gram: the audit's flat objective
+    (["a b", "c"], ["a b c d", "c d"]),  # no 3-grams at all (total 0): 0 in sacrebleu too
+    (["x y z w v"], ["a b c d e"]),  # nothing matches
+    (["the the the the the the"], ["the cat is on the mat"]),  # clipped counts, longer than the reference
+]
+
+
+@pytest.mark.parametrize("hyps,refs", BLEU_CORPORA)
+def test_bleu_from_stats_is_sacrebleu_with_the_smoothing_its_signature_names(hyps, refs):
+    """Also when some n-gram order has no match: sacrebleu's default 'exp' smoothing, not 0."""
+    smooth = dict(kv.split(":", 1) for kv in bleu_signature().split("|"))["smooth"]
+    assert smooth == "exp"
+    expected = sacrebleu.BLEU(smooth_method=smooth).corpus_score(hyps, [refs]).score
+    assert expected == sacrebleu.corpus_bleu(hyps, [refs]).score
+    stats = bleu_stats(hyps, refs)
+    assert float(bleu_from_stats(stats.sum(0))) == pytest.approx(expected, abs=1e-9)
+    batched = bleu_from_stats(np.stack([stats.sum(0), stats[0]]))  # (..., 10) inputs
+    assert batched[0] == pytest.approx(expected, abs=1e-9)
+    assert batched[1] == pytest.approx(sacrebleu.corpus_bleu(hyps[:1], [refs[:1]]).score, abs=1e-9)
+
+
+def test_bleu_of_a_corpus_with_no_3_gram_match_is_not_zero():
+    hyps, refs = BLEU_CORPORA[2]
+    assert float(bleu_from_stats(bleu_stats(hyps, refs).sum(0))) > 0.0
 
 
 def test_line_search_finds_known_optimum():
@@ -138,6 +168,15 @@ def test_weights_naming_unknown_features_are_refused():
         tune_weights(nb, REFS, features=["nmt", "channel"], progress=False)
 
 
+def test_tuning_refuses_a_feature_named_twice():
+    nb = _nbest()
+    with pytest.raises(LmplugError) as e:
+        tune_weights(nb, REFS, features=["nmt", "is_ref", "nmt"], restarts=1, progress=False)
+    assert str(e.value) == "expected each feature once, found 'nmt' twice"
+    with pytest.raises(LmplugError, match="found 'nmt' 3 times"):
+        tune_weights(nb, REFS, features=["nmt"] * 3, restarts=1, progress=False)
+
+
 def test_rerank_ties_keep_the_earlier_hypothesis():
     nb = [[NBestEntry(0, "x", {"f": 1.0}), NBestEntry(0, "y", {"f": 1.0})]]
     assert rerank(nb, {"f": 1.0})[0].text == "x"
@@ -162,6 +201,41 @@ def test_add_features_cache_and_lengths(tmp_path):
     assert nb2[0][0].scores["chars"] == len(nb2[0][0].text)
     with pytest.raises(LmplugError, match="expected one source sentence per n-best id \\(4\\), found 3 sources"):
         add_features(nb, sources[:3], feats)
+
+
+BAD_CACHES = [  # (file content, the start of the reason the note gives)
+    (b"", "expected JSON, found JSONDecodeError"),
+    (b"{not json", "expected JSON, found JSONDecodeError"),
+    (b"\xff\xfe", "expected JSON, found UnicodeDecodeError"),
+    (b'{"signature": "chars:v0", "values": []}', "expected {'signature': 'chars:v1', 'values': [numbers]}"),
+    (b'{"signature": "chars:v1", "values": ["1"]}', "expected {'signature': 'chars:v1', 'values': [numbers]}"),
+    (b'{"signature": "chars:v1", "values": [1.0, 2.0]}', "expected 16 values (one per hypothesis), found 2"),
+]
+
+
+@pytest.mark.parametrize("content,problem", BAD_CACHES)
+def test_an_unusable_feature_cache_file_is_named_and_recomputed(tmp_path, capsys, content, problem):
+    """Empty, corrupt, another signature's or of the wrong length: never used, never a traceback."""
+    calls = []
+
+    def compute(src, hyp):
+        calls.append(len(hyp))
+        return [float(len(h)) for h in hyp]
+
+    feats = [Feature("chars", "chars:v1", compute)]
+    sources = ["x y", "x", "x y z", "x y z w"]
+    add_features(_nbest(), sources, feats, cache_dir=tmp_path, progress=False)
+    (path,) = tmp_path.glob("chars.*.json")
+    path.write_bytes(content)
+    nb = _nbest()
+    capsys.readouterr()
+    add_features(nb, sources, feats, cache_dir=tmp_path, progress=False)
+    assert calls == [16, 16]
+    assert [e.scores["chars"] for h in nb for e in h] == [float(len(e.text)) for h in nb for e in h]
+    err = capsys.readouterr().err
+    assert f"{path}: unusable cache, computed again: {problem}" in err
+    add_features(_nbest(), sources, feats, cache_dir=tmp_path, progress=False)
+    assert calls == [16, 16]  # rewritten: served from the cache again
 
 
 def test_per_word_features_divide_their_base():

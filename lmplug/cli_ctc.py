@@ -34,8 +34,8 @@ def parse_weights(spec: str) -> dict[str, float]:
             out[name.strip()] = float(val)
         except ValueError:
             eq = ""
-        if not eq:
-            raise LmplugError(f"expected weights as name=value[,name=value], found {part!r} in {spec!r}")
+        if not eq or not math.isfinite(out[name.strip()]):
+            raise LmplugError(f"expected weights as name=value[,name=value] with finite values, found {part!r} in {spec!r}")
     return out
 
 
@@ -148,8 +148,10 @@ def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[st
 
         d = read_json(p)
         d = d.get("weights", d) if isinstance(d, dict) else d
-        if not isinstance(d, dict) or not all(isinstance(v, (int, float)) for v in d.values()):
-            raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
+        if not isinstance(d, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              and math.isfinite(v) for v in d.values()):
+            raise LmplugError(f"{p}: expected a JSON object of name: finite weight (or a 'weights' object), "
+                              f"found {str(d)[:80]}")
         return {k: float(v) for k, v in d.items()}
     return parse_weights(args.weights) if getattr(args, "weights", None) else default
 
@@ -458,6 +460,8 @@ def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
             raise LmplugError(f"{path}:{n}: expected 'nbest' (from `lmplug decode --nbest N`) or 'text'")
         ids.append(str(row["id"]))
         lines.append(n)
+        if "nbest" in row and (not isinstance(row["nbest"], list) or not row["nbest"]):
+            raise LmplugError(f"{path}:{n}: expected 'nbest' as a non-empty list of hypotheses, found {str(row['nbest'])[:80]}")
         lists.append(row.get("nbest") or [{"text": row["text"], "score": row.get("score", 0.0),
                                            "scores": row.get("scores", {})}])
         for h in lists[-1]:
@@ -473,7 +477,7 @@ def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
 
 def _bad_hypothesis(h) -> str | None:
     """What is wrong with one n-best hypothesis (None: nothing)."""
-    if not isinstance(h, dict) or not isinstance(h.get("text"), str):
+    if not isinstance(h, dict) or not isinstance(h.get("text"), str) or not isinstance(h.get("scores", {}), dict):
         return f"{str(h)[:80]!r}"
     nums = {"score": h.get("score", 0.0), **{f"scores.{k}": v for k, v in (h.get("scores") or {}).items()}}
     for k, v in nums.items():
@@ -521,9 +525,10 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     rows = _jsonl_rows(args.refs)
     expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
     refs = {str(r["id"]): r.get("text") for _, r in rows}
-    missing = [i for i in ids if not refs.get(i)]
+    missing = [i for i in ids if not isinstance(refs.get(i), str) or not refs[i]]
     if missing:
-        raise LmplugError(f"{args.refs}: expected a reference 'text' for every n-best id, found none for {missing[:3]}")
+        raise LmplugError(f"{args.refs}: expected a reference 'text' string for every n-best id, found none for "
+                          f"{missing[:3]}")
     base = read_weights(args, {})
     scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
     if 0.0 not in lm_w:  # the first pass's own ranking is always a candidate

@@ -85,11 +85,18 @@ def merge_parts(out: str | Path, world: int) -> tuple[list[dict], list[dict]]:
     headers, rows = [], []
     for p in paths:
         lines = p.read_text(encoding="utf-8").splitlines()
-        head = json.loads(lines[0]).get("part") if lines else None
-        if not isinstance(head, dict) or len(lines) - 1 != head.get("utterances"):
+        try:
+            first = json.loads(lines[0]) if lines else None
+            head = first.get("part") if isinstance(first, dict) else None
+            part = [json.loads(line) for line in lines[1:]]
+        except json.JSONDecodeError:
+            head = part = None
+        if (not isinstance(head, dict) or not {"fingerprint", "total", "seconds"} <= set(head)
+                or len(part) != head.get("utterances")
+                or not all(isinstance(r, dict) and isinstance(r.get("index"), int) for r in part)):
             raise LmplugError(f"{p}: expected a part header and its rows, found a truncated or foreign file")
         headers.append(head)
-        rows.extend(json.loads(line) for line in lines[1:])
+        rows.extend(part)
     prints = {h["fingerprint"] for h in headers}
     totals = {h["total"] for h in headers}
     if len(prints) > 1 or len(totals) > 1:

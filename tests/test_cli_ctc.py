@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 
@@ -60,13 +61,22 @@ def test_decode_search_torch_writes_what_numpy_writes(workdir, tmp_path, capsys)
         assert "use search='numpy'" in capsys.readouterr().err
 
 
-def test_decode_user_errors_exit_2(workdir, capsys):
+def test_decode_user_errors_exit_2(workdir, tmp_path, capsys):
     rc = main(["decode", "--emissions", str(workdir / "missing.npy"), "--labels", str(workdir / "labels.json"), "--quiet"])
     assert rc == 2
     assert "expected a .npy, .npz or .jsonl file" in capsys.readouterr().err
     rc = main(["decode", "--emissions", str(workdir / "u0.npy"), "--labels", str(workdir / "labels.json"),
                "--weights", "lm0.5", "--quiet"])
     assert rc == 2
+    assert "expected weights as name=value" in capsys.readouterr().err
+    from lmplug.cli_ctc import parse_weights, read_weights
+
+    with pytest.raises(LmplugError, match="with finite values, found 'lm=nan'"):
+        parse_weights("words=1,lm=nan")
+    for bad in ('{"words": true}', '{"lm": NaN}', '{"weights": {"lm": Infinity}}'):
+        (tmp_path / "w.json").write_text(bad)
+        with pytest.raises(LmplugError, match="w.json: expected a JSON object of name: finite weight"):
+            read_weights(argparse.Namespace(weights_file=str(tmp_path / "w.json"), weights=None), {})
 
 
 def test_decode_bad_files_exit_2_before_the_work_and_keep_outputs(workdir, tmp_path, capsys):
@@ -343,7 +353,10 @@ def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
     good = {"id": "u0", "nbest": [{"text": "a b", "score": -1.0, "scores": {"ctc": -1.0, "words": 2}}]}
     bad_rows = [({"id": "u1", "nbest": [{"text": "a", "score": float("nan")}]}, "score = nan"),
                 ({"id": "u1", "nbest": [{"score": -2.0}]}, "expected hypotheses with a 'text' string"),
-                ({"id": "u1", "nbest": [{"text": "a", "scores": {"ctc": "x"}}]}, "scores.ctc = 'x'")]
+                ({"id": "u1", "nbest": [{"text": "a", "scores": {"ctc": "x"}}]}, "scores.ctc = 'x'"),
+                ({"id": "u1", "nbest": [{"text": "a", "scores": [1]}]}, "expected hypotheses with a 'text' string"),
+                ({"id": "u1", "nbest": []}, "expected 'nbest' as a non-empty list of hypotheses, found []"),
+                ({"id": "u1", "nbest": 5}, "expected 'nbest' as a non-empty list of hypotheses, found 5")]
     for row, message in bad_rows:
         p = tmp_path / "nb.jsonl"
         p.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
@@ -450,3 +463,7 @@ def test_tune_rescore_refuses_an_empty_weight_grid(tmp_path, capsys):
     for flag, value in (("--lm-weights", ""), ("--lm-weights", " , "), ("--bonuses", "1,x")):
         assert main(base + [flag, value]) == 2
         assert f"{flag}: expected a comma-separated list of numbers, found {value!r}" in _one_line_error(capsys, "tune-rescore")
+    (tmp_path / "refs.jsonl").write_text('{"id": "a", "text": 123}\n')  # checked before the LM is loaded
+    assert main(base[:4] + [str(tmp_path / "refs.jsonl")] + base[5:]) == 2
+    assert "refs.jsonl: expected a reference 'text' string for every n-best id, found none for ['a']" in \
+        _one_line_error(capsys, "tune-rescore")

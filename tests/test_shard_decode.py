@@ -95,6 +95,12 @@ def test_missing_or_stale_parts_are_clear_errors(workdir, tmp_path, capsys):
                             str(tmp_path / "words.txt"))) == 0
     with pytest.raises(LmplugError, match="different runs"):
         merge_parts(out, 2)
+    # a part that is not one: a clear error naming it
+    good = part_path(out, 0, 2).read_text().splitlines()
+    for lines in (["[1]"], ['{"part": {"utterances": 0}}'], [good[0], "{not json"], [good[0], *good[1:-1], "[]"]):
+        part_path(out, 0, 2).write_text("\n".join(lines) + "\n")
+        with pytest.raises(LmplugError, match="part-0-of-2.jsonl: expected a part header and its rows"):
+            merge_parts(out, 2)
     # user errors exit 2 with one line
     assert main(decode_args(workdir, out, "--shard-rank", "2", "--num-shards", "2")) == 2
     assert main(decode_args(workdir, out, "--shard-rank", "0")) == 2

@@ -10,7 +10,9 @@ labels), ``model.safetensors``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +54,7 @@ class ConformerCTC(nn.Module):
         from torchaudio.models import Conformer
 
         self.config = config
+        self.cmvn: tuple[np.ndarray, np.ndarray] | None = None  # the training features' (mean, std), saved with it
         c = config.d_model
         self.subsample = nn.Sequential(
             nn.Conv2d(1, c, 3, stride=2, padding=1), nn.ReLU(),
@@ -95,14 +98,26 @@ class FeatureSet:
     offsets: np.ndarray  # (N,) start frame
     lengths: np.ndarray  # (N,) frames
     texts: list[str] = field(default_factory=list)
+    mean: np.ndarray | None = None  # (n_mels,) the normalization applied: (fbank - mean) / std
+    std: np.ndarray | None = None
+
+    @property
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.mean, self.std
 
     def get(self, i: int) -> np.ndarray:
         return np.asarray(self.feats[self.offsets[i] : self.offsets[i] + self.lengths[i]], dtype=np.float32)
 
 
 def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: int = 80,
-                     progress: bool = True) -> FeatureSet:
-    """Compute (or reuse) fbank features of every utterance, with global mean/variance normalization."""
+                     progress: bool = True, stats: tuple[np.ndarray, np.ndarray] | None = None) -> FeatureSet:
+    """Compute (or reuse) fbank features of every utterance, mean/variance normalized.
+
+    Args:
+        stats: ``(mean, std)`` (n_mels,) to normalize with: the training set's, which an acoustic
+            model's checkpoint carries (``model.cmvn``), so that an utterance's features do not
+            depend on the other utterances of its manifest. None: this set's own (a training set).
+    """
     from tqdm import tqdm
 
     out = Path(out_prefix)
@@ -113,23 +128,39 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
     try:
         meta = json.loads(meta_path.read_text())
         if (meta["ids"] == ids and meta["n_mels"] == n_mels and meta.get("sources") == sources
-                and bin_path.stat().st_size == 2 * n_mels * sum(meta["lengths"])):
+                and meta.get("normalized_by") == _stats_key(stats) and bin_path.stat().st_size == 2 * n_mels * sum(meta["lengths"])):
             return _load_features(out)
     except (OSError, ValueError, KeyError, TypeError):  # no cache, or a corrupt one: computed again
         pass
     mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
     out.parent.mkdir(parents=True, exist_ok=True)  # only once every audio file is read
     allf = np.concatenate(mats)
-    mean, std = allf.mean(0), allf.std(0) + 1e-5
+    if stats is None:
+        mean, std = allf.mean(0), allf.std(0) + 1e-5
+    else:
+        mean, std = (np.asarray(a, dtype=np.float32) for a in stats)
+        if mean.shape != (n_mels,) or std.shape != (n_mels,) or not (std > 0).all():
+            raise LmplugError(f"expected normalization statistics (mean, std) of {n_mels} values with std > 0, found "
+                              f"shapes {mean.shape} and {std.shape}")
     lengths = np.array([len(m) for m in mats])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     meta_path.unlink(missing_ok=True)  # no metadata beside a half-written .bin
     ((allf - mean) / std).astype(np.float16).tofile(bin_path)
     tmp = meta_path.with_name(meta_path.name + ".tmp")
     tmp.write_text(json.dumps({"ids": ids, "texts": [u.text for u in utts], "n_mels": n_mels, "sources": sources,
-                               "lengths": lengths.tolist(), "offsets": offsets.tolist()}))
+                               "lengths": lengths.tolist(), "offsets": offsets.tolist(),
+                               "normalized_by": _stats_key(stats), "mean": np.asarray(mean, np.float32).tolist(),
+                               "std": np.asarray(std, np.float32).tolist()}))
     tmp.replace(meta_path)
     return _load_features(out)
+
+
+def _stats_key(stats: tuple[np.ndarray, np.ndarray] | None) -> str:
+    """Which normalization a feature cache holds: the set's own, or a hash of the given statistics."""
+    if stats is None:
+        return "own"
+    data = b"".join(np.ascontiguousarray(a, dtype=np.float32).tobytes() for a in stats)
+    return hashlib.sha1(data).hexdigest()[:16]
 
 
 def _stat(path) -> tuple[int, int]:
@@ -144,7 +175,8 @@ def _stat(path) -> tuple[int, int]:
 def _load_features(out: Path) -> FeatureSet:
     meta = json.loads(out.with_suffix(".json").read_text())
     feats = np.memmap(out.with_suffix(".bin"), dtype=np.float16, mode="r").reshape(-1, meta["n_mels"])
-    return FeatureSet(feats, meta["ids"], np.array(meta["offsets"]), np.array(meta["lengths"]), meta["texts"])
+    return FeatureSet(feats, meta["ids"], np.array(meta["offsets"]), np.array(meta["lengths"]), meta["texts"],
+                      np.array(meta["mean"], dtype=np.float32), np.array(meta["std"], dtype=np.float32))
 
 
 def encode_text(text: str, labels: Sequence[str]) -> list[int]:
@@ -219,8 +251,11 @@ def save_am(path: str | Path, model: ConformerCTC, trainer_write=None) -> None:
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
 
+    cmvn = {} if model.cmvn is None else {"cmvn": {"mean": np.asarray(model.cmvn[0], np.float32).tolist(),
+                                                    "std": np.asarray(model.cmvn[1], np.float32).tolist()}}
+
     def write(tmp: Path) -> None:
-        save_json(tmp / "config.json", {"format": FORMAT, "model": asdict(model.config)})
+        save_json(tmp / "config.json", {"format": FORMAT, "model": asdict(model.config), **cmvn})
         save_file(state, str(tmp / "model.safetensors"))
         if trainer_write is not None:
             (tmp / "trainer").mkdir()
@@ -244,6 +279,13 @@ def load_am(path: str | Path, device: str | torch.device = "cpu") -> ConformerCT
         raise LmplugError(f"{ckpt}/config.json: expected 'model' as an object of AMConfig fields {sorted(known)}, "
                           f"found {found}")
     model = ConformerCTC(AMConfig(**meta["model"]))
+    cmvn = meta.get("cmvn")
+    if cmvn is not None:
+        try:
+            model.cmvn = tuple(np.array(cmvn[k], dtype=np.float32) for k in ("mean", "std"))
+        except (KeyError, TypeError, ValueError):
+            raise LmplugError(f"{ckpt}/config.json: expected 'cmvn' as {{'mean': [...], 'std': [...]}}, "
+                              f"found {str(cmvn)[:80]}") from None
     try:
         model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
     except Exception as e:  # safetensors errors and shape mismatches alike
@@ -284,10 +326,14 @@ def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AM
             except LmplugError as e:
                 raise LmplugError(f"{name} utterance {uid}: {e} (rebuild the manifest with `lmplug prepare-speech`, "
                                   f"which keeps only sentences over the labels)") from None
-    device = pick_device(cfg.device)
+    if dev.mean is None or train.mean is None or _stats_key(dev.stats) != _stats_key(train.stats):
+        raise LmplugError("expected the dev features normalized with the training set's statistics "
+                          "(extract_features(dev_utts, ..., stats=train.stats)), found other statistics")
+    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per torchrun process
     dist = setup_distributed(device)
     torch.manual_seed(cfg.seed)
     model = ConformerCTC(config).to(device)
+    model.cmvn = train.stats  # saved with every checkpoint: `lmplug emissions` normalizes with them
     batches = make_batches(train, max_frames)
     dev_batches = make_batches(dev, max_frames)
     frames_per_step = int(np.mean([len(b) * max(train.lengths[i] for i in b) for b in batches]))

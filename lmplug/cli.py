@@ -72,6 +72,8 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     from lmplug.tokenizer import Tokenizer
     from lmplug.train import TrainConfig, train_lm
 
+    if args.stop_after is not None:
+        expect_number("", "--stop-after", args.stop_after, integer=True, at_least=1)
     lm_kw = dict(LM_PRESETS[args.scale])
     lm_kw.update({f: getattr(args, f) for f in LM_FIELDS if getattr(args, f) is not None})
     tr_kw = dict(TRAIN_PRESETS[args.scale])

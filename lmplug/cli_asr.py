@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def cmd_train_am(args: argparse.Namespace) -> int:
         tr_kw["max_steps"] = args.max_steps
     out = Path(args.out)
     train = extract_features(read_manifest(args.train), out / "feats" / "train")
-    dev = extract_features(read_manifest(args.dev), out / "feats" / "dev")
+    dev = extract_features(read_manifest(args.dev), out / "feats" / "dev", stats=train.stats)
     summary = train_am(train, dev, out, AMConfig(**am_kw), TrainConfig(batch_size=1, **tr_kw),
                        max_frames=args.max_frames, resume=not args.no_resume)
     print(json.dumps({k: summary[k] for k in ("steps", "units_seen", "parameters", "elapsed_s", "dev_loss")}))
@@ -85,7 +86,10 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     if bad:
         raise LmplugError(f"{args.manifest}: expected utterance ids usable as file names, found {bad[:3]}")
     out = Path(args.out)
-    fs = extract_features(utts, out / "feats")  # reads every audio file before it creates OUT
+    if am.cmvn is None:
+        print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
+              "normalized with this manifest's own", file=sys.stderr)
+    fs = extract_features(utts, out / "feats", stats=am.cmvn)  # reads every audio file before it creates OUT
     t0 = time.time()
     em = emissions(am, fs)
     seconds = time.time() - t0

@@ -104,12 +104,20 @@ def sample_batch(shard: TokenShard, batch_size: int, block_size: int, seed: int,
     return _windows(shard.tokens, starts[rank * per : (rank + 1) * per], block_size, bos_id)
 
 
-def eval_batches(shard: TokenShard, batch_size: int, block_size: int, bos_id: int, max_tokens: int):
-    """Non-overlapping windows from the start of the shard, up to ``max_tokens`` targets."""
+def eval_starts(shard: TokenShard, block_size: int, max_tokens: int, what: str = "evaluation") -> np.ndarray:
+    """Start offsets of the non-overlapping windows ``eval_batches`` reads; training calls it on the
+    dev shard before its first step, so a dev text too short for one window fails there."""
     n_windows = max(1, min((len(shard) - 1) // block_size, max_tokens // block_size))
     starts = np.arange(n_windows) * block_size
     starts = starts[starts + block_size + 1 <= len(shard)]
     if len(starts) == 0:
-        raise LmplugError(f"{shard.path}: {len(shard)} tokens, too short for one window of {block_size + 1}")
+        raise LmplugError(f"{shard.path}: {what} text too short, expected at least block_size+1 = {block_size + 1} "
+                          f"tokens for one window, found {len(shard)} (add sentences or lower --block-size)")
+    return starts
+
+
+def eval_batches(shard: TokenShard, batch_size: int, block_size: int, bos_id: int, max_tokens: int):
+    """Non-overlapping windows from the start of the shard, up to ``max_tokens`` targets."""
+    starts = eval_starts(shard, block_size, max_tokens)
     for i in range(0, len(starts), batch_size):
         yield _windows(shard.tokens, starts[i : i + batch_size], block_size, bos_id)

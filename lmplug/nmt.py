@@ -118,7 +118,10 @@ def save_translator(path: str | os.PathLike, model: Seq2SeqTransformer, tokenize
 def load_translator(path: str | os.PathLike, device: str | torch.device | None = None) -> Translator:
     """Load a translation checkpoint (a checkpoint dir or a training output dir) in eval mode."""
     ckpt, meta, tokenizer = open_checkpoint(path, FORMAT)
-    config = Seq2SeqConfig.from_dict(meta["model"])
+    try:
+        config = Seq2SeqConfig.from_dict(meta["model"])
+    except LmplugError as e:
+        raise LmplugError(f"{ckpt / 'config.json'}: {e}") from None
     if tokenizer.vocab_size != config.vocab_size:
         raise LmplugError(f"{ckpt}: tokenizer has {tokenizer.vocab_size} pieces, expected {config.vocab_size}")
     model = Seq2SeqTransformer(config)
@@ -127,12 +130,25 @@ def load_translator(path: str | os.PathLike, device: str | torch.device | None =
     return Translator(model, tokenizer, config, str(ckpt), meta.get("direction", ""))
 
 
-def pair_groups(lengths: Sequence[int], batch_size: int, seed: int) -> list[np.ndarray]:
-    """Pairs sorted by length (ties broken at random, from ``seed``) and cut into batches."""
+def pair_groups(lengths: Sequence[int], batch_size: int, seed: int, world_size: int = 1) -> list[np.ndarray]:
+    """Pairs sorted by length (ties broken at random, from ``seed``) and cut into batches.
+
+    Each of ``world_size`` processes takes a slice of a batch, so every batch holds at least
+    ``world_size`` pairs: a last batch with fewer joins the one before it (with one process the
+    batches are unchanged; a run resumed on another number of processes may then draw other
+    batches). Fewer pairs, or a ``batch_size`` smaller than ``world_size``, leave a process nothing
+    to train on: an ``LmplugError``.
+    """
+    if batch_size < world_size or len(lengths) < world_size:
+        raise LmplugError(f"expected at least one sentence pair per process in each batch ({world_size} processes), "
+                          f"found batch_size {batch_size} and {len(lengths)} pairs")
     rng = np.random.default_rng(seed)
     key = np.asarray(lengths, dtype=np.float64) + rng.random(len(lengths))
     order = np.argsort(key, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(groups) > 1 and len(groups[-1]) < world_size:
+        groups[-2:] = [np.concatenate(groups[-2:])]
+    return groups
 
 
 def _encode_pairs(src: Sequence[str], tgt: Sequence[str], tok: Tokenizer, max_len: int, what: str
@@ -195,7 +211,7 @@ def train_translation(
     ml = model_config.max_len
     src, tgt = _encode_pairs(train_src, train_tgt, tokenizer, ml, "training pairs")
     dsrc, dtgt = _encode_pairs(dev_src, dev_tgt, tokenizer, ml, "dev pairs")
-    groups = pair_groups([len(a) + len(b) for a, b in zip(src, tgt)], cfg.batch_size, cfg.seed)
+    groups = pair_groups([len(a) + len(b) for a, b in zip(src, tgt)], cfg.batch_size, cfg.seed, dist.world_size)
     mean_tokens = sum(len(a) + len(b) + 2 for a, b in zip(src, tgt)) / len(src)
     if dist.is_main:
         print(f"[train-nmt] {len(src):,} training pairs ({mean_tokens:.1f} tokens a pair), {len(dsrc):,} dev pairs, "
@@ -219,6 +235,7 @@ def train_translation(
         save=lambda path, trainer_write: save_translator(path, model, tokenizer, extra=extra,
                                                          trainer_write=trainer_write),
         units_per_step=int(round(mean_tokens * cfg.batch_size)),
+        tokenizer=tokenizer,
     )
     return fit(task, cfg, out_dir, dist, resume=resume, progress=progress, stop_after=stop_after, name="train-nmt")
 

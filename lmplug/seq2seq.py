@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lmplug.errors import LmplugError, expect_number
 from lmplug.model import Block, LMConfig, _rope_tables
 
 
@@ -38,7 +39,9 @@ class Seq2SeqConfig:
     eos_id: int = 2  # ends sources and targets
 
     def __post_init__(self) -> None:
-        self.layer_config()  # validates the head split
+        for name in ("n_enc_layer", "n_dec_layer"):  # no decoder block: no cross-attention, no translation
+            expect_number("Seq2SeqConfig", name, getattr(self, name), integer=True, at_least=1)
+        self.layer_config()  # validates the head split and the other fields
 
     def layer_config(self) -> LMConfig:
         """The ``LMConfig`` the shared ``Block`` layers are built from."""
@@ -51,10 +54,12 @@ class Seq2SeqConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Seq2SeqConfig":
+        if not isinstance(d, dict):
+            raise LmplugError(f"expected the model config as a JSON object, found {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown Seq2SeqConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+            raise LmplugError(f"unknown Seq2SeqConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
         return cls(**d)
 
 

@@ -6,10 +6,11 @@ Output directory::
     data/              token shards of the train and dev text
     metrics.jsonl      one JSON object per logged step and per evaluation
 
-Batches are a pure function of (seed, step) (``lmplug.data.sample_batch``) and the checkpoint
-holds the optimizer and RNG states, so a killed run resumed from its last checkpoint follows
-the same loss curve as an uninterrupted one. Ctrl-C saves a checkpoint before exiting; SIGTERM
-(``kill``, a job scheduler) stops at the end of the current step with a checkpoint.
+Batches are a pure function of (seed, step) (``lmplug.data.sample_batch``), dropout masks of
+(seed, rank, step) (``seed_step``), and the checkpoint holds the optimizer state, so a killed run
+resumed from its last checkpoint follows the same loss curve as an uninterrupted one. Ctrl-C saves
+a checkpoint before exiting; SIGTERM (``kill``, a job scheduler) stops at the end of the current
+step with a checkpoint.
 Under ``torchrun`` the model is wrapped in DDP (NCCL on CUDA, gloo on CPU); each rank takes its
 slice of the same global batch.
 """
@@ -27,10 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from lmplug.checkpoint import (
+    load_weights,
     optimizer_from_tensors,
     optimizer_to_tensors,
     read_json,
@@ -38,9 +41,11 @@ from lmplug.checkpoint import (
     save_json,
     save_lm,
 )
-from lmplug.data import IGNORE_INDEX, encode_corpus, eval_batches, load_shard, sample_batch
+from lmplug.data import (IGNORE_INDEX, encode_corpus, eval_batches, eval_starts, load_shard, sample_batch,
+                         tokenizer_hash)
 from lmplug.errors import LmplugError, expect_number
 from lmplug.model import LMConfig, TransformerLM
+from lmplug.shard import rank_device
 from lmplug.tokenizer import Tokenizer
 
 
@@ -96,11 +101,18 @@ def setup_distributed(device: torch.device) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """CUDA when available (one GPU per torchrun process), else CPU; an unknown device name, or
-    a CUDA device this machine lacks, is an ``LmplugError``."""
+def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """CUDA when available, else CPU; an unknown device name, or a CUDA device this machine lacks,
+    is an ``LmplugError``.
+
+    With ``local_rank`` (training under torchrun passes ``LOCAL_RANK``) both ``auto`` and ``cuda``
+    mean ``cuda:<local_rank>``, one GPU per process, as ``lmplug.shard.rank_device`` maps them for
+    decoding; without it ``auto`` is ``cuda:0`` and ``cuda`` stays as given.
+    """
     if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+        return torch.device(f"cuda:{local_rank or 0}") if torch.cuda.is_available() else torch.device("cpu")
+    if local_rank is not None:
+        name = rank_device(name, local_rank)
     try:
         dev = torch.device(name)
     except RuntimeError:
@@ -158,11 +170,52 @@ def evaluate(model: torch.nn.Module, shard, cfg: TrainConfig, block_size: int, b
     return total / max(1, count)
 
 
-def _rng_tensors(device: torch.device) -> dict[str, torch.Tensor]:
-    out = {"torch_cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        out["torch_cuda"] = torch.cuda.get_rng_state(device)
-    return out
+def seed_step(seed: int, rank: int, step: int) -> None:
+    """Seed torch's RNGs (CPU and CUDA: dropout) for one step of one process from (seed, rank, step).
+
+    Dropout masks are then a pure function of the step, as the batches are, and no RNG state needs
+    saving: a run resumed at any step (after Ctrl-C during an evaluation, a save, or mid-step) draws
+    the masks the uninterrupted run drew, on every rank; each rank draws its own masks. A run
+    resumed on another number of processes draws, from there on, what a run with that many
+    processes draws.
+    """
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
+
+
+def _check_tokenizer(ckpt: Path, tokenizer: Tokenizer | None) -> None:
+    """Refuse to resume with another tokenizer than the checkpoint's: its ids would name other pieces."""
+    if tokenizer is None:  # a model without one (the acoustic model's labels are in its config)
+        return
+    theirs = tokenizer_hash(Tokenizer.load(ckpt / "tokenizer.model"))
+    ours = tokenizer_hash(tokenizer)
+    if theirs != ours:
+        raise LmplugError(f"{ckpt}: expected the tokenizer the checkpoint was trained with ({ckpt / 'tokenizer.model'}, "
+                          f"sha1 {theirs}), found {tokenizer.source} (sha1 {ours}); use that tokenizer, another --out "
+                          "or --no-resume")
+
+
+def _load_trainer_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        device: torch.device) -> dict:
+    """Weights and optimizer state of training checkpoint ``ckpt`` into ``model`` and ``optimizer``;
+    returns its ``trainer/state.json``. A truncated or foreign file (a full disk, a hand copy) is an
+    ``LmplugError`` naming it and what was expected, not a traceback."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    load_weights(ckpt, model)
+    state_path = ckpt / "trainer" / "state.json"
+    state = read_json(state_path)
+    keys = ("step", "elapsed_s", "optimizer")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise LmplugError(f"{state_path}: expected an object with keys {list(keys)}, found {found}")
+    opt_path = ckpt / "trainer" / "optimizer.safetensors"
+    try:
+        optimizer_from_tensors(optimizer, load_file(str(opt_path), device=str(device)), state["optimizer"])
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise LmplugError(f"{opt_path}: expected the optimizer state of this model, found a corrupt or foreign "
+                          f"file ({type(e).__name__}: {e})") from None
+    return state
 
 
 def _append_jsonl(path: Path, obj: dict) -> None:
@@ -190,6 +243,7 @@ class TrainTask:
     save: Callable[[Path, Callable[[Path], None]], None]  # (checkpoint dir, trainer-state writer)
     units_per_step: int  # tokens (or frames) per global step, for throughput
     unit: str = "tok"  # name of the unit in logs
+    tokenizer: Tokenizer | None = None  # saved in the checkpoint; resuming with another is refused
 
 
 class _TermFlag:
@@ -218,18 +272,21 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
 
     AdamW with warmup + cosine, gradient clipping, a JSONL metrics log, dev loss every
     ``eval_every`` steps followed by an atomic checkpoint (``out_dir/checkpoint``), exact resume
-    (weights, optimizer, RNG, step), Ctrl-C saves before exiting, DDP under torchrun.
+    (weights, optimizer, step; dropout reseeded each step by ``seed_step``), Ctrl-C saves before
+    exiting, DDP under torchrun. Resuming refuses a checkpoint of another model config or tokenizer.
 
     Args:
-        stop_after: stop (with a checkpoint) after this many steps of *this* invocation; used to
-            simulate interruption in tests.
+        stop_after: stop (with a checkpoint) after this many steps of *this* invocation (>= 1); used
+            to simulate interruption in tests.
 
     Returns:
         a summary dict, also written to ``out_dir/train_summary.json``.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from tqdm import tqdm
 
+    if stop_after is not None:
+        expect_number("fit", "stop_after", stop_after, integer=True, at_least=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = task.model
@@ -240,19 +297,14 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     if resume and any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old")):
         ckpt = resolve_checkpoint(out)
         meta = read_json(ckpt / "config.json")
-        if meta.get("model") != task.config:
+        saved = meta.get("model") if isinstance(meta, dict) else None
+        if saved != task.config:
             raise LmplugError(
-                f"{ckpt}: holds a model with config {meta.get('model')}, but this run asks for {task.config}; "
+                f"{ckpt}: holds a model with config {saved}, but this run asks for {task.config}; "
                 "use another --out or --no-resume"
             )
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(device)), strict=False)
-        state = read_json(ckpt / "trainer" / "state.json")
-        optimizer_from_tensors(optimizer, load_file(str(ckpt / "trainer" / "optimizer.safetensors"), device=str(device)),
-                               state["optimizer"])
-        rng = load_file(str(ckpt / "trainer" / "rng.safetensors"))
-        torch.set_rng_state(rng["torch_cpu"])
-        if device.type == "cuda" and "torch_cuda" in rng:
-            torch.cuda.set_rng_state(rng["torch_cuda"], device)
+        _check_tokenizer(ckpt, task.tokenizer)
+        state = _load_trainer_state(ckpt, model, optimizer, device)
         start_step, elapsed_before = state["step"], state["elapsed_s"]
         units_seen = state.get("units_seen", state.get("tokens_seen", 0))  # (older checkpoints)
         last_dev = state.get("dev_loss")
@@ -264,8 +316,6 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
                           "or another --out")
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
-    if dist.rank:
-        torch.manual_seed(cfg.seed + 1000 * dist.rank)  # different dropout masks per rank
 
     train_model: torch.nn.Module = model
     if dist.world_size > 1:
@@ -278,14 +328,13 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     n_params = sum(p.numel() for p in model.parameters())
     t0 = time.time()
 
-    def save(step: int, rng: dict[str, torch.Tensor] | None = None) -> None:
+    def save(step: int) -> None:
         if not dist.is_main:
             return
 
         def write_trainer(d: Path) -> None:
             tensors, opt_meta = optimizer_to_tensors(optimizer)
             save_file(tensors, str(d / "optimizer.safetensors"))
-            save_file(rng or _rng_tensors(device), str(d / "rng.safetensors"))
             save_json(d / "state.json", {"step": step, "units_seen": units_seen,
                                          "elapsed_s": elapsed_before + time.time() - t0, "optimizer": opt_meta,
                                          "dev_loss": last_dev, "train": asdict(cfg)})
@@ -300,11 +349,10 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     step = start_step
     model.train()
     window_loss, window_n, window_t = 0.0, 0, time.time()
-    step_rng = None
     term = _TermFlag(enabled=dist.world_size == 1)
     try:
         while step < cfg.max_steps:
-            step_rng = _rng_tensors(device)  # so an interrupt mid-step resumes with this step's dropout
+            seed_step(cfg.seed, dist.rank, step)  # dropout: a pure function of the step, nothing to save
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
                 g["lr"] = lr
@@ -351,7 +399,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     except KeyboardInterrupt:
         if term.raised:
             raise
-        save(step, step_rng)
+        save(step)
         bar.close()
         if dist.is_main:
             print(f"[{name}] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
@@ -398,6 +446,7 @@ def train_lm(
         torch.distributed.barrier()
     train_shard = load_shard(out / "data" / "train.bin")
     dev_shard = load_shard(out / "data" / "dev.bin")
+    eval_starts(dev_shard, model_config.block_size, cfg.eval_tokens, "dev")  # fail now, not at the first evaluation
     if dist.is_main:
         print(f"[train-lm] {len(train_shard):,} train tokens, {len(dev_shard):,} dev tokens", flush=True)
     torch.manual_seed(cfg.seed)
@@ -417,6 +466,7 @@ def train_lm(
         save=lambda path, trainer_write: save_lm(path, model, tokenizer, extra={"train": asdict(cfg)},
                                                  trainer_write=trainer_write),
         units_per_step=cfg.batch_size * block,
+        tokenizer=tokenizer,
     )
     summary = fit(task, cfg, out, dist, resume=resume, progress=progress, stop_after=stop_after, name="train-lm")
     summary["tokens_seen"] = summary["units_seen"]

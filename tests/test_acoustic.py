@@ -39,7 +39,12 @@ def test_encode_text_rejects_unknown_characters():
 def test_checkpoint_roundtrip(tmp_path):
     m = ConformerCTC(AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64)).eval()
     save_am(tmp_path / "am", m)
+    assert load_am(tmp_path / "am").cmvn is None  # none given: none saved (older checkpoints: the same)
+    m.cmvn = (np.linspace(-1, 1, 80).astype(np.float32), np.full(80, 2.0, dtype=np.float32))
+    save_am(tmp_path / "am", m)
     m2 = load_am(tmp_path / "am")
+    np.testing.assert_array_equal(m2.cmvn[0], m.cmvn[0])
+    np.testing.assert_array_equal(m2.cmvn[1], m.cmvn[1])
     x = torch.randn(1, 40, 80)
     torch.testing.assert_close(m(x, torch.tensor([40]))[0], m2(x, torch.tensor([40]))[0])
     (tmp_path / "am" / "model.safetensors").write_bytes(b"junk")
@@ -100,3 +105,20 @@ def test_feature_cache_is_reused_only_for_the_same_audio(tmp_path):
     assert list(extract_features(swapped, tmp_path / "feats", progress=False).lengths) == list(other.lengths)
     (tmp_path / "feats.json").write_text("{")
     assert list(extract_features(utts, tmp_path / "feats", progress=False).lengths) == list(first.lengths)
+    # with given statistics (an acoustic model's), an utterance's features do not depend on its manifest
+    alone = extract_features(utts[:1], tmp_path / "alone", progress=False, stats=first.stats)
+    both = extract_features(utts, tmp_path / "both", progress=False, stats=first.stats)
+    np.testing.assert_array_equal(alone.get(0), both.get(0))
+    own = extract_features(utts[:1], tmp_path / "own", progress=False)
+    assert not np.array_equal(own.get(0), both.get(0))  # its own statistics: other features
+    # the cache tells statistics apart
+    again = extract_features(utts[:1], tmp_path / "own", progress=False, stats=first.stats)
+    np.testing.assert_array_equal(again.get(0), alone.get(0))
+    with pytest.raises(LmplugError, match="expected normalization statistics"):
+        extract_features(utts, tmp_path / "bad", progress=False, stats=(first.mean[:3], first.std[:3]))
+    from lmplug.acoustic import train_am
+    from lmplug.train import TrainConfig
+
+    with pytest.raises(LmplugError, match="expected the dev features normalized with the training set's statistics"):
+        train_am(first, own, tmp_path / "am", AMConfig(d_model=32, n_layers=1, n_heads=2, ffn_dim=64),
+                 TrainConfig(batch_size=1, max_steps=1), progress=False)

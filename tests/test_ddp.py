@@ -12,14 +12,15 @@ from safetensors.torch import load_file
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
 
-def train_lm_args(tmp_path: Path, corpus, tokenizer, eval_every: int) -> tuple[list[str], dict]:
-    """`lmplug train-lm` arguments for 8 tiny steps without dropout, and a 1-thread environment."""
+def train_lm_args(tmp_path: Path, corpus, tokenizer, eval_every: int, dropout: float = 0.0
+                  ) -> tuple[list[str], dict]:
+    """`lmplug train-lm` arguments for 8 tiny steps (without dropout by default), and a 1-thread environment."""
     (tmp_path / "train.txt").write_text("\n".join(corpus) + "\n")
     (tmp_path / "dev.txt").write_text("\n".join(corpus[:24]) + "\n")
     tokenizer.save(tmp_path / "tok.model")
     common = ["train-lm", "--train", str(tmp_path / "train.txt"), "--dev", str(tmp_path / "dev.txt"),
               "--tokenizer", str(tmp_path / "tok.model"), "--scale", "tiny", "--max-steps", "8",
-              "--eval-every", str(eval_every), "--batch-size", "8", "--dropout", "0", "--device", "cpu"]
+              "--eval-every", str(eval_every), "--batch-size", "8", "--dropout", str(dropout), "--device", "cpu"]
     return common, {"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
 
 
@@ -71,3 +72,22 @@ def test_resume_on_a_different_number_of_processes(tmp_path, corpus, tokenizer):
     b = load_file(str(tmp_path / "mixed" / "checkpoint" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=2e-3, rtol=1e-2, msg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TORCHRUN.is_file() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_two_process_resume_with_dropout_is_exact(tmp_path, corpus, tokenizer):
+    """2 processes with dropout: 4 steps, a restart, 4 more == 8 steps in one go (rank 1's masks too;
+    three torchrun starts, ~30 s; test_train.py checks the per-step seeding itself in milliseconds)."""
+    common, env = train_lm_args(tmp_path, corpus, tokenizer, eval_every=4, dropout=0.1)
+    torchrun = str(TORCHRUN) if TORCHRUN.is_file() else shutil.which("torchrun")
+    two = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "lmplug", *common]
+    for out, extra in (("whole", []), ("split", ["--stop-after", "4"]), ("split", [])):
+        r = subprocess.run([*two, *extra, "--out", str(tmp_path / out)], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert "world 2, steps 4->8" in r.stdout
+    a = load_file(str(tmp_path / "whole" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lmplug.errors import LmplugError
-from lmplug.nmt import load_translator, nmt_configs, train_translation
+from lmplug.nmt import load_translator, nmt_configs, pair_groups, train_translation
 from lmplug.seq2seq import Seq2SeqConfig, Seq2SeqTransformer, beam_search, pad_sources, score_pairs
 from lmplug.tokenizer import train_tokenizer
 
@@ -134,3 +134,58 @@ def test_checkpoint_errors(tmp_path, toy_translator):
     with pytest.raises(LmplugError, match="expected as many source as target lines, found 2 and 1"):
         train_translation(["a", "b"], ["A"], ["a"], ["A"], toy_translator.tokenizer, tmp_path / "x",
                           *nmt_configs("tiny")[:2], progress=False)
+
+
+@pytest.mark.parametrize("n, batch_size, world_size, sizes", [
+    (10, 4, 1, [4, 4, 2]),  # one process: batches as cut
+    (9, 4, 2, [4, 5]),  # a last batch of 1 pair would leave rank 1 nothing: it joins the one before
+    (10, 4, 2, [4, 4, 2]),
+    (3, 4, 2, [3]),
+])
+def test_pair_groups_give_every_process_a_pair(n, batch_size, world_size, sizes):
+    groups = pair_groups(list(range(n)), batch_size, seed=0, world_size=world_size)
+    assert [len(g) for g in groups] == sizes
+    assert sorted(i for g in groups for i in g) == list(range(n))  # every pair once
+
+
+def test_pair_groups_refuse_fewer_pairs_than_processes():
+    with pytest.raises(LmplugError, match="at least one sentence pair per process .*found batch_size 4 and 1 pairs"):
+        pair_groups([3], 4, seed=0, world_size=2)
+    with pytest.raises(LmplugError, match="found batch_size 2 and 10 pairs"):
+        pair_groups(list(range(10)), 2, seed=0, world_size=4)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_enc_layer", -1, "Seq2SeqConfig.n_enc_layer: expected an integer >= 1, found -1"),
+    ("n_dec_layer", 0, "Seq2SeqConfig.n_dec_layer: expected an integer >= 1, found 0"),
+])
+def test_seq2seq_config_needs_an_encoder_and_a_decoder(field, value, message):
+    with pytest.raises(LmplugError, match=message):
+        nmt_configs("tiny", {field: value})
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"n_layer": 2}, r"config\.json: unknown Seq2SeqConfig fields \['n_layer'\]"),
+    ([1, 2], r"config\.json: expected the model config as a JSON object, found list"),
+    ({"n_dec_layer": 0}, r"config\.json: Seq2SeqConfig\.n_dec_layer: expected an integer >= 1"),
+])
+def test_bad_model_section_of_a_checkpoint(tmp_path, toy_tok, model, message):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"format": "lmplug-seq2seq", "model": model}))
+    (bad / "model.safetensors").write_text("{}")
+    toy_tok.save(bad / "tokenizer.model")
+    with pytest.raises(LmplugError, match=message):
+        load_translator(bad)
+
+
+def test_resume_with_another_tokenizer_is_refused(tmp_path, toy_tok):
+    src, tgt = _toy(60, 4)
+    model_cfg, train_cfg, _ = nmt_configs("tiny", train_overrides=dict(max_steps=4, device="cpu"))
+    train_translation(src, tgt, src[:8], tgt[:8], toy_tok, tmp_path / "m", model_cfg, train_cfg, progress=False,
+                      stop_after=1)
+    osrc, otgt = _toy(400, 5)
+    other = train_tokenizer(otgt + osrc, tmp_path / "other.model", vocab_size=toy_tok.vocab_size, model_type="word")
+    assert other.model_proto != toy_tok.model_proto
+    with pytest.raises(LmplugError, match="expected the tokenizer the checkpoint was trained with .*, found .*other"):
+        train_translation(src, tgt, src[:8], tgt[:8], other, tmp_path / "m", model_cfg, train_cfg, progress=False)

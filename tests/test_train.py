@@ -8,7 +8,7 @@ from lmplug.checkpoint import load_lm
 from lmplug.errors import LmplugError
 from lmplug.model import LMConfig
 from lmplug.scoring import perplexity, score_sentences
-from lmplug.train import TrainConfig, lr_at, pick_device, train_lm
+from lmplug.train import TrainConfig, lr_at, pick_device, seed_step, train_lm
 
 MODEL = LMConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.1)  # dropout on: RNG must resume too
 TRAIN = TrainConfig(batch_size=4, max_steps=16, lr=3e-3, warmup_steps=3, eval_every=4, eval_tokens=512, log_every=1,
@@ -67,6 +67,98 @@ def test_sigterm_stops_at_a_step_boundary_and_resumes_exactly(tmp_path, corpus, 
         assert torch.equal(wa[k], wb[k]), k
 
 
+def same_weights(a, b):
+    wa = load_file(str(a / "checkpoint" / "model.safetensors"))
+    wb = load_file(str(b / "checkpoint" / "model.safetensors"))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ctrl_c_during_evaluation_resumes_exactly(tmp_path, corpus, tokenizer, monkeypatch):
+    """Ctrl-C while evaluating (or saving) after step 8: the checkpoint of step 8 resumes with step 9's
+    dropout masks, not step 8's again (dropout 0.1 in MODEL)."""
+    import lmplug.train as train
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_lm(corpus, corpus[:24], tokenizer, a, MODEL, TRAIN, progress=False)
+    evaluate, calls = train.evaluate, []
+
+    def ctrl_c_at_second_evaluation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", ctrl_c_at_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False)
+    assert json.loads((b / "checkpoint" / "trainer" / "state.json").read_text())["step"] == 8
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    train_lm(corpus, corpus[:24], tokenizer, b, MODEL, TRAIN, progress=False)
+    assert [r for r in curve(a) if "loss" in r] == [r for r in curve(b) if "loss" in r]
+    assert same_weights(a, b)
+
+
+def test_dropout_masks_depend_on_seed_rank_and_step_only():
+    """What makes resume exact on every torchrun rank: no RNG state carried from step to step."""
+    seed_step(1234, 1, 7)
+    first = torch.rand(8)
+    torch.rand(100)  # whatever ran before (another step, an evaluation, a restart)
+    seed_step(1234, 1, 7)
+    assert torch.equal(torch.rand(8), first)
+    for other in ((1234, 0, 7), (1234, 1, 8), (1235, 1, 7)):
+        seed_step(*other)
+        assert not torch.equal(torch.rand(8), first), other
+
+
+def test_resume_with_another_tokenizer_is_refused(tmp_path, corpus, tokenizer):
+    from lmplug.tokenizer import train_tokenizer
+
+    out = tmp_path / "lm"
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=1)
+    other = train_tokenizer(corpus, tmp_path / "bpe.model", vocab_size=tokenizer.vocab_size, model_type="bpe")
+    assert (other.vocab_size, other.bos_id, other.eos_id) == (tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
+    with pytest.raises(LmplugError, match=r"expected the tokenizer the checkpoint was trained with .*, found .*bpe\.model"):
+        train_lm(corpus, corpus[:24], other, out, MODEL, TRAIN, progress=False)
+
+
+def test_corrupt_checkpoint_is_named_not_a_traceback(tmp_path, corpus, tokenizer):
+    out = tmp_path / "lm"
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=1)
+    ckpt = out / "checkpoint"
+    state = json.loads((ckpt / "trainer" / "state.json").read_text())
+    cases = [
+        ("model.safetensors", lambda b: b[: len(b) // 2], r"model\.safetensors: corrupt or unreadable"),
+        ("trainer/optimizer.safetensors", lambda b: b[: len(b) // 2],
+         r"optimizer\.safetensors: expected the optimizer state of this model, found a corrupt"),
+        ("trainer/state.json", lambda b: json.dumps({k: v for k, v in state.items() if k != "optimizer"}).encode(),
+         r"state\.json: expected an object with keys \['step', 'elapsed_s', 'optimizer'\]"),
+    ]
+    for name, damage, message in cases:
+        good = (ckpt / name).read_bytes()
+        (ckpt / name).write_bytes(damage(good))
+        with pytest.raises(LmplugError, match=message):
+            train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False)
+        (ckpt / name).write_bytes(good)
+    train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=1)  # intact again
+
+
+def test_dev_text_too_short_fails_before_training(tmp_path, corpus, tokenizer):
+    out = tmp_path / "lm"
+    with pytest.raises(LmplugError, match=r"dev\.bin: dev text too short, expected at least block_size\+1 = 33 tokens"):
+        train_lm(corpus, ["god"], tokenizer, out, MODEL, TRAIN, progress=False)
+    assert not (out / "checkpoint").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_stop_after_must_be_positive(tmp_path, corpus, tokenizer, capsys):
+    from lmplug.cli import main
+
+    with pytest.raises(LmplugError, match="stop_after: expected an integer >= 1, found 0"):
+        train_lm(corpus, corpus[:24], tokenizer, tmp_path / "lm", MODEL, TRAIN, progress=False, stop_after=0)
+    args = ["train-lm", "--train", "t.txt", "--dev", "d.txt", "--tokenizer", "x.model", "--out", str(tmp_path / "o")]
+    assert main([*args, "--stop-after", "-1"]) == 2
+    assert "--stop-after: expected an integer >= 1, found -1" in capsys.readouterr().err
+
+
 def test_training_lowers_dev_loss_and_checkpoint_loads(tmp_path, corpus, tokenizer):
     out = tmp_path / "lm"
     cfg = TrainConfig(**{**TRAIN.__dict__, "max_steps": 40, "eval_every": 20})
@@ -122,11 +214,11 @@ def test_model_config_rejects_nonsense(field, value, message):
         LMConfig(**{field: value})
 
 
-def test_empty_and_short_corpus(tmp_path, tokenizer):
+def test_empty_and_short_corpus(tmp_path, corpus, tokenizer):
     with pytest.raises(LmplugError, match="empty corpus"):
         train_lm([], ["a"], tokenizer, tmp_path / "x", MODEL, TRAIN, progress=False)
     with pytest.raises(LmplugError, match="expected more than block_size"):
-        train_lm(["god"], ["god"], tokenizer, tmp_path / "y", MODEL, TRAIN, progress=False)
+        train_lm(["god"], corpus[:24], tokenizer, tmp_path / "y", MODEL, TRAIN, progress=False)
 
 
 def test_pick_device_names_bad_or_absent_devices(monkeypatch):
@@ -137,6 +229,18 @@ def test_pick_device_names_bad_or_absent_devices(monkeypatch):
     with pytest.raises(LmplugError, match=r"'cuda:7' requested but this machine has 2 CUDA device\(s\): expected cuda:0..cuda:1"):
         pick_device("cuda:7")
     assert pick_device("cuda:1") == torch.device("cuda:1")
+
+
+def test_pick_device_gives_each_torchrun_process_its_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda", local_rank=1) == torch.device("cuda:1")  # training under torchrun
+    assert pick_device("auto", local_rank=1) == torch.device("cuda:1")
+    assert pick_device("cuda:0", local_rank=1) == torch.device("cuda:0")  # an explicit index is kept
+    assert pick_device("cpu", local_rank=1) == torch.device("cpu")
+    assert pick_device("cuda") == torch.device("cuda")  # not a torchrun process: as given
+    with pytest.raises(LmplugError, match="'cuda:2' requested but this machine has 2 CUDA device"):
+        pick_device("cuda", local_rank=2)
 
 
 def test_lr_schedule():

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lmplug.errors import LmplugError
-from lmplug.scorer import Scorer
+from lmplug.scorer import Scorer, words_signature
 
 
 def _pyctcdecode():
@@ -249,8 +249,9 @@ class PyctcdecodeKenLMDecoder:
         logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
         self._decoder = pyctcdecode.build_ctcdecoder(list(labels), str(kenlm_path),
                                                      unigrams=list(unigrams) if unigrams else None)
+        words = f"|unigrams:{words_signature(unigrams)}" if unigrams else ""
         self.scorers = {"kenlm": _Signed(f"pyctcdecode:{pyctcdecode.__version__ if hasattr(pyctcdecode, '__version__') else '0.5'}"
-                                         f"|kenlm:{kenlm_path}")}
+                                         f"|kenlm:{kenlm_path}{words}")}
         self.beam_size, self.nbest, self.token_min_logp = beam_size, nbest, token_min_logp
         self.n_labels = len(labels)
         self.set_weights(weights)

@@ -117,6 +117,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def build_scorers(args: argparse.Namespace) -> dict:
     from lmplug.scorer import KenLMScorer, TransformerScorer
 
+    for flag, value, need in (("--vocabulary", args.vocabulary, "lm"), ("--no-word-end", args.no_word_end, "lm"),
+                              ("--lm-unk-offset", args.lm_unk_offset, "lm"), ("--unigrams", args.unigrams, "kenlm")):
+        if value and not getattr(args, need):  # an option of a scorer that is not there would be silently unused
+            raise LmplugError(f"{flag} configures the scorer of --{need}: expected --{need} with it, found none")
     scorers = {}
     if getattr(args, "backend", "lmplug") == "pyctcdecode":
         return {"kenlm": None}  # pyctcdecode loads its own KenLM (see _decoder)
@@ -274,7 +278,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     rank, world = part
     settings = {**extra, "mode": args.mode, "lexicon": args.lexicon, "nbest": args.nbest, "logits": args.logits,
                 "token_min_logp": args.token_min_logp,
-                "scorers": {name: sc.signature() for name, sc in sorted(scorers.items())}}  # models, word lists
+                "scorers": {name: sc.signature() for name, sc in sorted(dec.scorers.items())}}  # models, word lists
     header = {"total": len(everything), "seconds": seconds, "stats": extra, "work": work,
               "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
     path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)

@@ -69,6 +69,12 @@ def test_decode_user_errors_exit_2(workdir, tmp_path, capsys):
                "--weights", "lm0.5", "--quiet"])
     assert rc == 2
     assert "expected weights as name=value" in capsys.readouterr().err
+    base = ["decode", "--emissions", str(workdir / "u0.npy"), "--labels", str(workdir / "labels.json"), "--quiet"]
+    for extra, message in [(["--vocabulary", "v.txt"], "--vocabulary configures the scorer of --lm: expected --lm"),
+                           (["--no-word-end"], "--no-word-end configures the scorer of --lm"),
+                           (["--lm-unk-offset=-5"], "--lm-unk-offset configures the scorer of --lm"),
+                           (["--unigrams", "v.txt"], "--unigrams configures the scorer of --kenlm: expected --kenlm")]:
+        assert main(base + extra) == 2 and message in _one_line_error(capsys, "decode")
     from lmplug.cli_ctc import parse_weights, read_weights
 
     with pytest.raises(LmplugError, match="with finite values, found 'lm=nan'"):
@@ -185,6 +191,9 @@ def test_backend_pyctcdecode_decodes_and_tunes(workdir, tmp_path, tune_arpa, cap
     assert main(["tune-ctc", *common, "--lm-weights", "0,1", "--bonuses", "0.5", "--out-dir", str(tmp_path / "t")]) == 0
     res = json.loads((tmp_path / "t" / "weights.json").read_text())
     assert res["weights"]["kenlm"] == 1.0 and res["signature"].startswith("beam:8|")
+    part = ["--shard-rank", "0", "--num-shards", "1", "--out", str(tmp_path / "s.txt")]  # sharded: the same
+    assert main(decode + part) == 0 and main(["merge-decode", "--out", str(tmp_path / "s.txt"), "--num-shards", "1", "--quiet"]) == 0
+    assert (tmp_path / "s.txt").read_text().splitlines() == hyps
     for extra, message in [(["--lexicon"], "found --mode word --lexicon"), (["--mode", "token"], "found --mode token")]:
         assert main(decode + extra + ["--out", str(tmp_path / "x.txt")]) == 2
         assert _one_line_error(capsys, "decode").endswith(message)

@@ -403,6 +403,7 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
+    check_out_dir(args.out_dir)
     dec, batches, refs, name, outer = _tune_setup(args)
     journal = Path(args.out_dir) / "grid.jsonl"
     if args.restart and journal.exists():
@@ -418,6 +419,21 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
                                   progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
     return write_tune_result(result, args.out_dir)
+
+
+def check_out_dir(path: str) -> None:
+    """A tuning run's --out-dir, created before the work (not after it) so that a path that cannot
+    hold its files fails first."""
+    from lmplug.files import check_writable
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise LmplugError(f"--out-dir: expected a directory, found a file: {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LmplugError(f"--out-dir: cannot create {out}: {e.strerror or e}") from None
+    check_writable(str(out / "weights.json"))
 
 
 def write_tune_result(result, out_dir: str) -> int:
@@ -526,6 +542,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     _setup(args)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     ids, lists = _read_nbest(args.nbest)
+    check_out_dir(args.out_dir)
     rows = _jsonl_rows(args.refs)
     expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
     refs = {str(r["id"]): r.get("text") for _, r in rows}

@@ -472,6 +472,12 @@ def test_tune_rescore_refuses_an_empty_weight_grid(tmp_path, capsys):
     for flag, value in (("--lm-weights", ""), ("--lm-weights", " , "), ("--bonuses", "1,x")):
         assert main(base + [flag, value]) == 2
         assert f"{flag}: expected a comma-separated list of numbers, found {value!r}" in _one_line_error(capsys, "tune-rescore")
+    (tmp_path / "file").write_text("")
+    assert main(base[:-1] + [str(tmp_path / "file")]) == 2  # an --out-dir that is a file: before the work
+    assert f"--out-dir: expected a directory, found a file: {tmp_path / 'file'}" in _one_line_error(capsys, "tune-rescore")
+    tune = ["tune-ctc", "--emissions", str(tmp_path / "nb.jsonl"), "--labels", "x", "--kenlm", "x", "--out-dir"]
+    assert main(tune + [str(tmp_path / "file")]) == 2
+    assert "--out-dir: expected a directory, found a file" in _one_line_error(capsys, "tune-ctc")
     (tmp_path / "refs.jsonl").write_text('{"id": "a", "text": 123}\n')  # checked before the LM is loaded
     assert main(base[:4] + [str(tmp_path / "refs.jsonl")] + base[5:]) == 2
     assert "refs.jsonl: expected a reference 'text' string for every n-best id, found none for ['a']" in \

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lmplug.errors import LmplugError
-from lmplug.scorer import Scorer, words_signature
+from lmplug.scorer import KenLMScorer, Scorer, words_signature
 
 
 def _pyctcdecode():
@@ -96,14 +96,17 @@ def _make_pyctcdecode_class():
 
         def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> tuple[float, Any]:
             key = (id(prev_state), word)
-            hit = self._cache.get(key)
+            # "": pyctcdecode's last call when the last word is already closed (or nothing was said):
+            # KenLM scores it as pyctcdecode's own wrapper does (<unk>), a Transformer as no word
+            empty = not word and not isinstance(self.scorer, KenLMScorer)
+            hit = (0.0, prev_state) if empty else self._cache.get(key)
             if hit is None:
                 s, new = self.scorer.score_words([prev_state], [word])
                 hit = (float(s[0]), new[0])
                 self._cache[key] = hit
                 self._keep.append(new[0])
             raw, state = hit
-            if is_last_word:
+            if is_last_word and self.score_boundary:  # log P(</s> | history): pyctcdecode's lm_score_boundary
                 eos = self._eos.get(id(state))
                 if eos is None:
                     eos = self._eos[id(state)] = float(self.scorer.final_score([state])[0])
@@ -114,6 +117,10 @@ def _make_pyctcdecode_class():
             for k in ("alpha", "beta", "unk_score_offset"):
                 if k in params:
                     setattr(self, k, float(params[k]))
+            if "score_boundary" in params:
+                if not isinstance(params["score_boundary"], bool):
+                    raise LmplugError(f"score_boundary: expected a bool, found {params['score_boundary']!r}")
+                self.score_boundary = params["score_boundary"]
 
         def save_to_dir(self, filepath: str) -> None:
             raise LmplugError("PyctcdecodeLM is not serializable by pyctcdecode; save the lmplug checkpoint instead")
@@ -130,8 +137,13 @@ def PyctcdecodeLM(scorer: Scorer, alpha: float = 0.5, beta: float = 1.0, unk_sco
     """A pyctcdecode ``AbstractLanguageModel`` scoring words with ``scorer``.
 
     Per completed word it returns ``alpha * log P(word | history) + beta`` (plus ``log P(</s>)``
-    inside the weighted term for the last word), as pyctcdecode's own KenLM wrapper does. Partial
-    words that start no word of ``scorer.known_words()`` get ``unk_score_offset``.
+    inside the weighted term for the last word unless ``reset_params(score_boundary=False)``, i.e.
+    pyctcdecode's ``lm_score_boundary=False``), as pyctcdecode's own KenLM wrapper does. The empty
+    word pyctcdecode passes at the end of an utterance whose last word is closed: a
+    :class:`~lmplug.scorer.KenLMScorer` scores it as that wrapper does (``<unk>``), any other scorer
+    as no word (the beta every final hypothesis gets, and ``</s>``). Partial words that start no word of
+    ``scorer.known_words()`` get ``unk_score_offset``. The history always starts at ``<s>`` (a
+    Transformer has no null context).
 
     Args:
         scorer: any lmplug scorer, e.g. ``TransformerScorer(load_lm(dir))``.
@@ -159,7 +171,8 @@ def _make_torchaudio_class():
         """See :class:`TorchaudioLM`."""
 
         def __init__(self, scorer: Scorer, words: Sequence[str] | None = None,
-                     tokens: Sequence[str] | None = None, unk_word: str = "<unk>") -> None:
+                     tokens: Sequence[str] | None = None, unk_word: str = "<unk>",
+                     non_pieces: Sequence[str] = ("-", "|")) -> None:
             CTCDecoderLM.__init__(self)
             if (words is None) == (tokens is None):
                 raise LmplugError("TorchaudioLM: expected exactly one of words= (lexicon decoding) or tokens= "
@@ -169,10 +182,16 @@ def _make_torchaudio_class():
             self.unk_word = unk_word
             self.token_ids = None
             if tokens is not None:
-                if not scorer.token_level:
+                if not scorer.token_level or not hasattr(scorer, "tokenizer"):
                     raise LmplugError(f"lexicon-free decoding needs a token-level scorer, found {type(scorer).__name__}")
                 tok = scorer.tokenizer
-                self.token_ids = [tok.piece_to_id(t) for t in tokens]
+                unk = tok.piece_to_id("<unk>")
+                # -1: a token that is no piece (the blank, the silence): scored 0, the history kept
+                self.token_ids = [-1 if t in non_pieces else tok.piece_to_id(t) for t in tokens]
+                bad = [t for t, i in zip(tokens, self.token_ids) if i == unk and t != "<unk>"]
+                if bad:
+                    raise LmplugError(f"TorchaudioLM: expected tokens that are pieces of the scorer's tokenizer "
+                                      f"(or one of non_pieces={list(non_pieces)}), found {bad[:5]}")
             self.states: dict[Any, Any] = {}
             self.scores: dict[Any, float] = {}
 
@@ -189,6 +208,8 @@ def _make_torchaudio_class():
                     word = self.words[usr_token_idx] if 0 <= usr_token_idx < len(self.words) else self.unk_word
                     s, new = self.scorer.score_words([prev], [word])
                     self.scores[out], self.states[out] = float(s[0]), new[0]
+                elif self.token_ids[usr_token_idx] < 0:  # no piece: nothing said
+                    self.scores[out], self.states[out] = 0.0, prev
                 else:
                     tid = self.token_ids[usr_token_idx]
                     self.scores[out] = float(self.scorer.batch_score([prev])[0, tid])
@@ -203,7 +224,7 @@ def _make_torchaudio_class():
 
 
 def TorchaudioLM(scorer: Scorer, words: Sequence[str] | None = None, tokens: Sequence[str] | None = None,
-                 unk_word: str = "<unk>"):
+                 unk_word: str = "<unk>", non_pieces: Sequence[str] = ("-", "|")):
     """A torchaudio ``CTCDecoderLM`` scoring with ``scorer`` (natural-log; torchaudio weights it).
 
     Args:
@@ -211,10 +232,13 @@ def TorchaudioLM(scorer: Scorer, words: Sequence[str] | None = None, tokens: Seq
         words: lexicon decoding: the decoder's word list in index order. Pass ``ctc_decoder`` an
             ``lm_dict`` file with these words one per line, in this order (without one the
             decoder numbers the lexicon's words in an order of its own).
-        tokens: lexicon-free decoding: the decoder's tokens, which must be the scorer's pieces.
+        tokens: lexicon-free decoding: the decoder's tokens, which must be the scorer's pieces
+            (a token that is none is an ``LmplugError``), but for ``non_pieces``.
         unk_word: the word scored for indices outside ``words``.
+        non_pieces: lexicon-free: tokens that are no piece (torchaudio's default blank and
+            silence tokens): the LM scores them 0 and keeps its history.
     """
-    return _make_torchaudio_class()(scorer, words=words, tokens=tokens, unk_word=unk_word)
+    return _make_torchaudio_class()(scorer, words=words, tokens=tokens, unk_word=unk_word, non_pieces=non_pieces)
 
 
 class _Signed:

@@ -101,6 +101,8 @@ class CTCDecoder:
         self.lm_prefilter = lm_prefilter
         self.partial_oov_logp = partial_oov_logp
         self.lexicon = lexicon
+        if token_top_k is not None and (isinstance(token_top_k, bool) or not isinstance(token_top_k, int) or token_top_k < 1):
+            raise LmplugError(f"expected token_top_k >= 1 (or None: no limit), found {token_top_k!r}")
         if history_words is not None and history_words < 1:
             raise LmplugError(f"expected history_words >= 1 (or None), found {history_words}")
         if not lm_prefilter > 0:
@@ -110,7 +112,7 @@ class CTCDecoder:
             mode == "token" and any(s.token_level for s in scorers.values()))
         # n-best lists: only an LM state keeps histories apart (without one, recombining would
         # leave one beam per open word and empty the list)
-        default = nbest == 1 or bool(scorers)
+        default = nbest == 1 or any(s.has_history for s in scorers.values())
         self.prune_history = (default if prune_history is None else prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
@@ -351,7 +353,7 @@ def prepare_emissions(emissions, lengths, logits: bool, n_labels: int) -> tuple[
         LmplugError: a wrong shape, dtype, vocabulary size or length.
     """
     if isinstance(emissions, np.ndarray):
-        x = torch.from_numpy(emissions)
+        x = torch.from_numpy(emissions.copy() if any(st < 0 for st in emissions.strides) else emissions)  # a reversed view
     elif torch.is_tensor(emissions):
         x = emissions.detach()
     else:
@@ -384,7 +386,8 @@ def prepare_emissions(emissions, lengths, logits: bool, n_labels: int) -> tuple[
             )
     on_cpu = x.device.type == "cpu"
     if on_cpu:  # numpy: single-threaded, no thread-pool wake-ups for these small ops
-        xn = x.numpy().astype(np.float32, copy=False)
+        xn = (x if x.dtype in (torch.float16, torch.float32, torch.float64) else x.float()).numpy()  # bfloat16: no numpy
+        xn = xn.astype(np.float32, copy=False)
         valid = np.arange(T)[None, :] < lens[:, None]  # (B, T)
         finite = np.isfinite(xn).all(-1) | ~valid
     else:
@@ -517,8 +520,7 @@ def search_variant(name: str) -> dict:
 def greedy_decode(emissions, labels: Sequence[str] | CTCLabels, lengths=None) -> list[str]:
     """Best-path decoding (arg-max, collapse repeats, drop blanks) of (B, T, V) emissions."""
     lab = labels if isinstance(labels, CTCLabels) else build_labels(labels)
-    x = torch.as_tensor(emissions) if not torch.is_tensor(emissions) else emissions
-    best = x.argmax(-1).cpu().numpy()
+    best = emissions.argmax(-1).cpu().numpy() if torch.is_tensor(emissions) else np.asarray(emissions).argmax(-1)
     out = []
     for b in range(best.shape[0]):
         L = best.shape[1] if lengths is None else int(lengths[b])

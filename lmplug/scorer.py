@@ -52,6 +52,8 @@ class Scorer:
             models), so a decoder may keep only the best of beams that share one.
         prefix_uses_state: ``prefix_scores`` depends on the states (False: on the prefix only,
             so a decoder may memoize it by prefix).
+        has_history: states tell histories apart (False: one state for all, as ``ZeroScorer``,
+            which must not make a decoder recombine every n-best hypothesis into one).
     """
 
     name: str = "lm"
@@ -59,6 +61,7 @@ class Scorer:
     unk_offset: float = 0.0
     finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
     prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
+    has_history: bool = True  # False: every state is the same (ZeroScorer)
 
     def init_state(self, batch_size: int) -> list[Any]:
         """States of ``batch_size`` empty sentences (after ``<s>``)."""
@@ -125,6 +128,7 @@ class ZeroScorer(Scorer):
     name = "zero"
     token_level = True
     finite_history = True
+    has_history = False
 
     def __init__(self, vocab_size: int = 1) -> None:
         self.vocab_size = vocab_size

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 
@@ -78,7 +78,7 @@ def _score_long(lm: LanguageModel, seq: list[int]) -> float:
 
 @torch.inference_mode()
 def score_sentences(
-    lm: LanguageModel, sentences: Sequence[str], batch_tokens: int = 16384, progress: bool = False
+    lm: LanguageModel, sentences: Iterable[str], batch_tokens: int = 16384, progress: bool = False
 ) -> list[SentenceScore]:
     """Score sentences in length-sorted batches of at most ``batch_tokens`` (padded) tokens.
 
@@ -86,8 +86,9 @@ def score_sentences(
     """
     from tqdm import tqdm
 
+    sentences = list(sentences)  # any iterable (a generator, an open file) is read once
     tok = lm.tokenizer
-    encoded = tok.encode_batch(list(sentences))
+    encoded = tok.encode_batch(sentences)
     seqs = [[tok.bos_id, *ids, tok.eos_id] for ids in encoded]
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
     out: list[float] = [0.0] * len(seqs)

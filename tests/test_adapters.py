@@ -32,6 +32,32 @@ def test_pyctcdecode_with_transformer_lm_flips_the_answer(lm):
     assert build_pyctcdecode_decoder(labels, sc, alpha=1.0, beta=0.0).decode(x, beam_width=8) == "the dog ate the bone"
 
 
+def test_pyctcdecode_adapter_ends_silence_and_closed_words(lm):
+    """pyctcdecode scores the empty word at the end of an utterance whose last word is closed (or
+    of silence): no word, then </s> unless lm_score_boundary=False."""
+    pytest.importorskip("pyctcdecode")
+    from lmplug.adapters import build_pyctcdecode_decoder
+
+    logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+    labels = char_labels(SENTENCES, delimiter=" ")
+    dec = build_pyctcdecode_decoder(labels, TransformerScorer(lm), alpha=1.0, beta=0.0)
+    silence = np.full((5, len(labels)), -20.0, np.float32)
+    silence[:, 0] = 0.0
+    assert dec.decode(silence) == ""
+    text = "the dog ate the bone "  # one label a frame, the last a word delimiter
+    x = np.full((len(text), len(labels)), -20.0, np.float32)
+    x[np.arange(len(text)), [labels.index(c) for c in text]] = 0.0
+    assert dec.decode(x, beam_width=8) == "the dog ate the bone"
+    with_eos = dec.decode_beams(x, beam_width=8)[0][-1]
+    dec.reset_params(lm_score_boundary=False)
+    without = dec.decode_beams(x, beam_width=8)[0][-1]
+    sc = TransformerScorer(lm)
+    state = sc.score_words(sc.init_state(1), ["the"])[1]
+    for w in "dog ate the bone".split():
+        state = sc.score_words(state, [w])[1]
+    assert with_eos - without == pytest.approx(float(sc.final_score(state)[0]), abs=1e-4)
+
+
 def test_pyctcdecode_adapter_with_kenlm_equals_pyctcdecode_kenlm(tmp_path):
     pyctcdecode = pytest.importorskip("pyctcdecode")
     pytest.importorskip("kenlm")
@@ -103,3 +129,34 @@ def test_torchaudio_adapter_with_kenlm_equals_torchaudio_kenlm(tmp_path):
         a, b = theirs(torch.from_numpy(e)[None])[0][0], ours(torch.from_numpy(e)[None])[0][0]
         assert a.words == b.words
         assert a.score == pytest.approx(b.score, abs=1e-3)
+
+
+def test_torchaudio_lexicon_free_with_transformer_pieces(lm):
+    """Lexicon-free decoding over the LM's pieces: the LM scores the pieces; the blank and the
+    silence token are no piece (scored 0, history kept); a token that is no piece is refused."""
+    pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
+    import torch
+    from torchaudio.models.decoder import ctc_decoder
+
+    from lmplug.adapters import TorchaudioLM
+    from lmplug.errors import LmplugError
+
+    tok = lm.tokenizer
+    tokens = ["-", "|"] + [p for p in tok.pieces() if p not in ("<unk>", "<s>", "</s>")]
+    sc = TransformerScorer(lm)
+    with pytest.raises(LmplugError, match=r"expected tokens that are pieces .*found \['THE'\]"):
+        TorchaudioLM(sc, tokens=tokens + ["THE"])
+    ta = TorchaudioLM(sc, tokens=tokens)
+    start = ta.start(False)
+    sil, score = ta.score(start, tokens.index("|"))
+    assert score == 0.0 and ta.states[sil] is ta.states[start]
+    first = tok.encode(SENTENCES[0])[0]
+    _, score = ta.score(start, tokens.index(tok.id_to_piece(first)))
+    assert score == pytest.approx(float(sc.batch_score(sc.init_state(1))[0, first]), abs=1e-5)
+    ids = [[tokens.index(tok.id_to_piece(i)) for i in tok.encode(t)] for t in SENTENCES[:2]]
+    em = simulate_emissions(ids, ["<blank>"] + tokens[1:], seed=3, confusion=0.3)  # index 0: the blank
+    dec = ctc_decoder(lexicon=None, tokens=tokens, lm=ta, lm_weight=0.5, beam_size=4, beam_size_token=8,
+                      blank_token="-", sil_token="|", word_score=0.0)
+    texts = [tok.decode([tok.piece_to_id(tokens[i]) for i in dec(torch.from_numpy(e)[None])[0][0].tokens.tolist()
+                         if tokens[i] not in ("-", "|")]) for e in em]
+    assert texts == SENTENCES[:2]

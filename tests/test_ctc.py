@@ -136,9 +136,27 @@ def test_logits_flag_equals_log_softmax():
 def test_zero_scorer_changes_nothing():
     rng = np.random.default_rng(8)
     x = np.stack([random_logprobs(rng, 20, len(LABELS), 2.0) for _ in range(4)])
-    plain = build_ctc_decoder(LABELS, beam_size=6).decode(x)
-    zero = build_ctc_decoder(LABELS, {"z": ZeroScorer()}, {"z": 1.0}, beam_size=6).decode(x)
-    assert [h[0].text for h in plain] == [h[0].text for h in zero]
+    plain = build_ctc_decoder(LABELS, beam_size=6, nbest=4).decode(x)
+    zero = build_ctc_decoder(LABELS, {"z": ZeroScorer()}, {"z": 1.0}, beam_size=6, nbest=4).decode(x)
+    assert [[h.text for h in n] for n in plain] == [[h.text for h in n] for n in zero]  # the n-best lists too
+
+
+def test_emissions_of_any_float_dtype_and_layout(tmp_path):
+    """float16/64, bfloat16 tensors and reversed or transposed numpy views decode like float32."""
+    rng = np.random.default_rng(9)
+    x = np.stack([random_logprobs(rng, 20, len(LABELS), 2.0) for _ in range(3)]).astype(np.float32)
+    dec = build_ctc_decoder(LABELS, beam_size=4)
+    want = [h[0].text for h in dec.decode(x)]
+    rev = np.ascontiguousarray(x[::-1])[::-1]  # a view with a negative stride
+    fortran = np.asfortranarray(x)
+    for e in (x.astype(np.float64), torch.from_numpy(x).double(), rev, fortran):
+        assert [h[0].text for h in dec.decode(e)] == want
+    bf16 = torch.from_numpy(x).bfloat16()  # rounded: log-probs off by up to ~1e-2, within the check's tolerance
+    assert len(dec.decode(bf16)) == 3
+    assert greedy_decode(rev, LABELS) == greedy_decode(x, LABELS)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(LmplugError, match="expected token_top_k >= 1"):
+            build_ctc_decoder(LABELS, token_top_k=bad)
 
 
 # ---------------------------------------------------------------- fusion

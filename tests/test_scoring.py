@@ -32,6 +32,7 @@ def test_batched_equals_one_at_a_time(lm, corpus):
         assert sc.logprob == pytest.approx(reference_logprob(lm, s), abs=1e-4)
         assert sc.n_tokens == len(lm.tokenizer.encode(s)) + 1
         assert sc.n_words == len(s.split())
+    assert score_sentences(lm, (s for s in sents), batch_tokens=64) == batched  # any iterable, read once
 
 
 def test_long_sentence_uses_sliding_window(lm):

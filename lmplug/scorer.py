@@ -300,8 +300,9 @@ class TransformerScorer(Scorer):
             plus ``log P(a word ends after w)`` (the mass of word-initial pieces and ``</s>``
             after it) minus the same term at ``h``. Without it a word's score also counts every
             longer word it begins ("the" gets the mass of "there"), which favours short words
-            during the search; a whole sentence scores the same either way. Costs a forward over
-            every scored word's last piece (states are not lazy).
+            during the search; a whole sentence within ``block_size`` scores the same either way
+            (past it the terms are taken in sliding contexts and no longer cancel). Costs a
+            forward over every scored word's last piece (states are not lazy).
         unk_offset: natural-log penalty added to the word score of a word outside ``vocabulary``
             (word mode; as KenLM's ``unk_offset``). The LM spells any string from its pieces, and
             at 0 the AM's misspellings ("asmentwelser...") cost only their pieces' probability.

@@ -84,8 +84,13 @@ def _make_pyctcdecode_class():
             return int(getattr(self.scorer, "order", 10_000))
 
         def get_start_state(self) -> Any:
+            """A new utterance (pyctcdecode asks once per decode): the last one's cached scores and
+            states are dropped (they pin the Transformer's KV caches; memory would grow with
+            every decode). A start state passed as pyctcdecode's ``lm_start_state`` is not one."""
+            self._cache.clear()
+            self._eos.clear()
             s = self.scorer.init_state(1)[0]
-            self._keep.append(s)
+            self._keep = [s]
             return s
 
         def score_partial_token(self, partial_token: str) -> float:
@@ -196,6 +201,8 @@ def _make_torchaudio_class():
             self.scores: dict[Any, float] = {}
 
         def start(self, start_with_nothing: bool = False):
+            self.states.clear()  # a new utterance: let the last one's states (KV caches) go
+            self.scores.clear()
             state = CTCDecoderLMState()
             self.states[state] = self.scorer.init_state(1)[0]
             return state

@@ -48,6 +48,9 @@ def test_pyctcdecode_adapter_ends_silence_and_closed_words(lm):
     x = np.full((len(text), len(labels)), -20.0, np.float32)
     x[np.arange(len(text)), [labels.index(c) for c in text]] = 0.0
     assert dec.decode(x, beam_width=8) == "the dog ate the bone"
+    held = len(dec._language_model._keep)
+    assert dec.decode(x, beam_width=8) == "the dog ate the bone"
+    assert len(dec._language_model._keep) == held  # states of earlier utterances are let go
     with_eos = dec.decode_beams(x, beam_width=8)[0][-1]
     dec.reset_params(lm_score_boundary=False)
     without = dec.decode_beams(x, beam_width=8)[0][-1]
@@ -160,3 +163,7 @@ def test_torchaudio_lexicon_free_with_transformer_pieces(lm):
     texts = [tok.decode([tok.piece_to_id(tokens[i]) for i in dec(torch.from_numpy(e)[None])[0][0].tokens.tolist()
                          if tokens[i] not in ("-", "|")]) for e in em]
     assert texts == SENTENCES[:2]
+    one = len(ta.states)  # the last utterance's states only: start() lets the others go
+    dec(torch.from_numpy(em[0])[None])
+    dec(torch.from_numpy(em[1])[None])
+    assert len(ta.states) == one

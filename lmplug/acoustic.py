@@ -120,6 +120,11 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
     """
     from tqdm import tqdm
 
+    if stats is not None:  # before any audio is read
+        stats = tuple(np.asarray(a, dtype=np.float32) for a in stats)
+        if len(stats) != 2 or any(a.shape != (n_mels,) for a in stats) or not (stats[1] > 0).all():
+            raise LmplugError(f"expected normalization statistics (mean, std) of {n_mels} values with std > 0, found "
+                              f"shapes {[a.shape for a in stats]}")
     out = Path(out_prefix)
     meta_path, bin_path = out.with_suffix(".json"), out.with_suffix(".bin")
     ids = [u.id for u in utts]
@@ -135,13 +140,7 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
     mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
     out.parent.mkdir(parents=True, exist_ok=True)  # only once every audio file is read
     allf = np.concatenate(mats)
-    if stats is None:
-        mean, std = allf.mean(0), allf.std(0) + 1e-5
-    else:
-        mean, std = (np.asarray(a, dtype=np.float32) for a in stats)
-        if mean.shape != (n_mels,) or std.shape != (n_mels,) or not (std > 0).all():
-            raise LmplugError(f"expected normalization statistics (mean, std) of {n_mels} values with std > 0, found "
-                              f"shapes {mean.shape} and {std.shape}")
+    mean, std = (allf.mean(0), allf.std(0) + 1e-5) if stats is None else stats
     lengths = np.array([len(m) for m in mats])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     meta_path.unlink(missing_ok=True)  # no metadata beside a half-written .bin
@@ -315,7 +314,11 @@ def greedy_decode(logp: np.ndarray, labels: Sequence[str]) -> str:
 
 def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AMConfig, train_config,
              max_frames: int = 12000, resume: bool = True, progress: bool = True, stop_after: int | None = None) -> dict:
-    """Train (or resume) the acoustic model through ``fit``; batches are a pure function of the step."""
+    """Train (or resume) the acoustic model through ``fit``; batches are a pure function of the step.
+
+    ``dev`` must be normalized with ``train``'s statistics (``extract_features(..., stats=train.stats)``),
+    which the checkpoints carry for ``lmplug emissions``; other statistics are an ``LmplugError``.
+    """
     from lmplug.train import TrainTask, fit, pick_device, setup_distributed
 
     cfg = train_config

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lmplug.errors import LmplugError
-from lmplug.scorer import KenLMScorer, Scorer, words_signature
+from lmplug.scorer import Scorer, words_signature
 
 
 def _pyctcdecode():
@@ -103,7 +103,7 @@ def _make_pyctcdecode_class():
             key = (id(prev_state), word)
             # "": pyctcdecode's last call when the last word is already closed (or nothing was said):
             # KenLM scores it as pyctcdecode's own wrapper does (<unk>), a Transformer as no word
-            empty = not word and not isinstance(self.scorer, KenLMScorer)
+            empty = not word and not self.scorer.scores_empty_word
             hit = (0.0, prev_state) if empty else self._cache.get(key)
             if hit is None:
                 s, new = self.scorer.score_words([prev_state], [word])
@@ -145,7 +145,7 @@ def PyctcdecodeLM(scorer: Scorer, alpha: float = 0.5, beta: float = 1.0, unk_sco
     inside the weighted term for the last word unless ``reset_params(score_boundary=False)``, i.e.
     pyctcdecode's ``lm_score_boundary=False``), as pyctcdecode's own KenLM wrapper does. The empty
     word pyctcdecode passes at the end of an utterance whose last word is closed: a
-    :class:`~lmplug.scorer.KenLMScorer` scores it as that wrapper does (``<unk>``), any other scorer
+    scorer with ``scores_empty_word`` (KenLM) scores it as that wrapper does (``<unk>``), any other
     as no word (the beta every final hypothesis gets, and ``</s>``). Partial words that start no word of
     ``scorer.known_words()`` get ``unk_score_offset``. The history always starts at ``<s>`` (a
     Transformer has no null context).

@@ -13,6 +13,7 @@ Registered into the ``lmplug`` command by ``lmplug.cli`` (``register(subparsers)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
 from lmplug.errors import EmissionsError, LmplugError, expect_number, expect_unique_ids
+from lmplug.files import make_out_dir
 
 FMT = argparse.ArgumentDefaultsHelpFormatter
 
@@ -152,10 +154,10 @@ def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[st
 
         d = read_json(p)
         d = d.get("weights", d) if isinstance(d, dict) else d
-        if not isinstance(d, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              and math.isfinite(v) for v in d.values()):
-            raise LmplugError(f"{p}: expected a JSON object of name: finite weight (or a 'weights' object), "
-                              f"found {str(d)[:80]}")
+        if not isinstance(d, dict):
+            raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
+        for k, v in d.items():
+            expect_number(str(p), k, v)
         return {k: float(v) for k, v in d.items()}
     return parse_weights(args.weights) if getattr(args, "weights", None) else default
 
@@ -222,11 +224,12 @@ def _emission_batches(args, utts):
         yield idx, (torch.from_numpy(x).to(args.device) if args.device != "cpu" else x), lens
 
 
-def _log_probs(args, dec, utts, idx, x, lens):
-    """A batch's validated log-probs and lengths (``--logits``: normalized here); emissions that
-    are not log-probabilities are named by the manifest's utterance id, not by batch position."""
+@contextlib.contextmanager
+def _named_by_id(args, utts, idx):
+    """Emissions the decoder refuses (NaN, not log-probabilities) named by the manifest's utterance
+    id, not by their place in the batch ``idx``."""
     try:
-        return dec.prepare(x, lens, logits=args.logits)
+        yield
     except EmissionsError as e:
         raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
 
@@ -258,7 +261,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
         for idx, x, lens in _emission_batches(args, utts):
             t0 = time.perf_counter()
-            decoded = dec.decode(*_log_probs(args, dec, utts, idx, x, lens))
+            with _named_by_id(args, utts, idx):
+                decoded = dec.decode(x, lens, logits=args.logits)
             seconds += time.perf_counter() - t0
             for i, hyps in zip(idx, decoded):
                 results[i] = hyps
@@ -378,7 +382,8 @@ def _tune_setup(args: argparse.Namespace):
     batches = []
     refs: list[str] = []
     for idx, x, lens in _emission_batches(args, utts):
-        batches.append(_log_probs(args, dec, utts, idx, x, lens))  # the grid decodes log-probs
+        with _named_by_id(args, utts, idx):  # the grid decodes log-probs (--logits: normalized once, here)
+            batches.append(dec.prepare(x, lens, logits=args.logits))
         refs.extend(utts[i].text for i in idx)
     return dec, batches, refs, name, outer
 
@@ -403,7 +408,7 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
-    check_out_dir(args.out_dir)
+    make_out_dir(args.out_dir, "weights.json")
     dec, batches, refs, name, outer = _tune_setup(args)
     journal = Path(args.out_dir) / "grid.jsonl"
     if args.restart and journal.exists():
@@ -419,21 +424,6 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
                                   progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
     return write_tune_result(result, args.out_dir)
-
-
-def check_out_dir(path: str) -> None:
-    """A tuning run's --out-dir, created before the work (not after it) so that a path that cannot
-    hold its files fails first."""
-    from lmplug.files import check_writable
-
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise LmplugError(f"--out-dir: expected a directory, found a file: {out}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LmplugError(f"--out-dir: cannot create {out}: {e.strerror or e}") from None
-    check_writable(str(out / "weights.json"))
 
 
 def write_tune_result(result, out_dir: str) -> int:
@@ -482,8 +472,8 @@ def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
         lines.append(n)
         if "nbest" in row and (not isinstance(row["nbest"], list) or not row["nbest"]):
             raise LmplugError(f"{path}:{n}: expected 'nbest' as a non-empty list of hypotheses, found {str(row['nbest'])[:80]}")
-        lists.append(row.get("nbest") or [{"text": row["text"], "score": row.get("score", 0.0),
-                                           "scores": row.get("scores", {})}])
+        lists.append(row["nbest"] if "nbest" in row else [{"text": row["text"], "score": row.get("score", 0.0),
+                                                            "scores": row.get("scores", {})}])
         for h in lists[-1]:
             bad = _bad_hypothesis(h)
             if bad:
@@ -542,7 +532,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     _setup(args)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     ids, lists = _read_nbest(args.nbest)
-    check_out_dir(args.out_dir)
+    make_out_dir(args.out_dir, "weights.json")
     rows = _jsonl_rows(args.refs)
     expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
     refs = {str(r["id"]): r.get("text") for _, r in rows}

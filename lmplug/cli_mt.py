@@ -128,7 +128,7 @@ def _weights_arg(text: str) -> dict[str, float]:
             obj = {k: float(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
         except ValueError:
             raise LmplugError(f"--weights: expected a JSON file or name=value,name=value; found {text!r}") from None
-    if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj.values()):
         raise LmplugError(f"--weights {text}: expected a mapping of feature name to number, found {str(obj)[:80]}")
     bad = [k for k, v in obj.items() if not math.isfinite(float(v))]
     if bad:

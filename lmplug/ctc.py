@@ -51,7 +51,7 @@ import torch
 from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
 from lmplug.ctc_labels import CTCLabels, build_labels
 from lmplug.ctc_search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
-from lmplug.errors import EmissionsError, LmplugError
+from lmplug.errors import EmissionsError, LmplugError, expect_number
 from lmplug.scorer import Scorer
 
 __all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCHypothesis", "build_ctc_decoder", "greedy_decode",
@@ -101,8 +101,8 @@ class CTCDecoder:
         self.lm_prefilter = lm_prefilter
         self.partial_oov_logp = partial_oov_logp
         self.lexicon = lexicon
-        if token_top_k is not None and (isinstance(token_top_k, bool) or not isinstance(token_top_k, int) or token_top_k < 1):
-            raise LmplugError(f"expected token_top_k >= 1 (or None: no limit), found {token_top_k!r}")
+        if token_top_k is not None:  # None: no limit
+            expect_number("CTCDecoder", "token_top_k", token_top_k, integer=True, at_least=1)
         if history_words is not None and history_words < 1:
             raise LmplugError(f"expected history_words >= 1 (or None), found {history_words}")
         if not lm_prefilter > 0:
@@ -209,7 +209,8 @@ class CTCDecoder:
         return maps[0]
 
     def _build_ptries(self) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
-        """Per weighted word scorer with a word list: a prefix automaton over labels (char style).
+        """Per weighted word scorer with a word list (and the lexicon's, whatever its weight): a
+        prefix automaton over labels (char style).
 
         A hypothesis whose open word starts no known word gets ``partial_oov_logp`` (unweighted,
         as pyctcdecode's ``unk_score_offset``), scaled up for words longer than 6 characters.

@@ -25,6 +25,17 @@ def check_writable(*paths: str | None) -> None:
             raise LmplugError(f"cannot write {p}: {e.strerror or e}") from None
 
 
+def make_out_dir(path: str | Path, *files: str) -> Path:
+    """An output directory, created before the work (not after it) and checked to take ``files``."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file there, no permission
+        raise LmplugError(f"cannot make the output directory {out}: {e.strerror or e}") from None
+    check_writable(*(str(out / f) for f in files))
+    return out
+
+
 def write_lines(path: str | Path, lines: Iterable[str]) -> None:
     """Lines to ``path`` ("-": stdout) through a temporary file: an interrupted or failed write
     leaves the earlier file as it was."""

@@ -37,7 +37,8 @@ LN10 = math.log(10.0)  # KenLM returns log10 probabilities
 
 def words_signature(words) -> str:
     """A word list in a signature: its size and a short hash of its sorted words."""
-    text = "\n".join(sorted(words))
+    words = sorted(set(words))
+    text = "\n".join(words)
     return f"{len(words)}:{hashlib.sha1(text.encode('utf-8')).hexdigest()[:10]}"
 
 
@@ -54,6 +55,8 @@ class Scorer:
             so a decoder may memoize it by prefix).
         has_history: states tell histories apart (False: one state for all, as ``ZeroScorer``,
             which must not make a decoder recombine every n-best hypothesis into one).
+        scores_empty_word: ``score_words`` takes ``""`` (KenLM: as ``<unk>``, which pyctcdecode's
+            own KenLM wrapper relies on); False: the empty word is no word.
     """
 
     name: str = "lm"
@@ -62,6 +65,7 @@ class Scorer:
     finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
     prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
     has_history: bool = True  # False: every state is the same (ZeroScorer)
+    scores_empty_word: bool = False  # score_words([""]) is defined (KenLM's <unk>)
 
     def init_state(self, batch_size: int) -> list[Any]:
         """States of ``batch_size`` empty sentences (after ``<s>``)."""
@@ -680,6 +684,8 @@ class KenLMScorer(Scorer):
             ``unk_score_offset`` (-10, which it adds to log10 scores: -23.03 in natural log).
         name: feature name.
     """
+
+    scores_empty_word = True  # "" is <unk>, as pyctcdecode's KenLM wrapper scores it
 
     def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = -10.0 * LN10,
                  name: str = "kenlm") -> None:

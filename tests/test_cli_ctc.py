@@ -81,7 +81,7 @@ def test_decode_user_errors_exit_2(workdir, tmp_path, capsys):
         parse_weights("words=1,lm=nan")
     for bad in ('{"words": true}', '{"lm": NaN}', '{"weights": {"lm": Infinity}}'):
         (tmp_path / "w.json").write_text(bad)
-        with pytest.raises(LmplugError, match="w.json: expected a JSON object of name: finite weight"):
+        with pytest.raises(LmplugError, match=r"w.json\.(words|lm): expected a number, found"):
             read_weights(argparse.Namespace(weights_file=str(tmp_path / "w.json"), weights=None), {})
 
 
@@ -474,10 +474,10 @@ def test_tune_rescore_refuses_an_empty_weight_grid(tmp_path, capsys):
         assert f"{flag}: expected a comma-separated list of numbers, found {value!r}" in _one_line_error(capsys, "tune-rescore")
     (tmp_path / "file").write_text("")
     assert main(base[:-1] + [str(tmp_path / "file")]) == 2  # an --out-dir that is a file: before the work
-    assert f"--out-dir: expected a directory, found a file: {tmp_path / 'file'}" in _one_line_error(capsys, "tune-rescore")
+    assert f"cannot make the output directory {tmp_path / 'file'}: File exists" in _one_line_error(capsys, "tune-rescore")
     tune = ["tune-ctc", "--emissions", str(tmp_path / "nb.jsonl"), "--labels", "x", "--kenlm", "x", "--out-dir"]
     assert main(tune + [str(tmp_path / "file")]) == 2
-    assert "--out-dir: expected a directory, found a file" in _one_line_error(capsys, "tune-ctc")
+    assert "cannot make the output directory" in _one_line_error(capsys, "tune-ctc")
     (tmp_path / "refs.jsonl").write_text('{"id": "a", "text": 123}\n')  # checked before the LM is loaded
     assert main(base[:4] + [str(tmp_path / "refs.jsonl")] + base[5:]) == 2
     assert "refs.jsonl: expected a reference 'text' string for every n-best id, found none for ['a']" in \

@@ -155,7 +155,7 @@ def test_emissions_of_any_float_dtype_and_layout(tmp_path):
     assert len(dec.decode(bf16)) == 3
     assert greedy_decode(rev, LABELS) == greedy_decode(x, LABELS)
     for bad in (0, -1, 2.5):
-        with pytest.raises(LmplugError, match="expected token_top_k >= 1"):
+        with pytest.raises(LmplugError, match="CTCDecoder.token_top_k: expected an integer >= 1"):
             build_ctc_decoder(LABELS, token_top_k=bad)
 
 

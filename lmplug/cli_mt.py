@@ -64,23 +64,12 @@ def cmd_train_nmt(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_beam_args(beam: int, nbest: int | None, batch_sentences: int) -> None:
-    """translate's search flags, before any model is loaded: a beam of at least one, at most
-    ``beam`` hypotheses kept (None: all of them), at least one sentence per batch."""
-    expect_number("", "--beam", beam, integer=True, at_least=1)
-    if nbest is not None:
-        expect_number("", "--nbest", nbest, integer=True, at_least=1)
-        if nbest > beam:
-            raise LmplugError(f"--nbest: expected at most --beam ({beam}) hypotheses, found {nbest}")
-    expect_number("", "--batch-sentences", batch_sentences, integer=True, at_least=1)
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
     from lmplug.nbest import NBestEntry, write_nbest
-    from lmplug.nmt import load_translator
+    from lmplug.nmt import check_search_args, load_translator
     from lmplug.train import pick_device
 
-    _check_beam_args(args.beam, args.nbest, args.batch_sentences)
+    check_search_args(args.beam, args.nbest, args.batch_sentences, owner="")  # before the model is loaded
     sources = _raw_lines(args.src)
     if not sources:
         raise LmplugError(f"{args.src}: expected at least one sentence, found an empty file")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lmplug.checkpoint import load_weights, open_checkpoint, save_lm
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 from lmplug.seq2seq import (
     IGNORE_INDEX,
     Hypothesis,
@@ -89,6 +89,7 @@ class Translator:
         Empty outputs (</s> right away) are left out of the lists: they are never translations and
         n-best files refuse empty hypotheses.
         """
+        check_search_args(beam, nbest, batch_sentences)
         ids = self.encode(sources)
         out = []
         for hyps in beam_search(self.model, ids, beam=beam, nbest=beam, len_penalty=len_penalty,
@@ -104,6 +105,19 @@ class Translator:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         limit = self.config.max_len - 1
         return [ids[:limit] for ids in self.tokenizer.encode_batch(list(texts))]
+
+
+def check_search_args(beam: int, nbest: int | None, batch_sentences: int, owner: str = "Translator.translate") -> None:
+    """A beam of at least one, at most ``beam`` hypotheses kept (None: all of them), at least one
+    sentence per batch; ``owner`` "" names the command line's flags (``--beam`` ...)."""
+    names = ("--beam", "--nbest", "--batch-sentences") if not owner else ("beam", "nbest", "batch_sentences")
+    expect_number(owner, names[0], beam, integer=True, at_least=1)
+    if nbest is not None:
+        expect_number(owner, names[1], nbest, integer=True, at_least=1)
+        if nbest > beam:
+            raise LmplugError(f"{f'{owner}.' if owner else ''}{names[1]}: expected at most {names[0]} ({beam}) "
+                              f"hypotheses, found {nbest}")
+    expect_number(owner, names[2], batch_sentences, integer=True, at_least=1)
 
 
 def save_translator(path: str | os.PathLike, model: Seq2SeqTransformer, tokenizer: Tokenizer,

@@ -60,6 +60,12 @@ def test_tiny_model_learns_the_toy_task(toy_translator):
     correct = sum(hyps[0][0] == t for hyps, t in zip(out, tgt))
     assert correct >= 34, f"{correct}/40 dev sentences translated exactly"
     assert "lo-up" in toy_translator.signature()
+    for kw, message in [(dict(beam=0), "Translator.translate.beam: expected an integer >= 1, found 0"),
+                        (dict(beam=4, nbest=5), r"Translator.translate.nbest: expected at most beam \(4\)"),
+                        (dict(nbest=0), "Translator.translate.nbest: expected an integer >= 1, found 0"),
+                        (dict(batch_sentences=0), "Translator.translate.batch_sentences: expected an integer >= 1")]:
+        with pytest.raises(LmplugError, match=message):  # the API checks what the CLI checks
+            toy_translator.translate(src[:2], **kw)
 
 
 def test_nbest_sorted_and_scores_match_forced_decoding(toy_translator):

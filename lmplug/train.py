@@ -194,6 +194,11 @@ def _check_tokenizer(ckpt: Path, tokenizer: Tokenizer | None) -> None:
                           "or --no-resume")
 
 
+def _resumable(out: Path) -> bool:
+    """Whether ``out`` holds a training checkpoint to resume (the last, or the one before it)."""
+    return any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old"))
+
+
 def _load_trainer_state(ckpt: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                         device: torch.device) -> dict:
     """Weights and optimizer state of training checkpoint ``ckpt`` into ``model`` and ``optimizer``;
@@ -294,7 +299,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     optimizer = make_optimizer(model, cfg, device)
     start_step, units_seen, elapsed_before, last_dev = 0, 0, 0.0, None
     metrics_path = out / "metrics.jsonl"
-    if resume and any((out / n / "trainer" / "state.json").is_file() for n in ("checkpoint", "checkpoint.old")):
+    if resume and _resumable(out):
         ckpt = resolve_checkpoint(out)
         meta = read_json(ckpt / "config.json")
         saved = meta.get("model") if isinstance(meta, dict) else None
@@ -439,6 +444,8 @@ def train_lm(
     dist = setup_distributed(device)
     model_config = LMConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
                                "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})
+    if resume and _resumable(out):  # before the shards are encoded with it (fit checks again: train-nmt)
+        _check_tokenizer(resolve_checkpoint(out), tokenizer)
     if dist.is_main:
         encode_corpus(list(train_lines), tokenizer, out / "data" / "train.bin")
         encode_corpus(list(dev_lines), tokenizer, out / "data" / "dev.bin")

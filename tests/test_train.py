@@ -117,8 +117,10 @@ def test_resume_with_another_tokenizer_is_refused(tmp_path, corpus, tokenizer):
     train_lm(corpus, corpus[:24], tokenizer, out, MODEL, TRAIN, progress=False, stop_after=1)
     other = train_tokenizer(corpus, tmp_path / "bpe.model", vocab_size=tokenizer.vocab_size, model_type="bpe")
     assert (other.vocab_size, other.bos_id, other.eos_id) == (tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
+    shard = (out / "data" / "train.bin").read_bytes()
     with pytest.raises(LmplugError, match=r"expected the tokenizer the checkpoint was trained with .*, found .*bpe\.model"):
         train_lm(corpus, corpus[:24], other, out, MODEL, TRAIN, progress=False)
+    assert (out / "data" / "train.bin").read_bytes() == shard  # refused before the text is encoded with it
 
 
 def test_corrupt_checkpoint_is_named_not_a_traceback(tmp_path, corpus, tokenizer):

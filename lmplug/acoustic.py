@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, config_from_dict
 from lmplug.speech import Utterance, load_audio
 
 CHAR_LABELS = ("", " ", "'", *"abcdefghijklmnopqrstuvwxyz")  # blank first, " " delimits words
@@ -272,12 +272,10 @@ def load_am(path: str | Path, device: str | torch.device = "cpu") -> ConformerCT
     meta = read_json(ckpt / "config.json")
     if meta.get("format") != FORMAT:
         raise LmplugError(f"{ckpt}: expected an acoustic model checkpoint ({FORMAT}), found format {meta.get('format')}")
-    known = set(AMConfig.__dataclass_fields__)
-    if not isinstance(meta.get("model"), dict) or set(meta["model"]) - known:
-        found = sorted(set(meta["model"]) - known) if isinstance(meta.get("model"), dict) else repr(meta.get("model"))[:80]
-        raise LmplugError(f"{ckpt}/config.json: expected 'model' as an object of AMConfig fields {sorted(known)}, "
-                          f"found {found}")
-    model = ConformerCTC(AMConfig(**meta["model"]))
+    try:
+        model = ConformerCTC(config_from_dict(AMConfig, meta.get("model")))
+    except LmplugError as e:
+        raise LmplugError(f"{ckpt / 'config.json'}: {e}") from None
     cmvn = meta.get("cmvn")
     if cmvn is not None:
         try:

@@ -35,6 +35,18 @@ def expect_number(owner: str, name: str, value, *, integer: bool = False, at_lea
         raise LmplugError(f"{f'{owner}.' if owner else ''}{name}: expected {want}, found {value!r}")
 
 
+def config_from_dict(cls, d):
+    """``cls(**d)`` for ``d`` a JSON object of fields of the dataclass ``cls`` (a model config read
+    from a checkpoint); anything else is an ``LmplugError`` saying what was expected."""
+    if not isinstance(d, dict):
+        raise LmplugError(f"expected the model config as a JSON object, found {type(d).__name__}")
+    known = set(cls.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise LmplugError(f"unknown {cls.__name__} fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+    return cls(**d)
+
+
 def expect_unique_ids(path, ids: Sequence[str], positions: Sequence[int] | None = None, unit: str = "lines") -> None:
     """Each utterance id of ``path`` once; ``positions`` say where each id is (default: lines 1, 2, ...)."""
     seen: set[str] = set()

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmplug.errors import LmplugError, expect_number
+from lmplug.errors import LmplugError, config_from_dict, expect_number
 
 
 @dataclass
@@ -50,13 +50,7 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LMConfig":
-        if not isinstance(d, dict):
-            raise LmplugError(f"expected the model config as a JSON object, found {type(d).__name__}")
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise LmplugError(f"unknown LMConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 @dataclass

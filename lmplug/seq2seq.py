@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmplug.errors import LmplugError, expect_number
+from lmplug.errors import config_from_dict, expect_number
 from lmplug.model import Block, LMConfig, _rope_tables
 
 
@@ -54,13 +54,7 @@ class Seq2SeqConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Seq2SeqConfig":
-        if not isinstance(d, dict):
-            raise LmplugError(f"expected the model config as a JSON object, found {type(d).__name__}")
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise LmplugError(f"unknown Seq2SeqConfig fields {sorted(unknown)}; expected a subset of {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 class CrossAttention(nn.Module):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmplug.errors import LmplugError, config_from_dict
+from lmplug.shard import local_rank
 from lmplug.speech import Utterance, load_audio
 
 CHAR_LABELS = ("", " ", "'", *"abcdefghijklmnopqrstuvwxyz")  # blank first, " " delimits words
@@ -330,7 +330,7 @@ def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AM
     if dev.mean is None or train.mean is None or _stats_key(dev.stats) != _stats_key(train.stats):
         raise LmplugError("expected the dev features normalized with the training set's statistics "
                           "(extract_features(dev_utts, ..., stats=train.stats)), found other statistics")
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))  # one GPU per torchrun process
+    device = pick_device(cfg.device, local_rank())  # one GPU per torchrun process
     dist = setup_distributed(device)
     torch.manual_seed(cfg.seed)
     model = ConformerCTC(config).to(device)

@@ -236,8 +236,6 @@ def _named_by_id(args, utts, idx):
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """Decode emissions to JSONL (id, text, scores, word frames[, nbest]) or plain text."""
-    import os
-
     from tqdm import tqdm
 
     from lmplug import shard
@@ -248,7 +246,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     part, torchrun = _shard_of(args)
     check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
     if part and torchrun:
-        args.device = shard.rank_device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
+        args.device = shard.rank_device(args.device, shard.local_rank())
     _setup(args)
     scorers = build_scorers(args)
     weights = read_weights(args, {n: 0.5 for n in scorers})

@@ -37,6 +37,7 @@ from lmplug.seq2seq import (
     score_pairs,
     seq2seq_loss,
 )
+from lmplug.shard import local_rank
 from lmplug.tokenizer import Tokenizer
 from lmplug.train import Dist, TrainConfig, TrainTask, autocast_for, fit, pick_device, setup_distributed
 
@@ -218,7 +219,7 @@ def train_translation(
         direction: a label such as ``"en-de"``, kept in the checkpoint and its signature.
     """
     cfg = train_config
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = pick_device(cfg.device, local_rank())
     dist = setup_distributed(device)
     model_config = Seq2SeqConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
                                     "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})

@@ -46,6 +46,11 @@ def torchrun_shard() -> tuple[int, int] | None:
     return int(os.environ["RANK"]), world
 
 
+def local_rank() -> int:
+    """This process's GPU index under torchrun (``LOCAL_RANK``; 0 when not started by it)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def rank_device(device: str, local_rank: int) -> str:
     """``cuda`` -> ``cuda:<local_rank>`` (one GPU per process); any other device unchanged."""
     return f"cuda:{local_rank}" if device == "cuda" else device

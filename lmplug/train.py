@@ -45,7 +45,7 @@ from lmplug.data import (IGNORE_INDEX, encode_corpus, eval_batches, eval_starts,
                          tokenizer_hash)
 from lmplug.errors import LmplugError, expect_number
 from lmplug.model import LMConfig, TransformerLM
-from lmplug.shard import rank_device
+from lmplug.shard import local_rank, rank_device
 from lmplug.tokenizer import Tokenizer
 
 
@@ -98,7 +98,7 @@ def setup_distributed(device: torch.device) -> Dist:
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank())
 
 
 def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
@@ -440,7 +440,7 @@ def train_lm(
     """
     cfg = train_config
     out = Path(out_dir)
-    device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = pick_device(cfg.device, local_rank())
     dist = setup_distributed(device)
     model_config = LMConfig(**{**model_config.to_dict(), "vocab_size": tokenizer.vocab_size,
                                "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id})

@@ -126,7 +126,8 @@ def _weights_arg(text: str) -> dict[str, float]:
 
 
 def cmd_tune_rerank(args: argparse.Namespace) -> int:
-    from lmplug.mert import expect_each_once, tune_weights
+    from lmplug.errors import expect_each_once
+    from lmplug.mert import tune_weights
     from lmplug.nbest import read_nbest
 
     names = args.features.split(",") if args.features else None

@@ -1,6 +1,7 @@
 """The one exception type a CLI user sees as a one-line message (exit 2), and the checks that raise it."""
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 
@@ -45,6 +46,14 @@ def config_from_dict(cls, d):
     if unknown:
         raise LmplugError(f"unknown {cls.__name__} fields {sorted(unknown)}; expected a subset of {sorted(known)}")
     return cls(**d)
+
+
+def expect_each_once(names: Sequence[str], what: str = "feature") -> None:
+    """Each name once (features to tune or compute: a repeated one would be a second column of the
+    same values, tuned apart and then folded into one weight that no search ever chose)."""
+    for name, count in Counter(names).items():
+        if count > 1:
+            raise LmplugError(f"expected each {what} once, found {name!r} {'twice' if count == 2 else f'{count} times'}")
 
 
 def expect_unique_ids(path, ids: Sequence[str], positions: Sequence[int] | None = None, unit: str = "lines") -> None:

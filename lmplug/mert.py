@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_each_once
 from lmplug.nbest import NBest, feature_names
 
 N_STATS = 10  # sacrebleu BLEU: hyp_len, ref_len, matches 1-4, totals 1-4
@@ -205,15 +205,6 @@ def _ascend(X: list[np.ndarray], S: list[np.ndarray], w: np.ndarray, max_passes:
         if converged:
             break
     return w, bleu
-
-
-def expect_each_once(names: Sequence[str]) -> None:
-    """Each feature to tune named once: a repeated one would be a second column of the same
-    values, tuned apart and then folded into one weight that no search ever chose."""
-    for n in dict.fromkeys(names):
-        count = list(names).count(n)
-        if count > 1:
-            raise LmplugError(f"expected each feature once, found {n!r} {'twice' if count == 2 else f'{count} times'}")
 
 
 def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str] | None = None,

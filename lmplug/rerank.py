@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_each_once
 from lmplug.nbest import NBest, NBestEntry, feature_names
 
 
@@ -203,8 +203,7 @@ def add_features(nbest: NBest, sources: Sequence[str], features: Sequence[Featur
     if len(sources) != len(nbest):
         raise LmplugError(f"expected one source sentence per n-best id ({len(nbest)}), found {len(sources)} sources")
     names = [f.name for f in features]
-    if len(set(names)) != len(names):
-        raise LmplugError(f"feature names must be unique, found {names}")
+    expect_each_once(names)
     flat = [e for hyps in nbest for e in hyps]
     srcs = [sources[e.id] for e in flat]
     hyps = [e.text for e in flat]

@@ -2,16 +2,21 @@
 
 __version__ = "0.1.0"
 
-from lmplug.adapters import PyctcdecodeLM, TorchaudioLM, build_pyctcdecode_decoder
+from lmplug.scorers.pyctcdecode_lm import PyctcdecodeLM, build_pyctcdecode_decoder
+
+from lmplug.scorers.torchaudio_lm import TorchaudioLM
 from lmplug.checkpoint import LanguageModel, load_lm, save_lm
-from lmplug.ctc import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_decode
-from lmplug.ctc_tune import TuneResult, tune_ctc_weights
+from lmplug.ctc.decoder import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_decode
+from lmplug.ctc.tune import TuneResult, tune_ctc_weights
 from lmplug.errors import LmplugError
 from lmplug.model import KVCache, LMConfig, TransformerLM
-from lmplug.nbest import NBestEntry, read_nbest, write_nbest
-from lmplug.nmt import Translator, load_translator, train_translation
-from lmplug.rescore import rerank, rescore_nbest
-from lmplug.scorer import KenLMScorer, Scorer, TransformerScorer, ZeroScorer
+from lmplug.mt.nbest import NBestEntry, read_nbest, write_nbest
+from lmplug.mt.nmt import Translator, load_translator, train_translation
+from lmplug.ctc.rescore import rerank, rescore_nbest
+from lmplug.scorers.base import Scorer
+from lmplug.scorers.kenlm import KenLMScorer
+from lmplug.scorers.transformer import TransformerScorer
+from lmplug.scorers.zero import ZeroScorer
 from lmplug.scoring import SentenceScore, perplexity, score_sentences
 from lmplug.tokenizer import Tokenizer, train_tokenizer
 from lmplug.train import TrainConfig, train_lm

@@ -1,5 +1,5 @@
 import sys
 
-from lmplug.cli import main
+from lmplug.cli.main import main
 
 sys.exit(main())

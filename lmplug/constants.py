@@ -37,7 +37,7 @@ NGRAM_ORDER = 5
 # CTC word fusion: new words word-scored per frame and utterance, as a multiple of the beam size
 LM_PREFILTER = 2.0
 # CTC beam search implementations (CTCDecoder(search=...)): on the host (numpy), or as tensor
-# operations on the LM's / emissions' device (torch, lmplug.ctc_torch)
+# operations on the LM's / emissions' device (torch, lmplug.ctc.torch_search)
 SEARCHES = ("numpy", "torch")
 # torch.compile modes CTCDecoder(search="torch", compile=MODE) passes on ("reduce-overhead": CUDA graphs)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -339,7 +339,7 @@ class TransformerLM(nn.Module):
             token_mask: (B, 1) bool; False: the row adds nothing (its column stays invalid, its
                 logits are to be ignored).
             window: attend to at most the last ``window`` tokens of each row, the new one
-                included (the sliding context of :class:`~lmplug.scorer.TransformerScorer`).
+                included (the sliding context of :class:`~lmplug.scorers.transformer.TransformerScorer`).
 
         Returns:
             logits (B, 1, V) float32, and the cache with the new column.

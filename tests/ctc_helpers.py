@@ -6,9 +6,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmplug.checkpoint import LanguageModel
+from lmplug.ctc.simulate import text_to_char_ids
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.tokenizer import train_tokenizer
 
@@ -83,7 +85,7 @@ def write_emissions_dir(d: Path, texts: list[str], seed: int, confusion: float =
 
     import numpy as np
 
-    from lmplug.simulate import char_labels, simulate_emissions, text_to_char_ids
+    from lmplug.ctc.simulate import char_labels, simulate_emissions, text_to_char_ids
 
     labels = char_labels(texts)
     (d / "labels.json").write_text(json.dumps(labels))
@@ -93,3 +95,19 @@ def write_emissions_dir(d: Path, texts: list[str], seed: int, confusion: float =
         np.save(d / f"u{i}.npy", e)
         rows.append(json.dumps({"id": f"u{i}", "emissions": f"u{i}.npy", "text": t}))
     (d / "dev.jsonl").write_text("\n".join(rows) + "\n")
+
+
+def ambiguous_emission(text: str, labels: list[str], frame_of: int, wrong: str, margin: float = 0.5):
+    """Clean peaky emissions of ``text`` where the ``frame_of``-th label is slightly beaten by ``wrong``."""
+    ids = text_to_char_ids(text, labels)
+    V = len(labels)
+    rows = []
+    for j, i in enumerate(ids):
+        for k in (i, 0):  # label frame then blank frame (blank = index 0)
+            r = np.full(V, -3.0)
+            r[k] = 3.0
+            if k == i and j == frame_of:
+                r[labels.index(wrong)] = 3.0 + margin
+            rows.append(r)
+    x = np.array(rows)
+    return x - np.log(np.exp(x).sum(1, keepdims=True))

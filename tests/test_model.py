@@ -47,7 +47,7 @@ def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model,
     as a growing cache gives them (slid as TransformerScorer does: cached keys are kept, not
     re-encoded). Columns by step (slot t), or packed per row (slot = positions) in a cache that
     starts with 2 columns and is grown by KVCache.reserve."""
-    from lmplug.scorer import _window
+    from lmplug.scorers.transformer import _window
 
     torch.manual_seed(3)
     V, L = tiny_model.config.vocab_size, 10

@@ -152,7 +152,7 @@ def test_dev_text_too_short_fails_before_training(tmp_path, corpus, tokenizer):
 
 
 def test_stop_after_must_be_positive(tmp_path, corpus, tokenizer, capsys):
-    from lmplug.cli import main
+    from lmplug.cli.main import main
 
     with pytest.raises(LmplugError, match="stop_after: expected an integer >= 1, found 0"):
         train_lm(corpus, corpus[:24], tokenizer, tmp_path / "lm", MODEL, TRAIN, progress=False, stop_after=0)

@@ -15,7 +15,7 @@ Systems (one run, same emissions, same weights where they share a meaning):
 - ``torchaudio+kenlm``: ``torchaudio.models.decoder.ctc_decoder`` (flashlight) with a lexicon of
   the KenLM unigrams, ``lm_weight = alpha * ln 10`` (flashlight's KenLM gives log10), batch input;
 - ``lmplug`` (no LM: the search alone), ``lmplug+kenlm``, ``lmplug+transformer:word``:
-  ``lmplug.ctc.build_ctc_decoder``, batched (``--batch-size``, ``--lm-batch-size``);
+  ``lmplug.ctc.decoder.build_ctc_decoder``, batched (``--batch-size``, ``--lm-batch-size``);
 - ``lmplug+transformer:token``: token mode, on a second set of emissions over the LM's own
   sentencepiece pieces drawn from the same sentences (its WER is over the same references but
   its emissions differ, so compare its speed, not its WER, with the character systems).
@@ -24,7 +24,7 @@ Systems (one run, same emissions, same weights where they share a meaning):
   with ``compile=True``, timed after one untimed pass that compiles (its seconds: ``compile_s``).
 
 Emissions: a real acoustic model's (``--emissions DIR`` as written by ``lmplug emissions``:
-manifest.jsonl with references, labels.json, npy/), or else ``lmplug.simulate`` (peaky, confusable,
+manifest.jsonl with references, labels.json, npy/), or else ``lmplug.ctc.simulate`` (peaky, confusable,
 noisy CTC posteriors; see that module). RTF assumes ``--frame-ms`` per frame (the speech recipe's
 Conformer-CTC: 10 ms fbank hop, subsampled 4x = 40 ms).
 
@@ -50,13 +50,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lmplug.ctc import build_ctc_decoder, greedy_decode, search_variant
-from lmplug.ctc_tune import word_error_rate
+from lmplug.ctc.decoder import build_ctc_decoder, greedy_decode, search_variant
+from lmplug.ctc.tune import word_error_rate
 from lmplug.ngram import arpa_unigrams
-from lmplug.scorer import KenLMScorer, TransformerScorer
-from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
+from lmplug.scorers.kenlm import KenLMScorer
+from lmplug.scorers.transformer import TransformerScorer
+from lmplug.ctc.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 
-SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (lmplug.ctc.search_variant)
+SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (lmplug.ctc.decoder.search_variant)
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
 
@@ -133,7 +134,7 @@ def main() -> int:
     logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
     sc = SCALES[args.scale]
     if args.emissions:
-        from lmplug.ctc_io import load_emissions, load_labels
+        from lmplug.ctc.io import load_emissions, load_labels
 
         utts = load_emissions(Path(args.emissions) / "manifest.jsonl")[: args.n]
         if any(u.text is None for u in utts):

@@ -82,10 +82,10 @@ sys.path.insert(0, str(ROOT))
 import lmplug
 from lmplug.checkpoint import LanguageModel
 from lmplug.constants import LM_PRESETS, TOKENIZER_VOCAB, TRAIN_PRESETS
-from lmplug.ctc import build_ctc_decoder, search_variant
+from lmplug.ctc.decoder import build_ctc_decoder, search_variant
 from lmplug.model import LMConfig, TransformerLM
-from lmplug.scorer import TransformerScorer
-from lmplug.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
+from lmplug.scorers.transformer import TransformerScorer
+from lmplug.ctc.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 from lmplug.train import TrainConfig, autocast_for, lm_loss, make_optimizer
 
 # sizes per mode: "gpu" is sized for ~8-10 minutes on one H200 (estimated: never run there yet), "tiny" for ~1 minute on 2 CPU cores
@@ -308,7 +308,7 @@ class Check:
             res.update(lm_steps=trained["steps"], lm_dev_loss=trained["dev_loss"], lm_train_s=trained["elapsed_s"])
         # emissions: a real emissions dir (manifest.jsonl + labels.json), or simulated from held-out text
         if a.emissions:
-            from lmplug.ctc_io import load_emissions, load_labels
+            from lmplug.ctc.io import load_emissions, load_labels
 
             utts = load_emissions(Path(a.emissions) / "manifest.jsonl")
             self.ctx["labels"] = load_labels(Path(a.emissions) / "labels.json")
@@ -333,7 +333,7 @@ class Check:
     def _compare(self, scorers_cpu: dict, scorers_dev: dict, weights: dict, token: bool = False,
                  variant: str = "torch") -> dict:
         """Best hypotheses of the numpy search on CPU vs on the device (``token``: token mode over
-        the LM's pieces, the device search ``variant``, see lmplug.ctc.search_variant)."""
+        the LM's pieces, the device search ``variant``, see lmplug.ctc.decoder.search_variant)."""
         em = self.need("em_tok" if token else "em")[: self.size["equal_utts"]]
         labels = self.ctx["labels_tok" if token else "labels"]
         x, lens = pad_batch(em)
@@ -380,7 +380,7 @@ class Check:
         if not have("kenlm"):
             raise Skip("kenlm not installed (as on the GPU image): KenLM fusion not checked")
         from lmplug.ngram import train_ngram
-        from lmplug.scorer import KenLMScorer
+        from lmplug.scorers.kenlm import KenLMScorer
 
         text = self.work / "corpus.txt"
         text.write_text("\n".join(self.need("corpus")) + "\n")
@@ -598,7 +598,7 @@ class Check:
                 row["warmup_compile_s"] = compile_s
             refs = kind["refs"]
             if fused and refs and all(refs[: len(hyps)]) and wer_note is None:
-                from lmplug.ctc_tune import word_error_rate
+                from lmplug.ctc.tune import word_error_rate
 
                 row["wer"] = word_error_rate(refs[: len(hyps)], hyps)
             rows[name] = row

@@ -1,6 +1,6 @@
 """Choose a reranking feature set without the test set: 2-fold cross-validation on the dev n-best.
 
-Tunes each feature set (``lmplug.mert.tune_weights``, as ``lmplug tune-rerank`` does) on one half
+Tunes each feature set (``lmplug.mt.mert.tune_weights``, as ``lmplug tune-rerank`` does) on one half
 of the dev sentences and measures the BLEU gain over the beam 1-best on the other half, then the
 other way round; prints the mean held-out gain per set and writes JSON.
 
@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lmplug.mert import bleu_from_stats, bleu_stats, tune_weights
-from lmplug.nbest import read_nbest
-from lmplug.rerank import rerank
+from lmplug.mt.mert import bleu_from_stats, bleu_stats, tune_weights
+from lmplug.mt.nbest import read_nbest
+from lmplug.mt.rerank import rerank
 
 BASE = "nmt,nmt_norm,words,len_ratio"
 SETS = {

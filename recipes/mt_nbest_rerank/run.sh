@@ -46,8 +46,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 PY=${PYTHON:-.venv/bin/python}
-# the translation commands are `lmplug` subcommands once lmplug.cli registers lmplug.cli_mt
-if "$PY" -m lmplug --help 2>/dev/null | grep tune-rerank > /dev/null; then MT=lmplug; else MT=lmplug.cli_mt; fi
+# the translation commands are `lmplug` subcommands once lmplug.cli.main registers lmplug.cli.mt
+if "$PY" -m lmplug --help 2>/dev/null | grep tune-rerank > /dev/null; then MT=lmplug; else MT=lmplug.cli.mt; fi
 run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 mt() { echo "+ lmplug $*" >&2; "$PY" -m $MT "$@"; }
 on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }

@@ -1,0 +1,583 @@
+"""``lmplug decode`` and ``lmplug tune-ctc``: CTC beam search with LM fusion from the shell.
+
+    lmplug decode --emissions dev.jsonl --labels labels.json --lm exp/lm/cpu/bible/lm \\
+        --weights lm=0.5,words=1.0 --beam-size 16 --out hyps.jsonl
+    lmplug decode --emissions utt.npy --labels labels.json --kenlm ngram5.bin --weights kenlm=0.5 --out -
+    torchrun --standalone --nproc_per_node 8 -m lmplug decode --emissions test.jsonl ... --device cuda --out hyps.jsonl
+    lmplug decode ... --shard-rank 1 --num-shards 2 --out hyps.jsonl; lmplug merge-decode --out hyps.jsonl --num-shards 2
+    lmplug tune-ctc --emissions dev.jsonl --labels labels.json --kenlm ngram5.bin --out-dir exp/tune
+
+Registered into the ``lmplug`` command by ``lmplug.cli.main`` (``register(subparsers)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
+from lmplug.errors import EmissionsError, LmplugError, expect_number, expect_unique_ids
+from lmplug.files import make_out_dir
+
+from lmplug.cli.args import FMT, parse_grid, parse_weights, read_words  # noqa: F401
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emissions", required=True, help=".npy (T,V)/(B,T,V), .npz, or a .jsonl manifest")
+    p.add_argument("--labels", required=True, help="labels: JSON list, or one label per line")
+    p.add_argument("--lm", default=None, help="Transformer LM checkpoint dir (scorer name 'lm')")
+    p.add_argument("--kenlm", default=None, help="KenLM .arpa/.bin (scorer name 'kenlm')")
+    p.add_argument("--unigrams", default=None, help="word list for a binary KenLM without an .arpa beside it")
+    p.add_argument("--vocabulary", default=None,
+                   help="known words (one per line, or an .arpa/.bin KenLM's 1-grams) for the Transformer's "
+                        "partial-word penalty in word mode "
+                        "(default: the KenLM unigrams when --kenlm is given)")
+    p.add_argument("--no-word-end", action="store_true",
+                   help="word mode: score a word as its pieces only, without the probability that it ends there")
+    p.add_argument("--oov-penalty", type=float, default=-10.0,
+                   help="word mode: log-score added per (partial) word outside the scorers' vocabularies, "
+                        "scaled up for words over 6 characters (pyctcdecode's unk_score_offset)")
+    p.add_argument("--lm-unk-offset", type=float, default=0.0,
+                   help="word mode: log-score added to the Transformer's score of a word outside the vocabulary "
+                        "(--vocabulary, or the KenLM unigrams), as KenLM adds its unk offset")
+    p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
+    p.add_argument("--lexicon", action="store_true",
+                   help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
+    p.add_argument("--history-words", type=int, default=None,
+                   help="word mode: recombine beams also with the Transformer LM, by its last N words "
+                        "(approximate; frees beam slots; default: no recombination with it)")
+    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=[],
+                   help="word mode: comma-separated scorer names (lm, kenlm) whose look-ahead guides the search "
+                        "while a word is spelled: the Transformer's probability that the next word begins with "
+                        "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
+    p.add_argument("--beam-size", type=int, default=16, help="beams per utterance (>= 1)")
+    p.add_argument("--lm-prefilter", type=float, default=LM_PREFILTER,
+                   help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
+                        "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
+    p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
+    p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
+    p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
+    p.add_argument("--backend", choices=("lmplug", "pyctcdecode"), default="lmplug",
+                   help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
+    p.add_argument("--search", choices=SEARCHES, default="numpy",
+                   help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
+                        "operations on --device (torch: no scorer, or --lm with --mode token; the same results)")
+    p.add_argument("--compile", nargs="?", const=True, default=False, choices=(True, *COMPILE_MODES), metavar="MODE",
+                   help="--search torch: torch.compile its frame step and the LM's forward (the first batches "
+                        f"compile); MODE, one of {', '.join(COMPILE_MODES)}: torch.compile's mode "
+                        "(reduce-overhead: CUDA graphs on a GPU)")
+
+
+def build_scorers(args: argparse.Namespace) -> dict:
+    from lmplug.scorers.kenlm import KenLMScorer
+    from lmplug.scorers.transformer import TransformerScorer
+
+    for flag, value, need in (("--vocabulary", args.vocabulary, "lm"), ("--no-word-end", args.no_word_end, "lm"),
+                              ("--lm-unk-offset", args.lm_unk_offset, "lm"), ("--unigrams", args.unigrams, "kenlm")):
+        if value and not getattr(args, need):  # an option of a scorer that is not there would be silently unused
+            raise LmplugError(f"{flag} configures the scorer of --{need}: expected --{need} with it, found none")
+    scorers = {}
+    if getattr(args, "backend", "lmplug") == "pyctcdecode":
+        return {"kenlm": None}  # pyctcdecode loads its own KenLM (see _decoder)
+    if args.kenlm:
+        unis = None
+        if args.unigrams:
+            unis = read_words(args.unigrams)
+        scorers["kenlm"] = KenLMScorer(args.kenlm, unigrams=unis)
+    if args.lm:
+        from lmplug.checkpoint import load_lm
+
+        vocab = None
+        if args.vocabulary:
+            vocab = read_words(args.vocabulary)
+        elif "kenlm" in scorers:
+            vocab = scorers["kenlm"].known_words()
+        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab, word_end=not args.no_word_end,
+                                         unk_offset=args.lm_unk_offset)
+    return scorers
+
+
+def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[str, float]:
+    """Weights from --weights-file (a tune result's ``weights``, or a flat JSON dict) or --weights."""
+    if getattr(args, "weights_file", None):
+        p = Path(args.weights_file)
+        if not p.is_file():
+            raise LmplugError(f"weights file not found: {p}")
+        from lmplug.checkpoint import read_json
+
+        d = read_json(p)
+        d = d.get("weights", d) if isinstance(d, dict) else d
+        if not isinstance(d, dict):
+            raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
+        for k, v in d.items():
+            expect_number(str(p), k, v)
+        return {k: float(v) for k, v in d.items()}
+    return parse_weights(args.weights) if getattr(args, "weights", None) else default
+
+
+def _decoder(args, scorers, weights, nbest=1):
+    from lmplug.ctc.decoder import build_ctc_decoder
+    from lmplug.ctc.io import load_labels
+
+    if args.backend == "pyctcdecode":
+        from lmplug.ctc.pyctcdecode_backend import PyctcdecodeKenLMDecoder
+        from lmplug.ngram import arpa_unigrams
+
+        if not args.kenlm or args.lm:
+            raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
+        if args.lookahead:
+            raise LmplugError(f"--backend pyctcdecode has no look-ahead: expected no --lookahead, found {','.join(args.lookahead)}")
+        if args.history_words is not None:
+            raise LmplugError("--backend pyctcdecode recombines beams by its own history pruning: expected no "
+                              f"--history-words, found {args.history_words}")
+        if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
+            raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
+                              f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")
+        if args.lm_prefilter != LM_PREFILTER:
+            raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
+                              f"found {args.lm_prefilter:g}")
+        if args.lexicon or args.mode != "word":
+            raise LmplugError(f"--backend pyctcdecode spells words from characters with its own unigrams: expected "
+                              f"word mode without --lexicon, found --mode {args.mode}{' --lexicon' if args.lexicon else ''}")
+        if args.search != "numpy" or args.compile:
+            raise LmplugError(f"--backend pyctcdecode runs its own search: expected no --search/--compile, found "
+                              f"--search {args.search}{' --compile' if args.compile else ''}")
+        unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
+        return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
+                                       nbest=nbest, token_min_logp=args.token_min_logp)
+    return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
+                             nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
+                             history_words=args.history_words, lookahead=args.lookahead,
+                             partial_oov_logp=args.oov_penalty, lm_prefilter=args.lm_prefilter, search=args.search,
+                             compile=args.compile)
+
+
+def _setup(args) -> None:
+    """Check --threads, --device (``auto`` becomes the device it picks) and --beam-size before any work;
+    set torch's threads."""
+    from lmplug.train import pick_device
+
+    if hasattr(args, "beam_size"):  # decode, tune-ctc: every backend
+        expect_number("", "--beam-size", args.beam_size, integer=True, at_least=1)
+    if args.threads is not None:
+        expect_number("", "--threads", args.threads, integer=True, at_least=0)
+    args.device = str(pick_device(args.device))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _emission_batches(args, utts):
+    import torch
+
+    from lmplug.ctc.io import batches
+
+    for idx, x, lens in batches(utts, args.batch_size):
+        yield idx, (torch.from_numpy(x).to(args.device) if args.device != "cpu" else x), lens
+
+
+@contextlib.contextmanager
+def _named_by_id(args, utts, idx):
+    """Emissions the decoder refuses (NaN, not log-probabilities) named by the manifest's utterance
+    id, not by their place in the batch ``idx``."""
+    try:
+        yield
+    except EmissionsError as e:
+        raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    """Decode emissions to JSONL (id, text, scores, word frames[, nbest]) or plain text."""
+    from tqdm import tqdm
+
+    from lmplug import shard
+    from lmplug.ctc.io import hypothesis_json, load_emissions
+    from lmplug.files import check_writable
+
+    expect_number("", "--nbest", args.nbest, integer=True, at_least=1)
+    part, torchrun = _shard_of(args)
+    check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
+    if part and torchrun:
+        args.device = shard.rank_device(args.device, shard.local_rank())
+    _setup(args)
+    scorers = build_scorers(args)
+    weights = read_weights(args, {n: 0.5 for n in scorers})
+    dec = _decoder(args, scorers, weights, nbest=args.nbest)
+    everything = load_emissions(args.emissions)
+    index = shard.shard_indices(len(everything), *part) if part else range(len(everything))
+    utts = [everything[i] for i in index]
+    results: list = [None] * len(utts)
+    seconds = 0.0
+    with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
+        for idx, x, lens in _emission_batches(args, utts):
+            t0 = time.perf_counter()
+            with _named_by_id(args, utts, idx):
+                decoded = dec.decode(x, lens, logits=args.logits)
+            seconds += time.perf_counter() - t0
+            for i, hyps in zip(idx, decoded):
+                results[i] = hyps
+            bar.update(len(idx))
+    rows = [hypothesis_json(u.id, hyps) for u, hyps in zip(utts, results)]
+    extra = {"backend": args.backend, "beam_size": args.beam_size, "token_min_logp": args.token_min_logp,
+             "history_words": args.history_words, "oov_penalty": args.oov_penalty, "lm_unk_offset": args.lm_unk_offset,
+             "lookahead": args.lookahead, "lm_prefilter": args.lm_prefilter, "search": args.search,
+             "compile": args.compile, "weights": dec.weights}
+    work = {f"{name}_work": sc.work for name, sc in scorers.items() if hasattr(sc, "work")}  # the LM's forwards
+    if not part:
+        _write_rows(args.out, args.format, rows)
+        write_stats(args.stats, len(utts), seconds, {**extra, **work})
+        if args.out != "-" and not args.quiet:
+            print(f"[decode] {len(utts)} utterances -> {args.out} (weights {dec.weights})", file=sys.stderr)
+        return 0
+    rank, world = part
+    settings = {**extra, "mode": args.mode, "lexicon": args.lexicon, "nbest": args.nbest, "logits": args.logits,
+                "token_min_logp": args.token_min_logp,
+                "scorers": {name: sc.signature() for name, sc in sorted(dec.scorers.items())}}  # models, word lists
+    header = {"total": len(everything), "seconds": seconds, "stats": extra, "work": work,
+              "fingerprint": shard.fingerprint([u.id for u in everything], settings)}
+    path = shard.write_part(args.out, rank, world, [{"index": i, **r} for i, r in zip(index, rows)], header)
+    if not torchrun:
+        write_stats(args.stats, len(utts), seconds, {**extra, **work, "rank": rank, "num_shards": world})
+        if not args.quiet:
+            print(f"[decode] shard {rank} of {world}: {len(utts)} utterances -> {path}; then "
+                  f"`lmplug merge-decode --out {args.out} --num-shards {world}`", file=sys.stderr)
+        return 0
+    shard.barrier()  # every rank has written its part
+    if rank == 0:
+        merge_decoded(args.out, world, args.format, args.stats, args.quiet)
+    return 0
+
+
+def _shard_of(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
+    """((rank, number of shards) or None for all, whether from torchrun's env) of a decode."""
+    from lmplug.shard import shard_indices, torchrun_shard
+
+    torchrun = False
+    if args.shard_rank is None and args.num_shards is None:
+        part = torchrun_shard()
+        torchrun = part is not None
+    elif args.shard_rank is None or args.num_shards is None:
+        raise LmplugError(f"expected --shard-rank and --num-shards together, found only "
+                          f"{'--shard-rank' if args.num_shards is None else '--num-shards'}")
+    else:
+        part = (args.shard_rank, args.num_shards)
+        shard_indices(0, *part)  # validates
+    if part and args.out == "-":
+        raise LmplugError("a sharded decode writes parts next to --out: expected an output file, found '-'")
+    return part, torchrun
+
+
+def _write_rows(path: str, fmt: str, rows: list[dict]) -> None:
+    from lmplug.files import write_lines
+
+    as_text = fmt == "text" or (fmt == "auto" and path.endswith(".txt"))
+    write_lines(path, (row["text"] if as_text else json.dumps(row) for row in rows))
+
+
+def merge_decoded(out: str, world: int, fmt: str = "auto", stats: str | None = None, quiet: bool = False) -> None:
+    """Merge the parts of a sharded decode into ``out`` (manifest order), then delete the parts."""
+    from lmplug.shard import merge_parts, remove_parts
+
+    rows, headers = merge_parts(out, world)
+    _write_rows(out, fmt, rows)
+    secs = [h["seconds"] for h in headers]
+    work: dict[str, dict] = {}  # the LM's forwards, summed over the parts
+    for h in headers:
+        for name, counts in h.get("work", {}).items():
+            work[name] = {k: work.get(name, {}).get(k, 0) + v for k, v in counts.items()}
+    write_stats(stats, len(rows), sum(secs), {"num_shards": world, "shard_seconds": secs, **headers[0]["stats"], **work})
+    remove_parts(out, world)
+    if not quiet:
+        print(f"[decode] merged {world} parts: {len(rows)} utterances -> {out}", file=sys.stderr)
+
+
+def cmd_merge_decode(args: argparse.Namespace) -> int:
+    """Merge the parts of `lmplug decode --shard-rank R --num-shards N` into one output, in manifest order."""
+    merge_decoded(args.out, args.num_shards, args.format, args.stats, args.quiet)
+    return 0
+
+
+def _tune_setup(args: argparse.Namespace):
+    """The decoder (the tuned scorer at weight 0), dev batches, references, the tuned scorer's
+    name and the outer search of a tune-ctc command line."""
+    from lmplug.ctc.io import load_emissions
+
+    scorers = build_scorers(args)
+    if args.tune:
+        if args.tune not in scorers:
+            raise LmplugError(f"--tune {args.tune}: expected one of the scorers {sorted(scorers)}, found none by that name")
+        name = args.tune
+    elif len(scorers) == 1:
+        name = next(iter(scorers))
+    else:
+        raise LmplugError(f"expected --tune NAME with several scorers {sorted(scorers)}, found none")
+    base = read_weights(args, {})
+    outer = None
+    if args.outer:
+        oname, _, ovals = args.outer.partition("=")
+        if oname not in scorers or oname == name or not ovals:
+            raise LmplugError(f"--outer: expected NAME=W1,W2,... naming another scorer of {sorted(set(scorers) - {name})}, "
+                              f"found {args.outer!r}")
+        outer = (oname, parse_grid(ovals, "--outer"))
+        base = {**base, oname: outer[1][0]}
+    fixed = set(scorers) - {name}
+    if fixed - set(base):
+        raise LmplugError(f"expected the weights of the scorers not tuned ({sorted(fixed - set(base))}) in "
+                          f"--weights/--weights-file, found {base}")
+    utts = load_emissions(args.emissions)
+    missing = [u.id for u in utts if u.text is None]
+    if missing:
+        raise LmplugError(f"expected a reference 'text' for every utterance of the manifest, found none for {missing[:3]}")
+    dec = _decoder(args, scorers, {**{k: base[k] for k in fixed}, name: 0.0})
+    batches = []
+    refs: list[str] = []
+    for idx, x, lens in _emission_batches(args, utts):
+        with _named_by_id(args, utts, idx):  # the grid decodes log-probs (--logits: normalized once, here)
+            batches.append(dec.prepare(x, lens, logits=args.logits))
+        refs.extend(utts[i].text for i in idx)
+    return dec, batches, refs, name, outer
+
+
+def _tune_worker(args: argparse.Namespace):
+    """(decoder, batches, references) for a ParallelGrid worker (module level: it is pickled)."""
+    return _tune_setup(args)[:3]
+
+
+def cmd_tune_ctc(args: argparse.Namespace) -> int:
+    """Grid-search LM weight x insertion bonus on dev WER; write weights.json and a heatmap.
+
+    Every finished grid point is appended to OUT_DIR/grid.jsonl: run the same command again after
+    an interruption and it decodes only the points still missing (--restart: all of them)."""
+    import functools
+    import os
+    from contextlib import nullcontext
+
+    from lmplug.ctc.tune import ParallelGrid, tune_ctc_weights
+
+    _setup(args)
+    if args.jobs < 1:
+        raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
+    lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
+    make_out_dir(args.out_dir, "weights.json")
+    dec, batches, refs, name, outer = _tune_setup(args)
+    journal = Path(args.out_dir) / "grid.jsonl"
+    if args.restart and journal.exists():
+        journal.unlink()
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(lm_w) * len(bon) * (len(outer[1]) if outer else 1), unit="point", desc="tune-ctc",
+               disable=args.quiet)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    with (ParallelGrid(functools.partial(_tune_worker, args), args.jobs, threads) if args.jobs > 1 else nullcontext()) as pool:
+        result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name, outer=outer, journal=journal, grid_runner=pool,
+                                  progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
+    bar.close()
+    return write_tune_result(result, args.out_dir)
+
+
+def write_tune_result(result, out_dir: str) -> int:
+    """weights.json and wer_heatmap.png of a tuning run into ``out_dir``; prints the choice."""
+    from lmplug.ctc.tune import plot_wer_heatmap
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "weights.json")
+    plot_wer_heatmap(result, out / "wer_heatmap.png")
+    print(json.dumps({"weights": result.weights, "wer": result.wer, "out": str(out)}))
+    return 0
+
+
+def write_stats(path: str | None, n: int, seconds: float, extra: dict) -> None:
+    """--stats: decoding time (search and models, not file I/O) as JSON for result tables; no path, no file."""
+    from lmplug.files import write_lines
+
+    if path:
+        write_lines(path, [json.dumps({"utterances": n, "seconds": seconds, **extra})])
+
+
+def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise LmplugError(f"{p}:{n}: expected a JSON object, found invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise LmplugError(f"{p}:{n}: expected a JSON object with an 'id', found {line[:80]!r}")
+            rows.append((n, row))
+    return rows
+
+
+def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
+    ids, lists, lines = [], [], []
+    for n, row in _jsonl_rows(path):
+        if "nbest" not in row and "text" not in row:
+            raise LmplugError(f"{path}:{n}: expected 'nbest' (from `lmplug decode --nbest N`) or 'text'")
+        ids.append(str(row["id"]))
+        lines.append(n)
+        if "nbest" in row and (not isinstance(row["nbest"], list) or not row["nbest"]):
+            raise LmplugError(f"{path}:{n}: expected 'nbest' as a non-empty list of hypotheses, found {str(row['nbest'])[:80]}")
+        lists.append(row["nbest"] if "nbest" in row else [{"text": row["text"], "score": row.get("score", 0.0),
+                                                            "scores": row.get("scores", {})}])
+        for h in lists[-1]:
+            bad = _bad_hypothesis(h)
+            if bad:
+                raise LmplugError(f"{path}:{n}: expected hypotheses with a 'text' string and numeric (not NaN) "
+                                  f"'score'/'scores', found {bad}")
+    if not ids:
+        raise LmplugError(f"{path}: expected at least one n-best list, found none")
+    expect_unique_ids(path, ids, lines)
+    return ids, lists
+
+
+def _bad_hypothesis(h) -> str | None:
+    """What is wrong with one n-best hypothesis (None: nothing)."""
+    if not isinstance(h, dict) or not isinstance(h.get("text"), str) or not isinstance(h.get("scores", {}), dict):
+        return f"{str(h)[:80]!r}"
+    nums = {"score": h.get("score", 0.0), **{f"scores.{k}": v for k, v in (h.get("scores") or {}).items()}}
+    for k, v in nums.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v == math.inf:
+            return f"{k} = {v!r}"
+    return None
+
+
+def _rescore_scorers(args: argparse.Namespace) -> dict:
+    from lmplug.checkpoint import load_lm
+    from lmplug.scorers.transformer import TransformerScorer
+
+    return {"lm": TransformerScorer(load_lm(args.lm, device=args.device))}
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    """Rescore n-best lists (``lmplug decode --nbest N`` output) with the Transformer LM and rerank."""
+    from lmplug.ctc.io import hypothesis_json
+    from lmplug.files import check_writable, write_lines
+    from lmplug.ctc.rescore import rescore_nbest
+
+    _setup(args)
+    check_writable(args.out, args.stats)
+    ids, lists = _read_nbest(args.nbest)
+    scorers = _rescore_scorers(args)
+    weights = read_weights(args, {"lm": 0.5})
+    t0 = time.perf_counter()
+    ranked = rescore_nbest(lists, scorers, weights)
+    seconds = time.perf_counter() - t0
+    write_lines(args.out, (json.dumps(hypothesis_json(uid, hyps)) for uid, hyps in zip(ids, ranked)))
+    write_stats(args.stats, len(ids), seconds, {"weights": weights})
+    return 0
+
+
+def cmd_tune_rescore(args: argparse.Namespace) -> int:
+    """Grid-search the rescoring LM weight x word bonus on dev WER (LM features computed once)."""
+    import numpy as np
+
+    from lmplug.ctc.tune import TuneResult, word_error_rate
+    from lmplug.ctc.rescore import rerank, rescore_nbest
+
+    _setup(args)
+    lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
+    ids, lists = _read_nbest(args.nbest)
+    make_out_dir(args.out_dir, "weights.json")
+    rows = _jsonl_rows(args.refs)
+    expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
+    refs = {str(r["id"]): r.get("text") for _, r in rows}
+    missing = [i for i in ids if not isinstance(refs.get(i), str) or not refs[i]]
+    if missing:
+        raise LmplugError(f"{args.refs}: expected a reference 'text' string for every n-best id, found none for "
+                          f"{missing[:3]}")
+    base = read_weights(args, {})
+    scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
+    if 0.0 not in lm_w:  # the first pass's own ranking is always a candidate
+        lm_w = [0.0] + lm_w
+    if "words" in base and base["words"] not in bon:
+        bon = sorted(bon + [base["words"]])
+    grid = np.zeros((len(lm_w), len(bon)))
+    R = [refs[i] for i in ids]
+    for a, w in enumerate(lm_w):
+        for b, bonus in enumerate(bon):
+            best = rerank(scored, {**base, "lm": w, "words": bonus})
+            grid[a, b] = word_error_rate(R, [h[0].text for h in best])
+    a, b = np.unravel_index(int(np.argmin(grid)), grid.shape)
+    result = TuneResult({**base, "lm": float(lm_w[a]), "words": float(bon[b])}, float(grid[a, b]), "lm",
+                        lm_w, bon, grid.tolist(), f"rescore|nbest:{args.nbest}|lm:{args.lm}|n:{len(ids)}")
+    return write_tune_result(result, args.out_dir)
+
+
+def register(subparsers) -> None:
+    """Add ``decode``, ``merge-decode``, ``tune-ctc``, ``rescore`` and ``tune-rescore`` to ``lmplug``."""
+    p = subparsers.add_parser("decode", help="CTC beam search with LM fusion", description=cmd_decode.__doc__,
+                              formatter_class=FMT)
+    _add_model_args(p)
+    p.add_argument("--weights", default=None, help="fusion weights, e.g. lm=0.5,words=1.0 (default: 0.5 per LM)")
+    p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
+    p.add_argument("--stats", default=None,
+                   help="write decoding time and settings here (JSON; a shard's own with --shard-rank)")
+    p.add_argument("--nbest", type=int, default=1, help="hypotheses per utterance in the output")
+    p.add_argument("--out", default="-", help="output file (.jsonl or .txt), '-' for stdout")
+    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard-rank", type=int, default=None,
+                   help="decode only utterances i with i %% N == R into OUT.part-R-of-N.jsonl, merged by "
+                        "`lmplug merge-decode`; under torchrun, unset: RANK, and rank 0 merges")
+    p.add_argument("--num-shards", type=int, default=None, help="N, with --shard-rank; under torchrun, unset: WORLD_SIZE")
+    p.set_defaults(handler=cmd_decode)
+
+    p = subparsers.add_parser("merge-decode", help="merge the parts of a sharded decode",
+                              description=cmd_merge_decode.__doc__, formatter_class=FMT)
+    p.add_argument("--out", required=True, help="the --out given to the shards; the parts are deleted once merged")
+    p.add_argument("--num-shards", type=int, required=True, help="number of shards")
+    p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
+    p.add_argument("--stats", default=None, help="write the summed decoding time here (JSON)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(handler=cmd_merge_decode)
+
+    p = subparsers.add_parser("tune-ctc", help="tune LM weight and word bonus on dev WER",
+                              description=cmd_tune_ctc.__doc__, formatter_class=FMT)
+    _add_model_args(p)
+    p.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1.0,1.5", help="LM weights to try")
+    p.add_argument("--bonuses", default="-1,0,0.5,1,2,3", help="word insertion bonuses to try")
+    p.add_argument("--tune", default=None, help="the scorer whose weight is tuned ('lm' or 'kenlm'; default: the only one)")
+    p.add_argument("--weights", default=None, help="fixed weights of the other scorers, e.g. kenlm=0.5")
+    p.add_argument("--weights-file", default=None, help="fixed weights from a JSON (e.g. another tuning's weights.json)")
+    p.add_argument("--outer", default=None,
+                   help="another scorer's weights searched in an outer loop, e.g. kenlm=0.25,0.5,0.75 (the whole grid at each)")
+    p.add_argument("--out-dir", required=True,
+                   help="writes weights.json, wer_heatmap.png and grid.jsonl (the finished points; a rerun resumes) here")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="grid points decoded at once, each in its own process (with --threads, else cores/jobs, torch threads)")
+    p.add_argument("--restart", action="store_true", help="decode every grid point again (ignore OUT_DIR/grid.jsonl)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_tune_ctc)
+
+    for name, handler in (("rescore", cmd_rescore), ("tune-rescore", cmd_tune_rescore)):
+        p = subparsers.add_parser(name, help=handler.__doc__.split(" (")[0], description=handler.__doc__,
+                                  formatter_class=FMT)
+        p.add_argument("--nbest", required=True, help="n-best JSONL from `lmplug decode --nbest N`")
+        p.add_argument("--lm", required=True, help="Transformer LM checkpoint dir (feature 'lm')")
+        p.add_argument("--weights", default=None, help="weights of stored features, e.g. kenlm=0.5,lm=0.5,words=1")
+        p.add_argument("--weights-file", default=None, help="weights JSON (e.g. the first pass's weights.json)")
+        p.add_argument("--device", default="cpu", help="device of the Transformer LM")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
+        p.set_defaults(handler=handler)
+        if name == "rescore":
+            p.add_argument("--out", required=True, help="reranked hypotheses (JSONL)")
+            p.add_argument("--stats", default=None, help="write rescoring time here (JSON)")
+        else:
+            p.add_argument("--refs", required=True, help="JSONL with id and reference text (the emissions manifest)")
+            p.add_argument("--lm-weights", default="0,0.1,0.2,0.3,0.5,0.75,1.0", help="rescoring LM weights to try")
+            p.add_argument("--bonuses", default="-1,0,0.5,1,2,3,4,5",
+                           help="word insertion bonuses to try (the first pass's bonus is always tried too)")
+            p.add_argument("--out-dir", required=True, help="writes weights.json and wer_heatmap.png here")

@@ -1,0 +1,143 @@
+"""Speech subcommands: ``prepare-speech``, ``train-am``, ``emissions``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import json
+import sys
+import time
+from pathlib import Path
+
+from lmplug.cli.args import FMT, parse_grid
+from lmplug.errors import LmplugError, expect_number
+
+AM_PRESETS = {  # AMConfig and TrainConfig fields per scale
+    "tiny": (dict(d_model=64, n_layers=2, n_heads=4, ffn_dim=128),
+             dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
+    "demo": (dict(d_model=96, n_layers=4, n_heads=4, ffn_dim=384),
+             dict(max_steps=300, lr=2e-3, warmup_steps=50, eval_every=150, log_every=20)),
+    "cpu": (dict(d_model=144, n_layers=6, n_heads=4, ffn_dim=576),
+            dict(max_steps=1600, lr=1.5e-3, warmup_steps=150, eval_every=400, log_every=25)),
+    "gpu": (dict(d_model=256, n_layers=12, n_heads=4, ffn_dim=1024),
+            dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
+}
+
+
+def cmd_prepare_speech(args: argparse.Namespace) -> int:
+    from lmplug.corpus import normalize, read_lines
+    from lmplug.speech.synthesis import VOICES, build_speech_corpus
+
+    snr = tuple(parse_grid(args.snr, "--snr"))
+    if len(snr) != 2 or snr[0] > snr[1]:
+        raise LmplugError(f"--snr: expected 'low,high' with low <= high, found {args.snr!r}")
+    read = [normalize(l, "lower") for l in read_lines(args.text)]
+    allowed = set("abcdefghijklmnopqrstuvwxyz' ")  # the acoustic model's character labels
+    lines = [l for l in read if l and len(l.split()) <= args.max_words and set(l) <= allowed]
+    if not lines:
+        raise LmplugError(f"{args.text}: expected sentences of at most {args.max_words} words of letters, apostrophes "
+                          f"and spaces (after normalizing), found none among {len(read)} lines")
+    if args.max_sentences and len(lines) > args.max_sentences:
+        import numpy as np
+
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(lines), args.max_sentences, replace=False))
+        lines = [lines[i] for i in keep]
+    voices = args.voices.split(",") if args.voices else VOICES[args.split]
+    t0 = time.time()
+    manifest = build_speech_corpus(lines, args.out, args.split, voices=voices, snrs=snr, seed=args.seed,
+                                   workers=args.workers, reverb_prob=args.reverb)
+    print(json.dumps({"manifest": str(manifest), "utterances": len(lines), "voices": list(voices),
+                      "seconds": round(time.time() - t0, 1)}))
+    return 0
+
+
+def cmd_train_am(args: argparse.Namespace) -> int:
+    from lmplug.speech.acoustic import AMConfig, extract_features, train_am
+    from lmplug.speech.synthesis import read_manifest
+    from lmplug.train import TrainConfig
+
+    am_kw, tr_kw = AM_PRESETS[args.scale]
+    tr_kw = dict(tr_kw, device=args.device)
+    if args.max_steps is not None:
+        expect_number("", "--max-steps", args.max_steps, integer=True, at_least=1)
+        tr_kw["max_steps"] = args.max_steps
+    out = Path(args.out)
+    train = extract_features(read_manifest(args.train), out / "feats" / "train")
+    dev = extract_features(read_manifest(args.dev), out / "feats" / "dev", stats=train.stats)
+    summary = train_am(train, dev, out, AMConfig(**am_kw), TrainConfig(batch_size=1, **tr_kw),
+                       max_frames=args.max_frames, resume=not args.no_resume)
+    print(json.dumps({k: summary[k] for k in ("steps", "units_seen", "parameters", "elapsed_s", "dev_loss")}))
+    return 0
+
+
+def cmd_emissions(args: argparse.Namespace) -> int:
+    """Write emissions for ``lmplug decode``: OUT/npy/<id>.npy (T, V) log-probs, OUT/manifest.jsonl
+    (id, emissions, text, duration, greedy transcript) and OUT/labels.json."""
+    import numpy as np
+
+    from lmplug.speech.acoustic import emissions, extract_features, greedy_decode, load_am
+    from lmplug.speech.synthesis import read_manifest
+
+    am = load_am(args.am)
+    utts = read_manifest(args.manifest)
+    bad = [u.id for u in utts if "/" in u.id or u.id in (".", "..")]
+    if bad:
+        raise LmplugError(f"{args.manifest}: expected utterance ids usable as file names, found {bad[:3]}")
+    out = Path(args.out)
+    if am.cmvn is None:
+        print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
+              "normalized with this manifest's own", file=sys.stderr)
+    fs = extract_features(utts, out / "feats", stats=am.cmvn)  # reads every audio file before it creates OUT
+    t0 = time.time()
+    em = emissions(am, fs)
+    seconds = time.time() - t0
+    (out / "npy").mkdir(parents=True, exist_ok=True)
+    (out / "labels.json").write_text(json.dumps(list(am.config.labels)) + "\n")
+    with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
+        for u, e in zip(utts, em):
+            np.save(out / "npy" / f"{u.id}.npy", e.astype(np.float32))
+            f.write(json.dumps({"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration,
+                                "frames": len(e), "greedy": greedy_decode(e, am.config.labels)}) + "\n")
+    print(json.dumps({"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
+                      "utterances": len(utts), "seconds": round(seconds, 1)}))
+    return 0
+
+
+def register(sub) -> None:
+    from lmplug.constants import SCALES
+
+    p = sub.add_parser("prepare-speech", help="synthesize a speech corpus (espeak-ng) with noise",
+                       description=cmd_prepare_speech.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_prepare_speech)
+    p.add_argument("--text", required=True,
+                   help="sentences, one a line (normalized to lowercase; lines with letters outside a-z are skipped)")
+    p.add_argument("--out", required=True, help="corpus directory (audio/ and <split>.jsonl)")
+    p.add_argument("--split", required=True, choices=["train", "dev", "test"], help="which voice set speaks")
+    p.add_argument("--voices", default=None, help="comma-separated espeak-ng voice+variant list (default: by split)")
+    p.add_argument("--max-sentences", type=int, default=0, help="random sample of this many sentences (0 = all)")
+    p.add_argument("--max-words", type=int, default=30, help="skip longer sentences")
+    p.add_argument("--snr", default="10,30", help="SNR range in dB, 'low,high'")
+    p.add_argument("--reverb", type=float, default=0.0, help="probability of synthetic reverberation")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 2), help="synthesis processes")
+
+    p = sub.add_parser("train-am", help="train (or resume) the CTC acoustic model", formatter_class=FMT)
+    p.set_defaults(handler=cmd_train_am)
+    p.add_argument("--train", required=True, help="training manifest (JSONL)")
+    p.add_argument("--dev", required=True, help="dev manifest (JSONL)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scale", default="cpu", choices=SCALES, help="model/training preset")
+    p.add_argument("--max-steps", type=int, default=None, help="override the preset's max_steps")
+    p.add_argument("--max-frames", type=int, default=12000, help="padded fbank frames per batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+
+    p = sub.add_parser("emissions", help="CTC log-probs of a manifest, with greedy transcripts, for `decode`",
+                       description=cmd_emissions.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_emissions)
+    p.add_argument("--am", required=True, help="acoustic model checkpoint")
+    p.add_argument("--manifest", required=True, help="JSONL manifest")
+    p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
+
+
+__all__ = ["register"]

@@ -1,0 +1,593 @@
+"""The search state of one :meth:`lmplug.ctc.decoder.CTCDecoder.decode` call: trie, LM states, hypotheses.
+
+All hypotheses of all utterances of a batch are rows of flat numpy arrays; each frame is a few
+array operations over all of them (see the algorithm notes in :mod:`lmplug.ctc.decoder`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lmplug.ctc.decoder import CTCDecoder
+
+WORDS = "words"  # feature: number of words (its weight is the word insertion bonus)
+CTC = "ctc"  # feature: CTC log-probability (weight 1, fixed)
+AVG_WORD_LEN = 6  # partial words longer than this get a proportionally larger OOV penalty
+LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
+
+
+class CTCHypothesis(NamedTuple):
+    """One decoded hypothesis.
+
+    Attributes:
+        text: the words, single-spaced.
+        tokens: acoustic label ids of the collapsed path (no blanks, no repeats).
+        word_frames: ``(start, end)`` emission frame indices per word of ``text`` (end exclusive).
+        score: the fused score (what the beam search ranked by).
+        scores: per-feature scores: ``"ctc"`` (log P_ctc, summed over merged paths), one entry
+            per scorer (natural-log LM score incl. end of sentence), ``"words"`` (word count).
+    """
+
+    text: str
+    tokens: list[int]
+    word_frames: list[tuple[int, int]]
+    score: float
+    scores: dict[str, float]
+
+
+class _Nodes:
+    """Growable per-node arrays of the prefix trie."""
+
+    def __init__(self, scorer_names: Sequence[str], n_ptrie: int) -> None:
+        self.n = 0
+        self.cap = 0
+        self.int_fields = ["parent", "tok", "key", "plen", "nwords", "hist", "pid", "oov"] + [f"cls:{s}" for s in scorer_names] + [f"pt{i}" for i in range(n_ptrie)]
+        self.float_fields = ["fused", "ub", "ppen"] + [f"raw:{s}" for s in scorer_names]
+        self.a: dict[str, np.ndarray] = {}
+        self._grow(1024)
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, 2 * self.cap)
+        for f in self.int_fields:
+            old = self.a.get(f)
+            new = np.zeros(cap, dtype=np.int64)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            self.a[f] = new
+        for f in self.float_fields:
+            old = self.a.get(f)
+            new = np.zeros(cap, dtype=np.float64)
+            if old is not None:
+                new[: self.n] = old[: self.n]
+            self.a[f] = new
+        self.cap = cap
+
+    def alloc(self, m: int) -> np.ndarray:
+        if self.n + m > self.cap:
+            self._grow(self.n + m)
+        ids = np.arange(self.n, self.n + m)
+        self.n += m
+        return ids
+
+
+class _ChildTable:
+    """``(parent, label) -> child`` id map (-1: no child yet), vectorized.
+
+    A dense ``(parents, labels)`` array for character-size label sets (one fancy-index per
+    lookup), a dict keyed by ``parent * n_labels + label`` for large (sentencepiece) ones.
+    """
+
+    DENSE_MAX = 256  # labels; 500k parents x 256 x int32 = 0.5 GB at worst
+
+    def __init__(self, n_labels: int) -> None:
+        self.L = n_labels
+        self.table = np.full((1024, n_labels), -1, dtype=np.int32) if n_labels <= self.DENSE_MAX else None
+        self.map: dict[int, int] = {}
+
+    def get(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        if self.table is not None:
+            out = np.full(len(par), -1, dtype=np.int64)
+            inside = par < len(self.table)
+            out[inside] = self.table[par[inside], tok[inside]]
+            return out
+        get = self.map.get
+        return np.fromiter((get(k, -1) for k in (par * self.L + tok).tolist()), dtype=np.int64, count=len(par))
+
+    def set(self, par: np.ndarray, tok: np.ndarray, child: np.ndarray) -> None:
+        if self.table is None:
+            self.map.update(zip((par * self.L + tok).tolist(), child.tolist()))
+            return
+        need = int(par.max()) + 1
+        if need > len(self.table):
+            grown = np.full((max(need, 2 * len(self.table)), self.L), -1, dtype=np.int32)
+            grown[: len(self.table)] = self.table
+            self.table = grown
+        self.table[par, tok] = child
+
+    def get_or_add(self, par: np.ndarray, tok: np.ndarray, make) -> np.ndarray:
+        """Children of ``(par, tok)``; missing ones get ids from ``make(parents, labels)``, called
+        once with each missing pair once."""
+        ids = self.get(par, tok)
+        miss = ids < 0
+        if miss.any():
+            uk, inv = np.unique(par[miss] * self.L + tok[miss], return_inverse=True)
+            mp, mt = uk // self.L, uk % self.L
+            new = np.asarray(make(mp, mt), dtype=np.int64)
+            self.set(mp, mt, new)
+            ids[miss] = new[inv]
+        return ids
+
+
+class Search:
+    """State of one :meth:`CTCDecoder.decode` call (the trie, LM states, hypotheses)."""
+
+    RELEASE_EVERY = 4  # steps between releases of LM states no hypothesis can use
+
+    def __init__(self, dec: CTCDecoder, steps: dict[str, np.ndarray], B: int) -> None:
+        self.d = dec
+        self.st = steps
+        self.B = B
+        lab = dec.labels
+        self.V = lab.size
+        self.END = self.V  # virtual label closing an open word (sentencepiece style)
+        self.blank = lab.blank_id
+        self.delim = lab.delimiter_id if lab.delimiter_id is not None else -2
+        self.starts = np.append(lab.starts_word, True)  # (V+1,)
+        self.tlen = np.append(lab.text_len, 0)
+        self.w = dec.weights
+        self.nodes = _Nodes(list(dec.scorers), len(dec._ptries))
+        self.children = _ChildTable(self.V + 1)
+        # open (partial) words: node attribute "pid" indexes ``partial``, one entry per distinct text
+        self.partial: list[str] = [""]
+        self.partial_ids: dict[str, int] = {"": 0}
+        self.partial_children = _ChildTable(self.V + 1)  # (pid, label) -> pid
+        self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in dec.scorers}
+        # scorers recombined by their last ``history_words`` words: context id -> word tuple
+        self.contexts: dict[str, list[tuple[str, ...]]] = {
+            n: [()] for n in dec.word_scorers if dec.history_words and not dec.scorers[n].finite_history}
+        # LM states: word scorers keyed by history node, token scorers keyed by node
+        self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
+        self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
+        # look-ahead scores of open words: (history node, pid) -> log-prob
+        self.lookahead_by_hist: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
+        self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob (NaN: not yet), state-free ones
+        root = self.nodes.alloc(1)[0]
+        a = self.nodes.a
+        a["parent"][root] = -1
+        a["tok"][root] = -1
+        a["key"][root] = -1
+        a["hist"][root] = root
+        for n in dec.word_scorers:
+            self.wstate[n][root] = dec.scorers[n].init_state(1)[0]
+            if dec.prune_history:
+                self.state_ids[n][() if n in self.contexts else self.wstate[n][root]] = 0
+        for n in dec.token_scorers:
+            self.tstate[n][root] = dec.scorers[n].init_state(1)[0]
+        # word frame spans: a linked list shared between hypotheses
+        self.sp_parent: list[int] = []
+        self.sp_start: list[int] = []
+        self.sp_end: list[int] = []
+
+    # -- trie ---------------------------------------------------------------------------------
+
+    def child_nodes(self, parents: np.ndarray, toks: np.ndarray) -> np.ndarray:
+        """Trie children (created when new) of ``parents`` by ``toks``; (M,) -> (M,)."""
+        return self.children.get_or_add(parents, toks, self._create)
+
+    def partial_word_ids(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        """Partial-word ids ("pid") of the children ``tok`` of nodes ``par``."""
+        if self.d.labels.is_spm:  # a word-initial piece opens a new word; END closes it
+            base = np.where(self.starts[tok], 0, self.nodes.a["pid"][par])
+            closes = tok == self.END
+        else:
+            base = self.nodes.a["pid"][par]
+            closes = tok == self.delim
+        ids = np.zeros(len(par), dtype=np.int64)  # a closed word leaves the empty one (id 0)
+        opened = ~closes
+        ids[opened] = self.partial_children.get_or_add(base[opened], tok[opened], self._new_partial_words)
+        return ids
+
+    def _new_partial_words(self, base: np.ndarray, tok: np.ndarray) -> list[int]:
+        """Ids of the open words ``partial[base] + text[tok]`` (new texts get new ids)."""
+        text, part, pids = self.d.labels.text, self.partial, self.partial_ids
+        out = []
+        for b, t in zip(base.tolist(), tok.tolist()):
+            w = part[b] + text[t]
+            i = pids.setdefault(w, len(pids))
+            if i == len(part):
+                part.append(w)
+            out.append(i)
+        return out
+
+    def attrs(self, par: np.ndarray, tok: np.ndarray) -> dict[str, np.ndarray]:
+        """Attributes of the (possibly virtual) children ``tok`` of nodes ``par``, vectorized.
+
+        ``fused`` is NaN where the child completes a word whose word-level score is pending; ``ub``
+        is then its upper bound (the fused score without that word's LM score).
+        """
+        d, a, w = self.d, self.nodes.a, self.w
+        pplen = a["plen"][par]
+        if d.labels.is_spm:
+            starts = self.starts[tok]
+            completes = starts & (pplen > 0)
+            plen = np.where(starts, self.tlen[tok], pplen + self.tlen[tok])
+        else:
+            completes = (tok == self.delim) | (tok == self.END)
+            plen = np.where(completes, 0, pplen + self.tlen[tok])
+        nwords = a["nwords"][par] + completes
+        out = {"plen": plen, "nwords": nwords, "completes": completes}
+        ppen = np.zeros(len(par))
+        oov = a["oov"][par]
+        oov_now = np.zeros(len(par), dtype=bool)
+        for i, (_, table, offset, is_word) in enumerate(d._ptries):
+            pst = a[f"pt{i}"][par]
+            nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
+            out[f"pt{i}"] = nst
+            bad = (nst < 0) & (plen > 0)
+            if d.lexicon and i == 0:  # words outside the lexicon: prohibitive, cumulative
+                oov_now = completes & ((pst < 0) | ~is_word[np.maximum(pst, 0)])
+                oov = oov + oov_now
+                ppen += LEXICON_PENALTY * bad
+            else:
+                ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
+        if d.lookahead_scorers:  # open words: the look-ahead of the word they begin
+            out["pid"] = pid = self.partial_word_ids(par, tok)
+            opened = ~completes & (plen > 0)
+            if opened.any():
+                for name in d.lookahead_scorers:
+                    ppen[opened] += w[name] * self.prefix_scores(name, a["hist"][par[opened]], pid[opened])
+        out["ppen"] = ppen
+        out["oov"] = oov
+        fused = w[WORDS] * nwords + LEXICON_PENALTY * oov
+        for name in d.scorers:
+            raw = a[f"raw:{name}"][par]
+            if name in d.token_scorers:  # exact token-level score from the parent's state
+                raw = raw + self._token_scores(name, par, tok)
+            out[f"raw:{name}"] = raw
+            fused = fused + w[name] * raw
+        out["ub"] = fused
+        # pending word scores; lexicon mode never LM-scores an out-of-lexicon word
+        out["fused"] = np.where(completes & ~oov_now, np.nan, fused) if d.word_scorers else fused
+        return out
+
+    def _create(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        ids = self.nodes.alloc(len(par))
+        a = self.nodes.a
+        at = self.attrs(par, tok)
+        a["parent"][ids] = par
+        a["tok"][ids] = tok
+        a["key"][ids] = par * (self.V + 1) + tok
+        a["hist"][ids] = np.where(at.pop("completes"), ids, a["hist"][par])
+        if "pid" not in at:
+            at["pid"] = self.partial_word_ids(par, tok)
+        for k, v in at.items():
+            a[k][ids] = v
+        return ids
+
+    def _token_scores(self, name: str, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        """Token-level log-probs of ``tok`` after each parent prefix (END and unmapped: 0)."""
+        out = np.zeros(len(par))
+        lm_tok = np.append(self.d.lm_tok, -1)[tok] if self.d.lm_tok is not None else np.full(len(tok), -1)
+        use = lm_tok >= 0
+        if not use.any():
+            return out
+        states = self.tstate[name]
+        out[use] = self.d.scorers[name].token_logprobs([states[p] for p in par[use].tolist()], lm_tok[use])
+        return out
+
+    def word_text(self, node: int) -> str:
+        """The word a completing node closes (the parent's open partial word)."""
+        a = self.nodes.a
+        return self.partial[int(a["pid"][a["parent"][node]])]
+
+    def score_pending(self, nodes: np.ndarray) -> None:
+        """Word-score pending nodes: ONE batched call per word scorer for all of them."""
+        if len(nodes) == 0:
+            return
+        a, d = self.nodes.a, self.d
+        nodes = np.unique(nodes)
+        par = a["parent"][nodes]
+        hist = a["hist"][par].tolist()
+        part = self.partial
+        words = [part[i] for i in a["pid"][par].tolist()]
+        fused = a["ub"][nodes].copy()
+        for name in d.word_scorers:
+            states = self.wstate[name]
+            sc, new = d.scorers[name].score_words(self.word_states(name, hist), words)
+            a[f"raw:{name}"][nodes] += sc
+            fused += self.w[name] * sc
+            states.update(zip(nodes.tolist(), new))
+            if d.prune_history:
+                sid = self.state_ids[name]
+                keys = (self._contexts(name, a[f"cls:{name}"][a["hist"][par]].tolist(), words)
+                        if name in self.contexts else new)  # the last history_words words, or the state
+                a[f"cls:{name}"][nodes] = [sid.setdefault(x, len(sid)) for x in keys]
+        a["fused"][nodes] = fused
+
+    def _contexts(self, name: str, prev: list[int], words: list[str]) -> list[tuple[str, ...]]:
+        """Word tuples after appending ``words`` to the contexts with ids ``prev``; new ones get the
+        next ids in ``state_ids`` (assigned by the caller), so ``contexts[name][id]`` is the tuple."""
+        ctx, n, sid = self.contexts[name], self.d.history_words, self.state_ids[name]
+        out = [(ctx[p] + (w,))[-n:] for p, w in zip(prev, words)]
+        ctx.extend(dict.fromkeys(c for c in out if c not in sid))  # in first-seen order, as setdefault
+        return out
+
+    def prefix_scores(self, name: str, hist: np.ndarray, pid: np.ndarray) -> np.ndarray:
+        """``Scorer.prefix_scores`` of open words ``pid`` after history nodes ``hist`` (memoized
+        by (history, pid), or by pid in an array for scorers whose look-ahead ignores the state)."""
+        scorer = self.d.scorers[name]
+        if not scorer.prefix_uses_state:
+            table = self.lookahead_by_pid.get(name, np.zeros(0))
+            if len(table) < len(self.partial):  # grown geometrically
+                more = max(len(self.partial), 2 * len(table)) - len(table)
+                table = self.lookahead_by_pid[name] = np.concatenate([table, np.full(more, np.nan)])
+            todo = np.unique(pid[np.isnan(table[pid])])
+            if len(todo):
+                sc = scorer.prefix_scores([None] * len(todo), [self.partial[p] for p in todo.tolist()])
+                table[todo] = sc if sc is not None else 0.0
+            return table[pid]
+        memo = self.lookahead_by_hist[name]
+        keys = list(zip(hist.tolist(), pid.tolist()))
+        todo = list(dict.fromkeys(k for k in keys if k not in memo))
+        if todo:
+            states = self.word_states(name, [h for h, _ in todo])
+            sc = scorer.prefix_scores(states, [self.partial[p] for _, p in todo])
+            memo.update(zip(todo, sc.tolist() if sc is not None else [0.0] * len(todo)))
+        return np.array([memo[k] for k in keys])
+
+    def word_states(self, name: str, hist: list[int]) -> list[Any]:
+        """Word-scorer states of history nodes, recomputing any released earlier (rare)."""
+        states = self.wstate[name]
+        missing = sorted({h for h in hist if h not in states})
+        if missing:
+            a = self.nodes.a
+            prev = self.word_states(name, [int(a["hist"][a["parent"][h]]) for h in missing])
+            _, new = self.d.scorers[name].score_words(prev, [self.word_text(h) for h in missing])
+            states.update(zip(missing, new))
+        return [states[h] for h in hist]
+
+    def release(self, nodes: np.ndarray) -> None:
+        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack."""
+        a = self.nodes.a
+        for name, keep in [(n, a["hist"][nodes]) for n in self.d.word_scorers] + [(n, nodes) for n in self.d.token_scorers]:
+            table = self.wstate[name] if name in self.wstate else self.tstate[name]
+            keys = [k for k in set(keep.tolist()) | {0} if k in table]
+            vals = self.d.scorers[name].compact([table[k] for k in keys])
+            table.clear()
+            table.update(zip(keys, vals))
+
+    def advance_token_states(self, nodes: np.ndarray) -> None:
+        """Token-level states of new surviving nodes: one forward per token scorer."""
+        if not self.d.token_scorers or len(nodes) == 0:
+            return
+        a = self.nodes.a
+        for name in self.d.token_scorers:
+            states = self.tstate[name]
+            need = [int(n) for n in np.unique(nodes) if int(n) not in states]
+            if not need:
+                continue
+            par = a["parent"][need]
+            toks = self.d.lm_tok[a["tok"][need]] if self.d.lm_tok is not None else None
+            fwd = [i for i, t in enumerate(toks) if t >= 0]
+            for i, t in enumerate(toks):
+                if t < 0:  # a label the LM does not know: keep the parent's state
+                    states[need[i]] = states[int(par[i])]
+            if fwd:
+                new = self.d.scorers[name].advance([states[int(par[i])] for i in fwd], [[int(toks[i])] for i in fwd])
+                for i, s in zip(fwd, new):
+                    states[need[i]] = s
+
+    # -- search loop --------------------------------------------------------------------------
+
+    def run(self) -> list[list[CTCHypothesis]]:
+        """Step through the frames; hypotheses of finished utterances wait for :meth:`finish`."""
+        st, B = self.st, self.B
+        # hypotheses (flat over the batch)
+        H = {
+            "utt": np.arange(B), "node": np.zeros(B, dtype=np.int64), "last": np.full(B, -1, dtype=np.int64),
+            "ac": np.zeros(B), "ws": np.full(B, -1, dtype=np.int64), "ce": np.full(B, -1, dtype=np.int64),
+            "span": np.full(B, -1, dtype=np.int64),
+        }
+        done: list[dict[str, np.ndarray]] = []
+        S = st["ids"].shape[1]
+        for s in range(S + 1):
+            fin = st["n"][H["utt"]] <= s
+            if fin.any():
+                done.append({k: v[fin] for k, v in H.items()})
+                H = {k: v[~fin] for k, v in H.items()}
+            if len(H["utt"]) == 0:
+                break
+            H = self.step(H, s)
+            if self.d.scorers and s % self.RELEASE_EVERY == 0:
+                self.release(np.concatenate([H["node"]] + [h["node"] for h in done]))
+        return self.finish({k: np.concatenate([h[k] for h in done]) for k in done[0]})
+
+    def step(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+        """One emission frame for every active hypothesis of the batch."""
+        st, d, a = self.st, self.d, self.nodes.a
+        V, blank = self.V, self.blank
+        utt = H["utt"]
+        # 1. skipped blank-only frames before this step
+        rl = st["runlen"][utt, s] > 0
+        ac = H["ac"] + st["run"][utt, s]
+        last = np.where(rl, blank, H["last"])
+        # 2. expand every hypothesis by its frame's candidate labels
+        ok = st["ok"][utt, s]  # (N, k)
+        ph, ci = np.nonzero(ok)
+        tok = st["ids"][utt, s][ph, ci]
+        t = st["t"][utt[ph], s]
+        new_ac = ac[ph] + st["lp"][utt, s][ph, ci]
+        node = H["node"][ph]
+        cutt = utt[ph]
+        is_blank = tok == blank
+        is_rep = (tok == last[ph]) & ~is_blank
+        plen = a["plen"][node]
+        noop = (tok == self.delim) & (plen == 0) & ~is_rep  # delimiter with no open word
+        ext = ~(is_blank | is_rep | noop)
+        if d.labels.is_spm:
+            completes = ext & self.starts[tok] & (plen > 0)
+        else:
+            completes = ext & (tok == self.delim)
+        # word frame spans
+        ws, ce, span = H["ws"][ph], H["ce"][ph], H["span"][ph]
+        ce = np.where(is_rep, t + 1, ce)
+        if completes.any():
+            m = int(completes.sum())
+            sid = np.arange(len(self.sp_parent), len(self.sp_parent) + m)
+            self.sp_parent.extend(span[completes].tolist())
+            self.sp_start.extend(ws[completes].tolist())
+            self.sp_end.extend(ce[completes].tolist())
+            span = span.copy()
+            span[completes] = sid
+        if d.labels.is_spm:
+            opens = ext & self.starts[tok]
+            ws = np.where(opens, np.where(self.tlen[tok] > 0, t, -1), np.where(ext & (ws < 0), t, ws))
+            ce = np.where(ext, t + 1, ce)
+        else:
+            isd = ext & (tok == self.delim)
+            ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
+            ce = np.where(ext & ~isd, t + 1, ce)
+        # 3. merge equal (utterance, prefix, last label) states; a prefix is named by its trie
+        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet. The merged
+        #    state keeps the word frames of its most probable member (whatever the batch).
+        pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
+        key = (pkey * (V + 1) + tok) * self.B + cutt
+        order = np.lexsort((-new_ac, key))
+        ks = key[order]
+        first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        rep = order[first]
+        m_ac = np.logaddexp.reduceat(new_ac[order], first)
+        known = np.maximum.reduceat(np.where(ext, -1, node)[order], first)  # existing node or -1
+        m_utt, m_par, m_tok = cutt[rep], node[rep], tok[rep]
+        # 4. scores of the merged states; new prefixes get virtual attributes from their parent
+        fused = np.empty(len(rep))
+        ub = np.empty(len(rep))
+        ppen = np.empty(len(rep))
+        virt = known < 0
+        kn = known[~virt]
+        fused[~virt], ub[~virt], ppen[~virt] = a["fused"][kn], a["ub"][kn], a["ppen"][kn]
+        if virt.any():
+            at = self.attrs(m_par[virt], m_tok[virt])
+            fused[virt], ub[virt], ppen[virt] = at["fused"], at["ub"], at["ppen"]
+        pend = np.isnan(fused)
+        if pend.any():  # word scores only for the most promising prefixes, in one batched call
+            bound = m_ac + np.where(pend, ub, fused) + ppen
+            top = self.top_per_utt(m_utt, bound, max(1, math.ceil(d.lm_prefilter * d.beam_size)))
+            sel = np.zeros(len(bound), dtype=bool)
+            sel[top] = True
+            idx = np.flatnonzero(pend & sel)
+            nv = idx[known[idx] < 0]
+            known[nv] = self.child_nodes(m_par[nv], m_tok[nv])
+            nodes = known[idx]
+            self.score_pending(nodes[np.isnan(a["fused"][nodes])])
+            fused[idx] = a["fused"][nodes]
+            fused[np.isnan(fused)] = -np.inf
+        total = m_ac + fused + ppen
+        # 5. prune: drop outliers, keep the best beam_size per utterance
+        best = np.full(self.B, -np.inf)
+        np.maximum.at(best, m_utt, total)
+        idx = np.flatnonzero(total >= best[m_utt] + d.beam_prune_logp)
+        keep = idx[self.top_per_utt(m_utt[idx], total[idx], d.beam_size)]
+        kn = known[keep]
+        nv = kn < 0
+        if nv.any():
+            kn[nv] = self.child_nodes(m_par[keep][nv], m_tok[keep][nv])
+        if d.prune_history:  # keep the best of beams whose futures score alike
+            o = np.lexsort((-total[keep], m_utt[keep]))
+            keep, kn = keep[o], kn[o]
+            cols = [(m_utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (m_tok[keep], V + 1)]
+            cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in d.word_scorers]
+            if math.prod(float(c[1]) for c in cols) < 2.0**62:
+                key = np.zeros(len(keep), dtype=np.int64)
+                for c, size in cols:
+                    key = key * size + c
+                _, uniq = np.unique(key, return_index=True)
+            else:
+                _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
+            uniq.sort()
+            keep, kn = keep[uniq], kn[uniq]
+        r = rep[keep]
+        out = {"utt": m_utt[keep], "node": kn, "last": m_tok[keep], "ac": m_ac[keep],
+               "ws": ws[r], "ce": ce[r], "span": span[r]}
+        self.advance_token_states(kn[kn != m_par[keep]])
+        return out
+
+    @staticmethod
+    def top_per_utt(utt: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the ``k`` best scores of each utterance."""
+        if len(score) <= k:
+            return np.arange(len(score))
+        # one sort: utterance major, score descending (scores are finite or -inf, |score| < 1e9)
+        sc = np.where(np.isfinite(score), score, -1e9)
+        order = np.argsort(utt * 4e9 - sc, kind="stable")
+        us = utt[order]
+        first = np.r_[0, np.flatnonzero(us[1:] != us[:-1]) + 1]
+        starts = np.repeat(first, np.diff(np.r_[first, len(us)]))
+        return order[(np.arange(len(us)) - starts) < k]
+
+    def finish(self, H: dict[str, np.ndarray]) -> list[list[CTCHypothesis]]:
+        """Close open words, add end-of-sentence scores, merge, and sort the n-best."""
+        d, a, st = self.d, self.nodes.a, self.st
+        utt, node = H["utt"], H["node"]
+        ac = H["ac"] + st["tail"][utt]
+        open_ = a["plen"][node] > 0
+        end_tok = self.delim if not d.labels.is_spm else self.END
+        fnode = node.copy()
+        if open_.any():
+            fnode[open_] = self.child_nodes(node[open_], np.full(int(open_.sum()), end_tok))
+        # merge by (utterance, final prefix), keeping the word frames of the most probable member
+        key = fnode * self.B + utt
+        order = np.lexsort((-ac, key))
+        ks = key[order]
+        first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        rep = order[first]
+        m_ac = np.logaddexp.reduceat(ac[order], first)
+        m_node, m_utt = fnode[rep], utt[rep]
+        pend = np.isnan(a["fused"][m_node])
+        self.score_pending(m_node[pend])
+        total = m_ac + a["fused"][m_node]
+        raw = {name: a[f"raw:{name}"][m_node].copy() for name in d.scorers}
+        for name in d.word_scorers:
+            eos = d.scorers[name].final_score(self.word_states(name, a["hist"][m_node].tolist()))
+            raw[name] += eos
+            total += self.w[name] * eos
+        for name in d.token_scorers:
+            states = self.tstate[name]
+            tn = [int(a["parent"][n]) if a["tok"][n] == self.END else int(n) for n in m_node]
+            eos = d.scorers[name].final_score([states[n] for n in tn])
+            raw[name] += eos
+            total += self.w[name] * eos
+        keep = self.top_per_utt(m_utt, total, d.nbest)
+        keep = keep[np.lexsort((-total[keep], m_utt[keep]))]
+        results: list[list[CTCHypothesis]] = [[] for _ in range(self.B)]
+        for i in keep.tolist():
+            r = rep[i]
+            n = int(m_node[i])
+            toks = []
+            while n > 0:
+                tk = int(a["tok"][n])
+                if tk != self.END:
+                    toks.append(tk)
+                n = int(a["parent"][n])
+            toks.reverse()
+            if toks and toks[-1] == self.delim and open_[r]:
+                toks.pop()  # the delimiter that closed the last word was not emitted
+            spans = []
+            sp = int(H["span"][r])
+            while sp >= 0:
+                spans.append((self.sp_start[sp], self.sp_end[sp]))
+                sp = self.sp_parent[sp]
+            spans.reverse()
+            if H["ws"][r] >= 0:
+                spans.append((int(H["ws"][r]), int(H["ce"][r])))
+            scores = {CTC: float(m_ac[i]), **{k: float(v[i]) for k, v in raw.items()},
+                      WORDS: float(a["nwords"][m_node[i]])}
+            results[int(m_utt[i])].append(
+                CTCHypothesis(d.labels.spell(toks), toks, spans, float(total[i]), scores)
+            )
+        return results

@@ -1,0 +1,126 @@
+"""One scorer interface for every language model lmplug plugs into a decoder.
+
+A scorer returns natural-log probabilities and nothing else: fusion weights are applied by the
+decoder (``lmplug.ctc.decoder``) or the reranker, never here. Every method is batched over ``N`` states;
+a state is an opaque, immutable object (share it freely between beams).
+
+Two granularities, as in ESPnet's ``batch_score``:
+
+- token level (``token_level = True``, only :class:`TransformerScorer`): ``batch_score(states)``
+  gives the next-token log-probs ``(N, V)`` over the scorer's own vocabulary, ``advance`` appends
+  tokens;
+- word level (every scorer): ``score_words(states, words)`` gives ``log P(word | state)`` and the
+  states after the words. For the Transformer this is the sum of the word's sentencepiece piece
+  log-probs (sentencepiece never merges across spaces, so summing over words is exact).
+
+``final_score(states)`` is ``log P(</s> | state)``. ``score_sentences(texts)`` scores whole
+sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def words_signature(words) -> str:
+    """A word list in a signature: its size and a short hash of its sorted words."""
+    words = sorted(set(words))
+    text = "\n".join(words)
+    return f"{len(words)}:{hashlib.sha1(text.encode('utf-8')).hexdigest()[:10]}"
+
+
+class Scorer:
+    """Base class: word-level hooks every LM implements; token-level hooks are optional.
+
+    Attributes:
+        name: short default feature name (``"lm"``, ``"kenlm"``, ...).
+        token_level: whether ``batch_score``/``advance`` are available.
+        unk_offset: natural-log penalty added to the score of an out-of-vocabulary word.
+        finite_history: states are hashable and equal states score every future alike (n-gram
+            models), so a decoder may keep only the best of beams that share one.
+        prefix_uses_state: ``prefix_scores`` depends on the states (False: on the prefix only,
+            so a decoder may memoize it by prefix).
+        has_history: states tell histories apart (False: one state for all, as ``ZeroScorer``,
+            which must not make a decoder recombine every n-best hypothesis into one).
+        scores_empty_word: ``score_words`` takes ``""`` (KenLM: as ``<unk>``, which pyctcdecode's
+            own KenLM wrapper relies on); False: the empty word is no word.
+    """
+
+    name: str = "lm"
+    token_level: bool = False
+    unk_offset: float = 0.0
+    finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
+    prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
+    has_history: bool = True  # False: every state is the same (ZeroScorer)
+    scores_empty_word: bool = False  # score_words([""]) is defined (KenLM's <unk>)
+
+    def init_state(self, batch_size: int) -> list[Any]:
+        """States of ``batch_size`` empty sentences (after ``<s>``)."""
+        raise NotImplementedError
+
+    def score_words(self, states: Sequence[Any], words: Sequence[str]) -> tuple[np.ndarray, list[Any]]:
+        """``log P(words[i] | states[i])`` as float64 ``(N,)``, and the extended states."""
+        raise NotImplementedError
+
+    def final_score(self, states: Sequence[Any]) -> np.ndarray:
+        """``log P(</s> | states[i])`` as float64 ``(N,)``."""
+        raise NotImplementedError
+
+    def batch_score(self, states: Sequence[Any]) -> torch.Tensor:
+        """Next-token log-probs ``(N, V)`` (token-level scorers only)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a token-level scorer")
+
+    def advance(self, states: Sequence[Any], tokens: Sequence[Sequence[int]]) -> list[Any]:
+        """States after appending ``tokens[i]`` (ids of the scorer's vocabulary) to ``states[i]``."""
+        raise NotImplementedError(f"{type(self).__name__} is not a token-level scorer")
+
+    def token_logprobs(self, states: Sequence[Any], tokens: Sequence[int]) -> np.ndarray:
+        """``log P(tokens[i] | states[i])`` as float64 ``(N,)`` (token-level scorers only)."""
+        if not len(states):
+            return np.zeros(0)
+        lp = self.batch_score(states)
+        return lp[torch.arange(len(states), device=lp.device), torch.as_tensor(tokens, device=lp.device)].double().cpu().numpy()
+
+    def prefix_scores(self, states: Sequence[Any], prefixes: Sequence[str]) -> np.ndarray | None:
+        """Look-ahead for word mode: ``log P(the next word begins with prefixes[i] | states[i])``,
+        on the footing of ``score_words`` (an estimate of the coming word's score for a decoder's
+        pruning), as float64 ``(N,)``; None when the scorer has none (the default)."""
+        return None
+
+    def compact(self, states: Sequence[Any]) -> list[Any]:
+        """The same states, possibly re-packed to free memory; a decoder calls it with the states
+        it still holds (everything else may be released). Default: unchanged."""
+        return list(states)
+
+    def known_words(self) -> set[str] | None:
+        """The word vocabulary (the decoder penalizes partial words outside it), or None."""
+        return None
+
+    def signature(self) -> str:
+        return f"scorer:{type(self).__name__}"
+
+    def score_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """``log P(text + </s>)`` per text, float64 ``(N,)``; words split on whitespace."""
+        words = [t.split() for t in texts]
+        total = np.zeros(len(texts))
+        states = self.init_state(len(texts))
+        for j in range(max((len(w) for w in words), default=0)):
+            rows = [i for i, w in enumerate(words) if j < len(w)]
+            s, new = self.score_words([states[i] for i in rows], [words[i][j] for i in rows])
+            for i, st, sc in zip(rows, new, s):
+                states[i] = st
+                total[i] += sc
+        return total + self.final_score(states)
+
+
+def prefix_span(texts: Sequence[str], prefix: str) -> tuple[int, int]:
+    """``[lo, hi)``: the positions of the sorted ``texts`` that begin with ``prefix``."""
+    if not prefix:
+        return 0, len(texts)
+    return bisect.bisect_left(texts, prefix), bisect.bisect_left(texts, prefix[:-1] + chr(ord(prefix[-1]) + 1))

@@ -1,0 +1,503 @@
+"""The Transformer LM as a scorer: token and word level, KV-cached, batched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmplug.errors import LmplugError
+from lmplug.scorers.base import Scorer, prefix_span, words_signature
+
+
+# --------------------------------------------------------------------------------------------
+# Transformer LM
+
+
+class TransformerState:
+    """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
+
+    __slots__ = ("cache", "lacum", "n_tokens", "row", "table")
+
+    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
+        self.cache = cache  # KVCache holding this row (shared with sibling states)
+        self.row = row
+        self.table = table  # (rows, V) next-token log-probs of the cache's rows (shared)
+        self.n_tokens = n_tokens  # tokens seen so far, <s> included
+        self.lacum: np.ndarray | None = None  # memoized cumulative word-initial probs (prefix_scores)
+
+    @property
+    def logp(self) -> torch.Tensor:
+        """(V,) natural-log next-token distribution."""
+        return self.table[self.row]
+
+
+class WordEndState(TransformerState):
+    """A :class:`TransformerState` right after a word scored by ``score_words(word_end=True)``:
+    its word score already holds the log-probability that a word ends here, which the next
+    word's (or the end of sentence's) score divides out again."""
+
+    __slots__ = ("bmass",)
+
+    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
+        super().__init__(cache, row, table, n_tokens)
+        self.bmass: float | None = None  # memoized TransformerScorer.boundary_logmass
+
+
+class PendingState:
+    """A :class:`TransformerState` plus tokens not yet run through the model (lazy).
+
+    Word scoring needs the model only for the second and later pieces of a word; the state after
+    the word is computed when it is first used (scoring the next word, or the end of sentence),
+    so hypotheses that die before then cost nothing more.
+    """
+
+    __slots__ = ("base", "mat", "tokens")
+
+    def __init__(self, base: TransformerState, tokens: list[int]) -> None:
+        self.base = base
+        self.tokens = tokens
+        self.mat: TransformerState | None = None  # memoized materialization
+
+
+def _gather_cache(model, states: Sequence[TransformerState], max_len):
+    """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
+    from lmplug.model import KVCache
+
+    groups: dict[int, tuple[Any, list[int], list[int]]] = {}
+    for i, s in enumerate(states):
+        g = groups.setdefault(id(s.cache), (s.cache, [], []))
+        g[1].append(s.row)
+        g[2].append(i)
+    parts, order = [], []
+    for cache, rows, pos in groups.values():
+        idx = torch.tensor(rows, dtype=torch.long, device=cache.valid.device)
+        parts.append(cache.select(idx) if len(rows) != cache.batch_size or rows != list(range(len(rows))) else cache)
+        order.extend(pos)
+    if len(parts) == 1:
+        out = parts[0]
+    else:
+        L = max(p.length for p in parts)
+
+        def pad(t: torch.Tensor, n: int) -> torch.Tensor:  # left-pad the column dim (2) by n
+            if n == 0:
+                return t
+            shape = list(t.shape)
+            shape[2] = n
+            return torch.cat([t.new_zeros(shape), t], dim=2)
+
+        n_layer = len(parts[0].keys)
+        out = KVCache(
+            keys=[torch.cat([pad(p.keys[l], L - p.length) for p in parts]) for l in range(n_layer)],
+            values=[torch.cat([pad(p.values[l], L - p.length) for p in parts]) for l in range(n_layer)],
+            valid=torch.cat([torch.cat([p.valid.new_zeros(p.batch_size, L - p.length), p.valid], 1) for p in parts]),
+            positions=torch.cat([p.positions for p in parts]),
+        )
+    if order != list(range(len(order))):
+        inv = torch.empty(len(order), dtype=torch.long)
+        inv[torch.tensor(order)] = torch.arange(len(order))
+        out = out.select(inv.to(out.valid.device))
+    return _window(out.compact(), max_len)
+
+
+def _window(cache, max_len):
+    """Each row attends to at most its last ``max_len`` tokens (an int, or a (B,) tensor: one limit
+    per row). Exact per row whatever the column layout (``KVCache.trim`` cuts columns, which rows
+    with padding holes share unevenly)."""
+    from lmplug.model import KVCache
+
+    v = cache.valid
+    limit = torch.as_tensor(max_len, device=v.device).reshape(-1, 1)  # (1, 1) or (B, 1)
+    if cache.length <= int(limit.min()):
+        return cache
+    from_right = v.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
+    keep = v & (from_right <= limit)
+    if bool((keep == v).all()):
+        return cache
+    return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
+
+
+def _length_groups(lengths: Sequence[int], call_cost: int | None) -> list[list[int]]:
+    """Positions of ``lengths`` (tokens per row of a forward) as one group, or as two (the shorter
+    and the longer rows, each in original order) where padding every row to the longest costs
+    more padded tokens than the split plus ``call_cost`` (what one more forward costs, in tokens;
+    None: never split)."""
+    n = len(lengths)
+    ls = np.asarray(lengths)
+    order = np.argsort(ls, kind="stable")
+    srt = ls[order]
+    if call_cost is None or n < 2 or srt[0] == srt[-1]:
+        return [list(range(n))]
+    k = np.arange(1, n)  # the first k sorted rows form the short group
+    cost = k * srt[k - 1] + (n - k) * srt[-1] + call_cost
+    best = int(np.argmin(cost))
+    if cost[best] >= n * srt[-1]:
+        return [list(range(n))]
+    return [sorted(order[: best + 1].tolist()), sorted(order[best + 1 :].tolist())]
+
+
+class TransformerScorer(Scorer):
+    """A :class:`~lmplug.checkpoint.LanguageModel` as a KV-cached, batched scorer.
+
+    Every call runs ONE forward for all its states: the rows of their caches are gathered into
+    one batch, the new tokens are right-padded, and each state keeps its row of the result. The
+    context slides past ``block_size`` (oldest tokens dropped; RoPE keeps distances exact).
+
+    Args:
+        lm: a loaded LM (``lmplug.checkpoint.load_lm``).
+        name: feature name for this scorer's scores.
+        max_batch: most rows per forward (larger calls are split).
+        vocabulary: known words (e.g. the words of the LM's training text). Optional; word-mode
+            decoding then penalizes partial words that start none of them, as with KenLM's
+            unigrams, which keeps misspelled words from filling the beam.
+        word_end: word scores are probabilities of COMPLETE words: ``log P(pieces of w | h)``
+            plus ``log P(a word ends after w)`` (the mass of word-initial pieces and ``</s>``
+            after it) minus the same term at ``h``. Without it a word's score also counts every
+            longer word it begins ("the" gets the mass of "there"), which favours short words
+            during the search; a whole sentence within ``block_size`` scores the same either way
+            (past it the terms are taken in sliding contexts and no longer cancel). Costs a
+            forward over every scored word's last piece (states are not lazy).
+        unk_offset: natural-log penalty added to the word score of a word outside ``vocabulary``
+            (word mode; as KenLM's ``unk_offset``). The LM spells any string from its pieces, and
+            at 0 the AM's misspellings ("asmentwelser...") cost only their pieces' probability.
+            One offset per word favours merging misspellings into one run-on word; the decoder's
+            length-scaled ``partial_oov_logp`` was the better lever on dev (asr RESULTS.md).
+    """
+
+    token_level = True
+    CPU_CALL_COST = 32  # padded tokens one more forward costs on CPU (cache gathering, per-call work)
+
+    def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,
+                 word_end: bool = True, unk_offset: float = 0.0) -> None:
+        self.lm = lm
+        self.model = lm.model.eval()
+        self.tokenizer = lm.tokenizer
+        self.config = lm.config
+        self.name = name
+        self.max_batch = max_batch
+        self.vocab_size = self.config.vocab_size
+        self._word_ids: dict[str, list[int]] = {}
+        self._root: TransformerState | None = None
+        self.vocabulary = set(vocabulary) if vocabulary is not None else None
+        if unk_offset and self.vocabulary is None:
+            raise LmplugError(f"unk_offset {unk_offset}: expected a vocabulary to tell OOV words, found none")
+        self.unk_offset = float(unk_offset)
+        self.word_end = word_end
+        self._boundary: torch.Tensor | None = None
+        self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
+        self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
+        # the model's work so far (``lmplug decode --stats`` reports it): forward calls, rows,
+        # new tokens, and tokens as padded (rows x the longest row of each call)
+        self.work = {"forwards": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
+
+    def known_words(self) -> set[str] | None:
+        return self.vocabulary
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.wte.weight.device
+
+    def signature(self) -> str:
+        return (self.lm.signature() + (f"|unk_offset:{self.unk_offset:g}" if self.unk_offset else "")
+                + ("" if self.word_end else "|word_end:false")
+                + (f"|vocabulary:{words_signature(self.vocabulary)}" if self.vocabulary is not None else ""))
+
+    def word_ids(self, word: str) -> list[int]:
+        """Piece ids of one word (cached); sentencepiece adds the leading ``▁``."""
+        ids = self._word_ids.get(word)
+        if ids is None:
+            ids = self.tokenizer.encode(word)
+            if not ids:
+                raise LmplugError(f"expected a non-empty word to score, found {word!r}")
+            self._word_ids[word] = ids
+        return ids
+
+    @torch.inference_mode()
+    def _forward(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
+        """Append ``tokens[i]`` to ``states[i]``: returns new states and log-probs (N, T, V)."""
+        n = len(states)
+        T = max(len(t) for t in tokens)
+        dev = self.device
+        w = self.work
+        w["forwards"] += 1
+        w["rows"] += n
+        w["tokens"] += sum(len(t) for t in tokens)
+        w["padded_tokens"] += n * T
+        idx = torch.zeros(n, T, dtype=torch.long)
+        mask = torch.zeros(n, T, dtype=torch.bool)
+        for i, t in enumerate(tokens):
+            idx[i, : len(t)] = torch.as_tensor(t, dtype=torch.long)
+            mask[i, : len(t)] = True
+        idx, mask = idx.to(dev), mask.to(dev)
+        # each row keeps block_size minus ITS new tokens of history (not minus the longest in the
+        # batch: a hypothesis' score must not depend on what it is decoded with)
+        lens = torch.tensor([len(t) for t in tokens])
+        cache = _gather_cache(self.model, states, (self.config.block_size - lens).clamp(min=1))
+        logits, new_cache = self.model(idx, cache, token_mask=mask)
+        logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
+        last = logp[torch.arange(n, device=dev), lens.to(dev) - 1]  # (N, V)
+        new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
+        return new, logp, idx, mask
+
+    def _root_state(self) -> TransformerState:
+        if self._root is None:
+            cache = self.model.empty_cache(1)
+            empty = TransformerState(cache, 0, torch.zeros(1, self.vocab_size, device=self.device), 0)
+            self._root = self._forward([empty], [[self.config.bos_id]])[0][0]
+        return self._root
+
+    def init_state(self, batch_size: int) -> list[TransformerState]:
+        return [self._root_state()] * batch_size
+
+    @staticmethod
+    def _by_table(states: Sequence[TransformerState], keep: Sequence[int]):
+        """``(table, positions, rows)`` per shared log-prob table of ``states[i]``, ``i in keep``."""
+        groups: dict[int, tuple[torch.Tensor, list[int], list[int]]] = {}
+        for i in keep:
+            s = states[i]
+            g = groups.setdefault(id(s.table), (s.table, [], []))
+            g[1].append(i)
+            g[2].append(s.row)
+        return groups.values()
+
+    def _run(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
+        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, idx, mask)])."""
+        out: list[TransformerState] = []
+        parts = []
+        for a in range(0, len(states), self.max_batch):
+            new, logp, idx, mask = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
+            out.extend(new)
+            parts.append((logp, idx, mask))
+        return out, parts
+
+    def materialize(self, states: Sequence[Any]) -> list[TransformerState]:
+        """Computed states for possibly lazy ones: ONE batched forward for all pending tokens."""
+        todo = {id(s): s for s in states if isinstance(s, PendingState) and s.mat is None}
+        if todo:
+            ps = list(todo.values())
+            new, _ = self._run([p.base for p in ps], [p.tokens for p in ps])
+            for p, n in zip(ps, new):
+                p.mat = n
+        return [s.mat if isinstance(s, PendingState) else s for s in states]
+
+    @torch.inference_mode()
+    def batch_score(self, states: Sequence[Any]) -> torch.Tensor:
+        states = self.materialize(states)
+        return torch.stack([s.logp for s in states]) if states else torch.zeros(0, self.vocab_size, device=self.device)
+
+    @torch.inference_mode()
+    def token_logprobs(self, states, tokens):
+        """Gathers from each forward's log-prob table directly (no (N, V) copy)."""
+        states = self.materialize(states)
+        out = np.zeros(len(states))
+        for table, pos, rows in self._by_table(states, range(len(states))):
+            dev = table.device
+            toks = [int(tokens[i]) for i in pos]
+            out[pos] = table[torch.tensor(rows, device=dev), torch.tensor(toks, device=dev)].double().cpu().numpy()
+        return out
+
+    @torch.inference_mode()
+    def advance(self, states, tokens):
+        return self._run(self.materialize(states), tokens)[0]
+
+    @torch.inference_mode()
+    def compact(self, states, min_use: float = 0.5):
+        """Copy the rows of sparsely used caches into one new cache, so that caches whose other
+        rows belonged to dropped hypotheses can be freed (KV memory stays ~ live states)."""
+        core: list[TransformerState] = []
+        for st in states:
+            if isinstance(st, PendingState):
+                core.append(st.base)
+                if st.mat is not None:
+                    core.append(st.mat)
+            else:
+                core.append(st)
+        rows: dict[int, set[int]] = {}
+        size: dict[int, int] = {}
+        for st in core:
+            rows.setdefault(id(st.cache), set()).add(st.row)
+            size[id(st.cache)] = st.cache.batch_size
+        sparse = {c for c, r in rows.items() if size[c] > 8 and len(r) < min_use * size[c]}
+        if not sparse:
+            return list(states)
+        uniq: dict[tuple[int, int], TransformerState] = {}
+        for st in core:
+            if id(st.cache) in sparse:
+                uniq.setdefault((id(st.cache), st.row), st)
+        olds = list(uniq.values())
+        cache = _gather_cache(self.model, olds, 10**9)
+        table = torch.stack([st.logp for st in olds])
+        remap = {k: type(st)(cache, i, table, st.n_tokens) for i, (k, st) in enumerate(uniq.items())}
+
+        def m(st: TransformerState) -> TransformerState:
+            return remap.get((id(st.cache), st.row), st)
+
+        out: list[Any] = []
+        for st in states:
+            if isinstance(st, PendingState):
+                p = PendingState(m(st.base), st.tokens)
+                p.mat = m(st.mat) if st.mat is not None else None
+                out.append(p)
+            else:
+                out.append(m(st))
+        return out
+
+    def boundary_logmass(self, states: Sequence[TransformerState]) -> np.ndarray:
+        """``log P(next piece starts a word or is </s>)`` per :class:`WordEndState`; 0 for others."""
+        out = np.zeros(len(states))
+        if self._boundary is None:  # ids of the word-initial pieces and </s>, ascending
+            mask = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
+            mask[self._word_initial()[0]] = True
+            mask[self.config.eos_id] = True
+            self._boundary = mask.nonzero().squeeze(1)
+        ends = [i for i, s in enumerate(states) if isinstance(s, WordEndState)]
+        todo = [i for i in ends if states[i].bmass is None]  # each state's once: it is asked again
+        for table, pos, rows in self._by_table(states, todo):  # index_select: ~3x a boolean mask's speed
+            sub = table.index_select(0, torch.tensor(rows, device=table.device)).index_select(1, self._boundary)
+            for i, v in zip(pos, torch.logsumexp(sub.float(), dim=-1).double().cpu().tolist()):
+                states[i].bmass = v
+        out[ends] = [states[i].bmass for i in ends]
+        return out
+
+    def _word_initial(self) -> tuple[torch.Tensor, list[str], dict[str, int]]:
+        """The word-initial ("▁...") pieces in order of their text: ids, texts without the "▁",
+        and each text's position (cached)."""
+        if self._initial is None:
+            pieces = sorted((p[1:], i) for i, p in enumerate(map(self.tokenizer.id_to_piece, range(self.vocab_size)))
+                            if p.startswith("\u2581"))
+            self._initial = (torch.tensor([i for _, i in pieces], dtype=torch.long, device=self.device),
+                             [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
+        return self._initial
+
+    def _prefix_range(self, prefix: str) -> tuple[int, int, np.ndarray]:
+        """Word-initial pieces (by position in :meth:`_word_initial` order) that can begin a word
+        spelled ``prefix...``: the range of pieces whose text starts with ``prefix``, and the
+        pieces that are shorter prefixes of it ("▁" alone included)."""
+        got = self._prefix_ranges.get(prefix)
+        if got is None:
+            _, texts, pos = self._word_initial()
+            lo, hi = prefix_span(texts, prefix)
+            shorter = np.array([pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos], dtype=np.int64)
+            got = self._prefix_ranges[prefix] = (lo, hi, shorter)
+        return got
+
+    @torch.inference_mode()
+    def prefix_scores(self, states, prefixes):
+        """Sums the next-piece probabilities of every word-initial piece compatible with the
+        prefix (from a cumulative sum over the pieces in text order, computed once per state and
+        kept on it), less the word-boundary mass at the state as ``score_words(word_end=True)``
+        does; at least ``log 1e-30``."""
+        if not states:
+            return np.zeros(0)
+        states = self.materialize(states)
+        index: dict[int, int] = {}
+        inv = np.array([index.setdefault(id(s), len(index)) for s in states], dtype=np.int64)
+        uniq = list({id(s): s for s in states}.values())  # in order of first appearance, as index
+        order = self._word_initial()[0]
+        todo = [k for k, s in enumerate(uniq) if s.lacum is None]
+        for table, pos, rows in self._by_table(uniq, todo):
+            sub = table.index_select(0, torch.tensor(rows, device=table.device)).index_select(1, order)
+            cum = np.cumsum(sub.double().exp().cpu().numpy(), axis=1)
+            for k, c in zip(pos, np.concatenate([np.zeros((len(rows), 1)), cum], axis=1)):
+                uniq[k].lacum = c
+        cum = np.stack([s.lacum for s in uniq])  # (U, pieces + 1)
+        ranges = [self._prefix_range(p) for p in prefixes]
+        lo = np.array([r[0] for r in ranges], dtype=np.int64)
+        hi = np.array([r[1] for r in ranges], dtype=np.int64)
+        out = cum[inv, hi] - cum[inv, lo]
+        n_short = np.array([len(r[2]) for r in ranges])
+        if n_short.any():  # + the probabilities of the pieces that are shorter prefixes
+            owner = np.repeat(np.arange(len(states)), n_short)
+            piece = np.concatenate([r[2] for r in ranges])
+            row = inv[owner]
+            out += np.bincount(owner, weights=cum[row, piece + 1] - cum[row, piece], minlength=len(states))
+        return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
+
+    @torch.inference_mode()
+    def score_words(self, states, words):
+        """Word log-probs: the first piece from the state's distribution, the others from ONE
+        forward over the multi-piece words; the states after the words stay lazy (unless
+        ``word_end``: then the forward covers every word and adds its word-end mass)."""
+        states = self.materialize(states)
+        ids = [self.word_ids(w) for w in words]
+        scores = self.token_logprobs(states, [i[0] for i in ids])
+        if self.unk_offset:
+            scores += self._unk_offsets(words)
+        if self.word_end:
+            after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
+            new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
+            return scores - self.boundary_logmass(states) + later + self.boundary_logmass(new), new
+        multi = [r for r, i in enumerate(ids) if len(i) > 1]
+        new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
+        if multi:
+            after, later = self._forward_pieces(states, ids, multi, full=False)
+            scores[multi] += later
+            for a, r in zip(after, multi):
+                new[r] = PendingState(a, [ids[r][-1]])
+        return scores, new
+
+    def _forward_pieces(self, states, ids: list[list[int]], rows: Sequence[int], full: bool):
+        """The pieces of words ``ids[r]`` (all of them, or all but the last) after ``states[r]``,
+        ``r in rows``, in one forward, or on CPU two (shorter and longer words) where padding every
+        row to the longest word would cost more (:func:`_length_groups`): (states after them,
+        summed log-probs of pieces 2.. (len(rows),))."""
+        rows = list(rows)
+        lens = [len(ids[r]) - (0 if full else 1) for r in rows]
+        after: list[Any] = [None] * len(rows)
+        out = np.zeros(len(rows))
+        for group in _length_groups(lens, self.CPU_CALL_COST if self.device.type == "cpu" else None):
+            sub = [rows[i] for i in group]
+            new, parts = self._run([states[r] for r in sub], [ids[r] if full else ids[r][:-1] for r in sub])
+            k = 0
+            for logp, idx, _ in parts:  # piece j+1 is predicted at position j
+                n, T = idx.shape
+                words = [ids[r] for r in sub[k : k + n]]
+                tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
+                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
+                npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
+                valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
+                out[group[k : k + n]] = (lp * valid).sum(1).double().cpu().numpy()
+                k += n
+            for i, st in zip(group, new):
+                after[i] = st
+        return after, out
+
+    @torch.inference_mode()
+    def final_score(self, states):
+        if not states:
+            return np.zeros(0)
+        states = self.materialize(states)
+        return self.token_logprobs(states, [self.config.eos_id] * len(states)) - self.boundary_logmass(states)
+
+    @torch.inference_mode()
+    def score_sentences(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Whole-sentence log-probs with plain causal forwards (``<s>`` ... ``</s>``)."""
+        c = self.config
+        seqs = [[c.bos_id] + self.tokenizer.encode(t) + [c.eos_id] for t in texts]
+        out = np.zeros(len(seqs))
+        long = [i for i, s in enumerate(seqs) if len(s) - 1 > c.block_size]
+        if long:  # slide a KV cache past block_size, word by word
+            out[long] = super().score_sentences([texts[i] for i in long])
+        short = [i for i in range(len(seqs)) if i not in set(long)]
+        short.sort(key=lambda i: len(seqs[i]))
+        for a in range(0, len(short), batch_size):
+            rows = short[a : a + batch_size]
+            T = max(len(seqs[i]) for i in rows)
+            idx = torch.zeros(len(rows), T, dtype=torch.long)
+            for r, i in enumerate(rows):
+                idx[r, : len(seqs[i])] = torch.tensor(seqs[i])
+            idx = idx.to(self.device)
+            logits, _ = self.model(idx[:, :-1])
+            lp = torch.log_softmax(logits, -1).gather(2, idx[:, 1:, None]).squeeze(2)  # (n, T-1)
+            lens = torch.tensor([len(seqs[i]) - 1 for i in rows], device=self.device)
+            keep = torch.arange(T - 1, device=self.device)[None] < lens[:, None]
+            out[rows] = (lp * keep).sum(1).double().cpu().numpy()
+        if self.unk_offset and short:  # as score_words does (the long ones went through it)
+            out[short] += [self._unk_offsets(texts[i].split()).sum() for i in short]
+        return out
+
+    def _unk_offsets(self, words: Sequence[str]) -> np.ndarray:
+        """``unk_offset`` for each word outside the vocabulary, 0 for the others."""
+        return self.unk_offset * np.array([w not in self.vocabulary for w in words], dtype=np.float64)

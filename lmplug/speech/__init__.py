@@ -1,0 +1,1 @@
+"""Speech: synthetic speech (``synthesis``) and the Conformer-CTC acoustic model (``acoustic``)."""

@@ -1,0 +1,187 @@
+"""The translation commands end to end on a toy task (seconds), and the tiny recipe (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sacrebleu")
+
+from lmplug.cli.main import main
+from lmplug.mt.nbest import read_nbest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = "a b c d e f g h i j".split()
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mtcli")
+    rng = random.Random(0)
+    src = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6))) for _ in range(460)]
+    tgt = [s.upper() for s in src]
+    files = {}
+    for name, lo, hi in (("train", 0, 400), ("dev", 400, 430), ("test", 430, 460)):
+        files[f"{name}.src"] = _write(d / f"{name}.src", src[lo:hi])
+        files[f"{name}.tgt"] = _write(d / f"{name}.tgt", tgt[lo:hi])
+    from lmplug.tokenizer import train_tokenizer
+
+    train_tokenizer(src + tgt, d / "tok.model", vocab_size=40, model_type="word")
+    common = ["--tokenizer", str(d / "tok.model"), "--scale", "tiny", "--max-steps", "250", "--device", "cpu"]
+    for out, a, b in (("fwd", "src", "tgt"), ("rev", "tgt", "src")):
+        assert main(["train-nmt", "--train-src", files[f"train.{a}"], "--train-tgt", files[f"train.{b}"],
+                     "--dev-src", files[f"dev.{a}"], "--dev-tgt", files[f"dev.{b}"], "--out", str(d / out),
+                     *common]) == 0
+    return d, files
+
+
+def test_translate_features_tune_rerank_evaluate(toy, capsys):
+    d, f = toy
+    for s in ("dev", "test"):
+        assert main(["translate", "--model", str(d / "fwd"), "--src", f[f"{s}.src"], "--out", str(d / f"{s}.nbest"),
+                     "--onebest", str(d / f"{s}.1best"), "--beam", "10", "--nbest", "10", "--device", "cpu"]) == 0
+        nb = read_nbest(d / f"{s}.nbest", n_sources=30)
+        assert all(9 <= len(h) <= 10 for h in nb) and set(nb[0][0].scores) == {"nmt", "nmt_norm"}
+        assert main(["nbest-features", "--nbest", str(d / f"{s}.nbest"), "--src", f[f"{s}.src"],
+                     "--out", str(d / f"{s}.feat.jsonl"), "--channel", str(d / "rev"), "--cache", str(d / "cache"),
+                     "--device", "cpu"]) == 0
+    nb = read_nbest(d / "dev.feat.jsonl")
+    assert set(nb[0][0].scores) == {"nmt", "nmt_norm", "channel", "channel_norm", "words", "len_ratio"}
+    assert main(["tune-rerank", "--nbest", str(d / "dev.feat.jsonl"), "--ref", f["dev.tgt"], "--restarts", "2",
+                 "--out", str(d / "w.json")]) == 0
+    w = json.loads((d / "w.json").read_text())
+    assert set(w["weights"]) == {"nmt", "nmt_norm", "channel", "channel_norm", "words", "len_ratio"} and w["dev_bleu"] > 50
+    assert main(["rerank", "--nbest", str(d / "test.feat.jsonl"), "--weights", str(d / "w.json"),
+                 "--src", f["test.src"], "--out", str(d / "test.rr")]) == 0
+    assert main(["rerank", "--nbest", str(d / "test.feat.jsonl"), "--oracle-ref", f["test.tgt"],
+                 "--out", str(d / "test.oracle")]) == 0
+    assert main(["eval-mt", "--ref", f["test.tgt"], "--baseline", "1best", "--system", f"1best={d / 'test.1best'}",
+                 "--system", f"rr={d / 'test.rr'}", "--system", f"oracle={d / 'test.oracle'}", "--bootstrap", "100",
+                 "--json", str(d / "eval.json")]) == 0
+    rep = json.loads((d / "eval.json").read_text())
+    rows = {r["name"]: r for r in rep["systems"]}
+    assert rows["oracle"]["bleu"] >= rows["1best"]["bleu"]
+    assert rows["rr"]["p_bleu"] is not None and "tok:13a" in rep["signatures"]["BLEU"]
+
+
+def test_user_errors_exit_2_with_one_line(toy, capsys):
+    d, f = toy
+    bad = d / "bad.nbest"
+    bad.write_text("0 ||| a ||| nmt= 1\n2 ||| b ||| nmt= 1\n")
+    assert main(["rerank", "--nbest", str(bad), "--weights", "nmt=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lmplug rerank: error: {bad}:2: expected id 1, found 2 (no hypotheses for id 1)"
+    good = d / "good.nbest"
+    good.write_text("0 ||| a ||| nmt= 1\n1 ||| b ||| nmt= 1\n")
+    assert main(["rerank", "--nbest", str(good), "--weights", "nmt=1,lm=2"]) == 2
+    assert "weights name unknown features ['lm']" in capsys.readouterr().err
+    assert main(["rerank", "--nbest", str(good), "--weights", "nmt=1", "--src", f["test.src"]]) == 2
+    assert "expected hypotheses for 30 source sentences" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT.parent / "shared/data/multi30k/task1/train.en").is_file(), reason="no Multi30k here")
+def test_tiny_recipe_end_to_end(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", "recipes/mt_nbest_rerank/run.sh", "--scale", "tiny", "--corpus", "multi30k",
+                           "--exp", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
+    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel", "oracle"}
+
+
+def _error(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"lmplug {command}: error: "), err
+    return err[len(f"lmplug {command}: error: "):]
+
+
+def test_too_few_references_name_the_file_and_counts(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a b ||| nmt= 1", "0 ||| a c ||| nmt= 2", "1 ||| b ||| nmt= 1",
+                                      "2 ||| c ||| nmt= 1"])
+    ref2 = _write(tmp_path / "ref2.txt", ["a b", "b"])
+    assert main(["rerank", "--nbest", nb, "--oracle-ref", ref2]) == 2
+    assert _error(capsys, "rerank") == f"{ref2}: expected 3 reference lines (one per sentence of {nb}), found 2"
+    hyps = _write(tmp_path / "hyps.txt", ["a b", "b", "c"])
+    assert main(["eval-mt", "--ref", ref2, "--system", f"s={hyps}"]) == 2
+    assert _error(capsys, "eval-mt") == f"system 's': expected 2 lines (one per line of {ref2}), found 3 in {hyps}"
+    empty = _write(tmp_path / "empty.txt", [])
+    assert main(["eval-mt", "--ref", empty, "--system", f"s={empty}"]) == 2
+    assert _error(capsys, "eval-mt") == f"{empty}: expected at least one reference line, found an empty file"
+
+
+def test_eval_mt_bootstrap_zero_runs_no_test_and_names_must_differ(tmp_path, capsys):
+    ref = _write(tmp_path / "ref.txt", ["a b c d", "b c d e", "c d e f"])
+    a = _write(tmp_path / "a.txt", ["a b c d", "b c d", "c d e f"])
+    b = _write(tmp_path / "b.txt", ["a b c d", "b c d e", "c d e"])
+    base = ["eval-mt", "--ref", ref, "--system", f"a={a}", "--baseline", "a", "--json", str(tmp_path / "r.json")]
+    assert main(base + ["--system", f"b={b}", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr()
+    assert "p=" not in out.out and "--bootstrap 0: no significance test against 'a'" in out.err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["n_bootstrap"] == 0 and all(r["p_bleu"] is None for r in rep["systems"])
+    assert main(base + ["--system", f"b={b}", "--bootstrap", "-1"]) == 2
+    assert _error(capsys, "eval-mt") == "--bootstrap: expected an integer >= 0, found -1"
+    assert main(base + ["--system", f"a={b}"]) == 2
+    assert _error(capsys, "eval-mt") == f"--system: expected distinct names, found 'a' twice (a={a}, a={b})"
+
+
+def test_tune_rerank_refuses_negative_restarts(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a ||| nmt= 1", "0 ||| b ||| nmt= 2"])
+    ref = _write(tmp_path / "ref.txt", ["a"])
+    assert main(["tune-rerank", "--nbest", nb, "--ref", ref, "--restarts", "-3", "--out", str(tmp_path / "w.json")]) == 2
+    assert _error(capsys, "tune-rerank") == "expected restarts >= 0 (random starting points besides the first), found -3"
+    assert not (tmp_path / "w.json").exists()
+
+
+TRANSLATE_FLAG_ERRORS = [  # (extra flags, message)
+    (["--beam", "0"], "--beam: expected an integer >= 1, found 0"),
+    (["--beam", "-2", "--nbest", "1"], "--beam: expected an integer >= 1, found -2"),
+    (["--nbest", "0"], "--nbest: expected an integer >= 1, found 0"),
+    (["--nbest", "-1"], "--nbest: expected an integer >= 1, found -1"),
+    (["--beam", "4", "--nbest", "9"], "--nbest: expected at most --beam (4) hypotheses, found 9"),
+    (["--batch-sentences", "0"], "--batch-sentences: expected an integer >= 1, found 0"),
+]
+
+
+@pytest.mark.parametrize("flags,message", TRANSLATE_FLAG_ERRORS)
+def test_translate_checks_its_search_flags(toy, tmp_path, capsys, flags, message):
+    d, f = toy
+    out = tmp_path / "x.nbest"
+    assert main(["translate", "--model", str(d / "fwd"), "--src", f["test.src"], "--out", str(out), "--device", "cpu",
+                 *flags]) == 2
+    assert _error(capsys, "translate") == message
+    assert not out.exists()
+
+
+def test_translate_refuses_an_empty_source_and_keeps_the_whole_beam_by_default(toy, tmp_path, capsys):
+    d, f = toy
+    empty, out = _write(tmp_path / "empty.src", []), tmp_path / "x.nbest"
+    assert main(["translate", "--model", str(d / "fwd"), "--src", empty, "--out", str(out), "--device", "cpu"]) == 2
+    assert _error(capsys, "translate") == f"{empty}: expected at least one sentence, found an empty file"
+    assert not out.exists()
+    src = _write(tmp_path / "three.src", ["a b c", "d e", "f g h i"])
+    assert main(["translate", "--model", str(d / "fwd"), "--src", src, "--out", str(out), "--beam", "3",
+                 "--device", "cpu"]) == 0
+    assert all(2 <= len(h) <= 3 for h in read_nbest(out, n_sources=3))
+
+
+def test_tune_rerank_refuses_a_feature_named_twice(tmp_path, capsys):
+    nb = _write(tmp_path / "nb.txt", ["0 ||| a ||| nmt= 1 lm= 2", "0 ||| b ||| nmt= 2 lm= 1"])
+    ref = _write(tmp_path / "ref.txt", ["a"])
+    out = tmp_path / "w.json"
+    assert main(["tune-rerank", "--nbest", nb, "--ref", ref, "--features", "nmt,lm,nmt", "--out", str(out)]) == 2
+    assert _error(capsys, "tune-rerank") == "expected each feature once, found 'nmt' twice"
+    assert not out.exists()

@@ -1,0 +1,231 @@
+"""Scorers: KV-cached == recomputed, batched == one at a time, KenLM == kenlm's own sentence score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ctc_helpers import SENTENCES, one_thread, tiny_arpa, tiny_lm
+
+from lmplug.errors import LmplugError
+from lmplug.ngram import arpa_unigrams
+from lmplug.scorers.base import Scorer
+from lmplug.scorers.kenlm import KenLMScorer
+from lmplug.scorers.transformer import TransformerScorer
+from lmplug.scorers.zero import ZeroScorer
+
+single_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return tiny_lm(tmp_path_factory.mktemp("lm"), steps=0, seed=1)
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory):
+    path = tiny_arpa(tmp_path_factory.mktemp("arpa"))
+    if path is None:
+        pytest.skip("lmplz not found next to sys.executable or on PATH (KenLM binaries; see tools/setup.sh)")
+    pytest.importorskip("kenlm", reason="kenlm module not installed (pip install kenlm==0.3.0)")
+    return path
+
+
+def test_kv_cached_word_scores_equal_full_forward(lm):
+    sc = TransformerScorer(lm)
+    texts = SENTENCES + ["cat mat dog fish the a", "zebra"]
+    full = sc.score_sentences(texts)  # plain causal forward over <s> ... </s>
+    cached = Scorer.score_sentences(sc, texts)  # word by word through the KV cache, batched
+    np.testing.assert_allclose(cached, full, rtol=1e-5, atol=1e-4)
+
+
+def test_word_end_scores_are_complete_word_probabilities(lm):
+    """word_end: log P(pieces | h) + log P(word ends | h.w) - log P(word ends | h), the end mass
+    read off a full forward; the sentence total is the plain one."""
+    words = "the cat sat on the mat".split()
+    tok = lm.tokenizer
+    ids = [lm.config.bos_id] + tok.encode(" ".join(words))
+    with torch.inference_mode():
+        ref = torch.log_softmax(lm.model(torch.tensor([ids]))[0][0], -1)  # (T, V)
+    ends = torch.tensor([tok.id_to_piece(i).startswith("\u2581") for i in range(lm.config.vocab_size)])
+    ends[lm.config.eos_id] = True
+    totals = {}
+    for word_end in (False, True):
+        sc = TransformerScorer(lm, word_end=word_end)
+        st, got = sc.init_state(1), []
+        for w in words:
+            x, st = sc.score_words(st, [w])
+            got.append(float(x[0]))
+        totals[word_end] = sum(got) + float(sc.final_score(st)[0])
+        if word_end:
+            pos, expect, prev_end = 0, [], 0.0
+            for w in words:
+                n = len(sc.word_ids(w))
+                lp = sum(float(ref[pos + j, ids[pos + j + 1]]) for j in range(n))
+                pos += n
+                end = float(torch.logsumexp(ref[pos][ends], 0))
+                expect.append(lp + end - prev_end)
+                prev_end = end
+            np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-4)
+    assert totals[True] == pytest.approx(totals[False], abs=1e-3)
+
+
+def test_token_states_equal_full_forward(lm):
+    sc = TransformerScorer(lm)
+    ids = [lm.config.bos_id] + lm.tokenizer.encode(SENTENCES[2])
+    with torch.inference_mode():
+        ref = torch.log_softmax(lm.model(torch.tensor([ids]))[0][0], -1)  # (T, V)
+    state = sc.init_state(1)[0]
+    for j in range(1, len(ids)):
+        torch.testing.assert_close(sc.batch_score([state])[0], ref[j - 1], rtol=1e-4, atol=1e-4)
+        state = sc.advance([state], [[ids[j]]])[0]
+    torch.testing.assert_close(sc.batch_score([state])[0], ref[-1], rtol=1e-4, atol=1e-4)
+
+
+def test_batched_states_of_different_lengths_equal_one_at_a_time(lm):
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    # states from different caches and lengths, scored together and alone
+    a = sc.advance([root], [lm.tokenizer.encode("the cat sat")])[0]
+    b = sc.advance([root, root], [lm.tokenizer.encode("a"), lm.tokenizer.encode("we sat on the mat and")])
+    states = [a, b[0], b[1], root]
+    words = ["mat", "dog", "ate", "fish"]
+    together, new = sc.score_words(states, words)
+    alone = np.array([sc.score_words([s], [w])[0][0] for s, w in zip(states, words)])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(sc.final_score(new), [sc.final_score([s])[0] for s in new], rtol=1e-5, atol=1e-4)
+
+
+def test_context_slides_past_block_size(lm):
+    sc = TransformerScorer(lm)
+    long = " ".join(SENTENCES * 4)  # far more than block_size=32 tokens
+    assert len(lm.tokenizer.encode(long)) > lm.config.block_size
+    s = sc.score_sentences([long])
+    assert np.isfinite(s).all() and s[0] < 0
+
+
+def test_score_past_block_size_does_not_depend_on_batch_mates(lm):
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    ids = lm.tokenizer.encode(" ".join(SENTENCES))[: lm.config.block_size - 2]  # history near the window's end
+    long_hist = sc.advance([root], [ids])[0]
+    long_word = "thecatsatonthematandatethefish"  # many pieces: shrinks the room of the whole forward
+    assert len(sc.word_ids(long_word)) > 4
+    assert 1 < len(sc.word_ids("zebra")) < len(sc.word_ids(long_word))  # forwarded, with a different room
+    alone = sc.score_words([long_hist], ["zebra"])[0]
+    together = sc.score_words([long_hist, root], ["zebra", long_word])[0][:1]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_kenlm_equals_kenlm_sentence_score(arpa):
+    import kenlm
+
+    sc = KenLMScorer(arpa)
+    model = kenlm.Model(str(arpa))
+    texts = SENTENCES[:3] + ["the mat sat on a cat"]
+    ref = [model.score(t, bos=True, eos=True) * math.log(10) for t in texts]
+    np.testing.assert_allclose(sc.score_sentences(texts), ref, rtol=1e-6)
+    assert "cat" in arpa_unigrams(arpa)
+
+
+def test_kenlm_oov_word_gets_unk_offset(arpa):
+    import kenlm
+
+    sc = KenLMScorer(arpa, unk_offset=-7.0)
+    model = kenlm.Model(str(arpa))
+    ref = model.score("the zebra", bos=True, eos=True) * math.log(10) - 7.0
+    assert sc.score_sentences(["the zebra"])[0] == pytest.approx(ref)
+    assert "unigrams" not in sc.signature()  # the ARPA's own: named by the path
+    assert KenLMScorer(arpa, unigrams=["the"]).signature() != KenLMScorer(arpa, unigrams=["the", "cat"]).signature()
+
+
+def test_transformer_oov_word_gets_unk_offset(lm):
+    """unk_offset is added to words outside the vocabulary, word by word and in whole sentences."""
+    plain = TransformerScorer(lm)
+    sc = TransformerScorer(lm, vocabulary=["the", "cat", "sat"], unk_offset=-7.0)
+    words = ["the", "zebra", "cat", "qqq"]
+    a, _ = plain.score_words(plain.init_state(4), words)
+    b, _ = sc.score_words(sc.init_state(4), words)
+    np.testing.assert_allclose(b - a, [0.0, -7.0, 0.0, -7.0], atol=1e-9)
+    texts = ["the zebra sat", "the cat sat"]
+    np.testing.assert_allclose(sc.score_sentences(texts) - plain.score_sentences(texts), [-7.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(Scorer.score_sentences(sc, texts), sc.score_sentences(texts), rtol=1e-5, atol=1e-4)
+    assert "unk_offset:-7" in sc.signature() and "unk_offset" not in plain.signature()
+    # what changes the scores is in the signature (tuning journals and sharded decodes compare them)
+    sigs = {plain.signature(), sc.signature(), TransformerScorer(lm, vocabulary=["the", "cat"]).signature(),
+            TransformerScorer(lm, vocabulary=["the", "cat", "sat"]).signature(), TransformerScorer(lm, word_end=False).signature()}
+    assert len(sigs) == 5
+    with pytest.raises(LmplugError, match="expected a vocabulary"):
+        TransformerScorer(lm, unk_offset=-7.0)
+
+
+def test_zero_scorer_scores_nothing():
+    z = ZeroScorer(vocab_size=5)
+    s, _ = z.score_words(z.init_state(3), ["a", "b", "c"])
+    assert s.tolist() == [0, 0, 0] and z.score_sentences(["a b"]).tolist() == [0.0]
+    assert z.batch_score([None, None]).shape == (2, 5)
+
+
+def test_kenlm_missing_file_says_expected(tmp_path):
+    pytest.importorskip("kenlm")
+    with pytest.raises(LmplugError, match="expected an .arpa or binary file"):
+        KenLMScorer(tmp_path / "nope.arpa")
+
+
+def test_transformer_prefix_scores_sum_the_compatible_first_pieces(lm):
+    sc = TransformerScorer(lm)
+    start = sc.init_state(1)
+    _, after = sc.score_words(start, ["the"])  # a WordEndState: its word-boundary mass is divided out
+    prefixes = ["", "t", "th", "the", "ca", "zq"]
+    for st in [start[0], after[0]]:
+        got = sc.prefix_scores([st] * len(prefixes), prefixes)
+        logp = st.logp.double().numpy()
+        for p, g in zip(prefixes, got):  # brute force: every "▁x" with x a prefix of p or p a prefix of x
+            pieces = [i for i in range(sc.vocab_size) if sc.tokenizer.id_to_piece(i).startswith("\u2581")
+                      and (p.startswith(sc.tokenizer.id_to_piece(i)[1:]) or sc.tokenizer.id_to_piece(i)[1:].startswith(p))]
+            want = math.log(np.exp(logp[pieces]).sum()) - sc.boundary_logmass([st])[0]
+            assert g == pytest.approx(want, abs=1e-9)
+        # an optimistic estimate of the word: at least its pieces' log-prob, and it can only fall
+        # as letters are added
+        for w in ["the", "cat", "mat"]:
+            ids = sc.word_ids(w)
+            pieces = sc.token_logprobs([st], [ids[0]])[0] - sc.boundary_logmass([st])[0]
+            steps = sc.prefix_scores([st] * len(w), [w[: k + 1] for k in range(len(w))])
+            assert np.all(np.diff(steps) <= 1e-12) and steps[-1] >= pieces - 1e-9
+
+
+def test_kenlm_prefix_scores_are_unigram_masses(arpa):
+    sc = KenLMScorer(arpa)
+    import kenlm
+
+    m = kenlm.Model(str(arpa))
+    words = sorted(sc.unigrams)
+    uni = {w: 10 ** m.score(w, bos=False, eos=False) for w in words}
+    unk = 10 ** m.score("zzzz", bos=False, eos=False) * math.exp(sc.unk_offset)
+    got = sc.prefix_scores(sc.init_state(4), ["", "ca", "the", "zq"])
+    for p, g in zip(["", "ca", "the", "zq"], got):
+        assert g == pytest.approx(math.log(sum(v for w, v in uni.items() if w.startswith(p)) + unk), abs=1e-9)
+    assert ZeroScorer().prefix_scores([None], ["a"]) is None
+
+
+def test_words_split_by_piece_count_score_as_one_padded_forward(lm):
+    from lmplug.scorers.transformer import _length_groups
+
+    assert _length_groups([1, 1, 1, 1, 5], 2) == [[0, 1, 2, 3], [4]]  # 9 + 2 padded tokens < 25
+    assert _length_groups([3, 1, 3, 1], 1) == [[1, 3], [0, 2]]
+    assert _length_groups([3, 1, 3], 100) == [[0, 1, 2]]  # one more forward costs more than the padding
+    assert _length_groups([1, 4], None) == [[0, 1]]
+    sc = TransformerScorer(lm)
+    root = sc.init_state(1)[0]
+    prev = sc.score_words([root], ["we"])[1][0]
+    words = ["the", "zebra", "a", "mat", "catastrophe", "fish"]  # one to several pieces each
+    assert len(_length_groups([len(sc.word_ids(w)) for w in words], 0)) == 2
+    states = [root, prev] * 3
+    sc.CPU_CALL_COST = 0  # split wherever it saves a padded token
+    split, split_new = sc.score_words(states, words)
+    sc.CPU_CALL_COST = None  # one padded forward
+    padded, padded_new = sc.score_words(states, words)
+    np.testing.assert_allclose(split, padded, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sc.final_score(split_new), sc.final_score(padded_new), rtol=1e-5, atol=1e-5)

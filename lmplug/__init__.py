@@ -1,20 +1,18 @@
 """lmplug: a Transformer LM trained here, plugged into CTC beam search and MT n-best reranking."""
 
-__version__ = "0.1.0"
-
-from lmplug.scorers.pyctcdecode_lm import PyctcdecodeLM, build_pyctcdecode_decoder
-
-from lmplug.scorers.torchaudio_lm import TorchaudioLM
+from lmplug.constants import VERSION as __version__
 from lmplug.checkpoint import LanguageModel, load_lm, save_lm
 from lmplug.ctc.decoder import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_decode
+from lmplug.ctc.rescore import rerank, rescore_nbest
 from lmplug.ctc.tune import TuneResult, tune_ctc_weights
 from lmplug.errors import LmplugError
 from lmplug.model import KVCache, LMConfig, TransformerLM
 from lmplug.mt.nbest import NBestEntry, read_nbest, write_nbest
 from lmplug.mt.nmt import Translator, load_translator, train_translation
-from lmplug.ctc.rescore import rerank, rescore_nbest
 from lmplug.scorers.base import Scorer
 from lmplug.scorers.kenlm import KenLMScorer
+from lmplug.scorers.pyctcdecode_lm import PyctcdecodeLM, build_pyctcdecode_decoder
+from lmplug.scorers.torchaudio_lm import TorchaudioLM
 from lmplug.scorers.transformer import TransformerScorer
 from lmplug.scorers.zero import ZeroScorer
 from lmplug.scoring import SentenceScore, perplexity, score_sentences

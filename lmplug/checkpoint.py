@@ -31,7 +31,7 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.model")
 
 
 def _version() -> str:
-    from lmplug import __version__
+    from lmplug.constants import VERSION as __version__
 
     return __version__
 

@@ -7,6 +7,8 @@ hour, ``gpu`` is sized for ~10 minutes on one large GPU.
 
 from __future__ import annotations
 
+VERSION = "0.1.0"  # lmplug.__version__, written into every checkpoint and signature
+
 DEFAULT_DATA_DIR = "data"
 SHARED_DATA_DIR = "../shared/data"
 SCALES = ("tiny", "demo", "cpu", "gpu")

@@ -22,7 +22,7 @@ COMMAND_MODULES = ("lmplug.cli.lm", "lmplug.cli.speech", "lmplug.cli.ctc", "lmpl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lmplug import __version__
+    from lmplug.constants import VERSION as __version__
 
     parser = argparse.ArgumentParser(prog="lmplug", description="Train a Transformer LM and plug it into CTC decoding and MT reranking.", formatter_class=FMT)
     parser.add_argument("--version", action="version", version=f"lmplug {__version__}")

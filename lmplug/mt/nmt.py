@@ -59,7 +59,7 @@ LABEL_SMOOTHING = 0.1
 
 
 def _version() -> str:
-    from lmplug import __version__
+    from lmplug.constants import VERSION as __version__
 
     return __version__
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from lmplug.errors import LmplugError
+from lmplug.files import read_json  # noqa: F401  (re-exported: checkpoint readers import it from here)
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.tokenizer import Tokenizer
 
@@ -59,16 +60,6 @@ class LanguageModel:
 
 def save_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file; a malformed or non-UTF-8 one is an error naming it."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise LmplugError(f"{path}: corrupt JSON ({e})") from None
-    except UnicodeDecodeError as e:
-        raise LmplugError(f"{path}: expected UTF-8 JSON, found invalid bytes at byte {e.start}") from None
 
 
 def atomic_dir(final: Path, write) -> None:

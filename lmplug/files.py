@@ -1,11 +1,14 @@
-"""Output files that a failed or interrupted run cannot leave half-written."""
+"""Files: outputs that a failed or interrupted run cannot leave half-written, and the one reader
+of JSON and JSONL inputs (errors name the file and line)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from lmplug.errors import LmplugError
 
@@ -54,3 +57,44 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file; a malformed or non-UTF-8 one is an error naming it (and where, for bad JSON)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise LmplugError(f"{path}: corrupt JSON ({e})") from None  # e names the line and column
+    except UnicodeDecodeError as e:
+        raise LmplugError(f"{path}: expected UTF-8 JSON, found invalid bytes at byte {e.start}") from None
+
+
+def read_jsonl(path: str | Path, what: str = "file") -> list[tuple[int, dict]]:
+    """The JSON objects of a JSONL file, each with its line number (from 1; blank lines skipped).
+
+    Args:
+        what: names the file in the not-found error ("manifest", "n-best file", ...).
+
+    Raises:
+        LmplugError: no file at ``path``, bytes that are not UTF-8, or a line that is not a JSON
+            object (named ``path:line``).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise LmplugError(f"{what} not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LmplugError(f"{p}: expected UTF-8 JSON lines, found invalid bytes at byte {e.start}") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LmplugError(f"{p}:{n}: expected a JSON object, found invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise LmplugError(f"{p}:{n}: expected a JSON object, found {type(row).__name__} {line[:80]!r}")
+        rows.append((n, row))
+    return rows

@@ -1,11 +1,10 @@
 """What every ``lmplug`` subcommand module shares: the help formatter, subcommand registration,
-and the parsers of the values users type (weights, grids, word lists)."""
+and the parsers of the values users type (weights, grids)."""
 
 from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Callable
 
 from lmplug.errors import LmplugError
@@ -44,19 +43,3 @@ def parse_grid(spec: str, flag: str = "grid") -> list[float]:
     if not grid:
         raise LmplugError(f"{flag}: expected a comma-separated list of numbers, found {spec!r}")
     return grid
-
-
-def read_words(path: str) -> list[str]:
-    """A word list: one word per line, or the 1-gram section of an ARPA file (``.arpa``, or a
-    KenLM ``.bin`` with its ``.arpa`` beside it)."""
-    p = Path(path)
-    if p.suffix in (".arpa", ".bin"):
-        from lmplug.ngram import arpa_unigrams
-
-        words = arpa_unigrams(p)
-        if words is None:
-            raise LmplugError(f"expected an ARPA file at {p.with_suffix('.arpa')} to read the words of {p}, found none")
-        return words
-    if not p.is_file():
-        raise LmplugError(f"word list not found: expected a text file (one word per line) at {p}")
-    return p.read_text(encoding="utf-8").split()

@@ -15,16 +15,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 import time
+
+from dataclasses import dataclass
 from pathlib import Path
 
+from lmplug.cli.args import FMT, parse_grid, parse_weights
 from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
-from lmplug.errors import EmissionsError, LmplugError, expect_number, expect_unique_ids
-from lmplug.files import make_out_dir
-
-from lmplug.cli.args import FMT, parse_grid, parse_weights, read_words  # noqa: F401
+from lmplug.ctc.backends import BACKENDS, DecodeSpec, ScorerSpec, build_decoder, load_scorers
+from lmplug.ctc.io import read_nbest, read_references
+from lmplug.errors import EmissionsError, LmplugError, expect_number
+from lmplug.files import make_out_dir, read_json
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -64,7 +66,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
     p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
-    p.add_argument("--backend", choices=("lmplug", "pyctcdecode"), default="lmplug",
+    p.add_argument("--backend", choices=BACKENDS, default="lmplug",
                    help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
     p.add_argument("--search", choices=SEARCHES, default="numpy",
                    help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
@@ -75,43 +77,27 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "(reduce-overhead: CUDA graphs on a GPU)")
 
 
-def build_scorers(args: argparse.Namespace) -> dict:
-    from lmplug.scorers.kenlm import KenLMScorer
-    from lmplug.scorers.transformer import TransformerScorer
-
-    for flag, value, need in (("--vocabulary", args.vocabulary, "lm"), ("--no-word-end", args.no_word_end, "lm"),
-                              ("--lm-unk-offset", args.lm_unk_offset, "lm"), ("--unigrams", args.unigrams, "kenlm")):
-        if value and not getattr(args, need):  # an option of a scorer that is not there would be silently unused
-            raise LmplugError(f"{flag} configures the scorer of --{need}: expected --{need} with it, found none")
-    scorers = {}
-    if getattr(args, "backend", "lmplug") == "pyctcdecode":
-        return {"kenlm": None}  # pyctcdecode loads its own KenLM (see _decoder)
-    if args.kenlm:
-        unis = None
-        if args.unigrams:
-            unis = read_words(args.unigrams)
-        scorers["kenlm"] = KenLMScorer(args.kenlm, unigrams=unis)
-    if args.lm:
-        from lmplug.checkpoint import load_lm
-
-        vocab = None
-        if args.vocabulary:
-            vocab = read_words(args.vocabulary)
-        elif "kenlm" in scorers:
-            vocab = scorers["kenlm"].known_words()
-        scorers["lm"] = TransformerScorer(load_lm(args.lm, device=args.device), vocabulary=vocab, word_end=not args.no_word_end,
-                                         unk_offset=args.lm_unk_offset)
-    return scorers
+def _scorer_spec(args: argparse.Namespace) -> ScorerSpec:
+    """The scorers the command line asks for."""
+    return ScorerSpec(lm=args.lm, kenlm=args.kenlm, unigrams=args.unigrams, vocabulary=args.vocabulary,
+                      word_end=not args.no_word_end, lm_unk_offset=args.lm_unk_offset, device=args.device)
 
 
-def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[str, float]:
-    """Weights from --weights-file (a tune result's ``weights``, or a flat JSON dict) or --weights."""
-    if getattr(args, "weights_file", None):
-        p = Path(args.weights_file)
+def _decode_spec(args: argparse.Namespace) -> DecodeSpec:
+    """The search the command line asks for."""
+    return DecodeSpec(labels=args.labels, backend=args.backend, beam_size=args.beam_size, mode=args.mode,
+                      token_min_logp=args.token_min_logp, lexicon=args.lexicon, history_words=args.history_words,
+                      lookahead=tuple(args.lookahead), oov_penalty=args.oov_penalty, lm_prefilter=args.lm_prefilter,
+                      search=args.search, compile=args.compile)
+
+
+def read_weights(weights: str | None, weights_file: str | None, default: dict[str, float]) -> dict[str, float]:
+    """Weights from ``weights_file`` (--weights-file: a tune result's ``weights``, or a flat JSON dict),
+    else ``weights`` (--weights, e.g. ``"lm=0.5,words=1"``), else ``default``."""
+    if weights_file:
+        p = Path(weights_file)
         if not p.is_file():
             raise LmplugError(f"weights file not found: {p}")
-        from lmplug.checkpoint import read_json
-
         d = read_json(p)
         d = d.get("weights", d) if isinstance(d, dict) else d
         if not isinstance(d, dict):
@@ -119,44 +105,11 @@ def read_weights(args: argparse.Namespace, default: dict[str, float]) -> dict[st
         for k, v in d.items():
             expect_number(str(p), k, v)
         return {k: float(v) for k, v in d.items()}
-    return parse_weights(args.weights) if getattr(args, "weights", None) else default
+    return parse_weights(weights) if weights else default
 
 
-def _decoder(args, scorers, weights, nbest=1):
-    from lmplug.ctc.decoder import build_ctc_decoder
-    from lmplug.ctc.io import load_labels
-
-    if args.backend == "pyctcdecode":
-        from lmplug.ctc.pyctcdecode_backend import PyctcdecodeKenLMDecoder
-        from lmplug.ngram import arpa_unigrams
-
-        if not args.kenlm or args.lm:
-            raise LmplugError("--backend pyctcdecode decodes with its own KenLM: expected --kenlm and no --lm")
-        if args.lookahead:
-            raise LmplugError(f"--backend pyctcdecode has no look-ahead: expected no --lookahead, found {','.join(args.lookahead)}")
-        if args.history_words is not None:
-            raise LmplugError("--backend pyctcdecode recombines beams by its own history pruning: expected no "
-                              f"--history-words, found {args.history_words}")
-        if args.oov_penalty != PyctcdecodeKenLMDecoder.partial_oov_logp:
-            raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
-                              f"{PyctcdecodeKenLMDecoder.partial_oov_logp:g} (the default), found {args.oov_penalty:g}")
-        if args.lm_prefilter != LM_PREFILTER:
-            raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
-                              f"found {args.lm_prefilter:g}")
-        if args.lexicon or args.mode != "word":
-            raise LmplugError(f"--backend pyctcdecode spells words from characters with its own unigrams: expected "
-                              f"word mode without --lexicon, found --mode {args.mode}{' --lexicon' if args.lexicon else ''}")
-        if args.search != "numpy" or args.compile:
-            raise LmplugError(f"--backend pyctcdecode runs its own search: expected no --search/--compile, found "
-                              f"--search {args.search}{' --compile' if args.compile else ''}")
-        unis = read_words(args.unigrams) if args.unigrams else arpa_unigrams(args.kenlm)
-        return PyctcdecodeKenLMDecoder(load_labels(args.labels), args.kenlm, unis, weights, beam_size=args.beam_size,
-                                       nbest=nbest, token_min_logp=args.token_min_logp)
-    return build_ctc_decoder(load_labels(args.labels), scorers, weights, beam_size=args.beam_size, mode=args.mode,
-                             nbest=nbest, token_min_logp=args.token_min_logp, lexicon=args.lexicon,
-                             history_words=args.history_words, lookahead=args.lookahead,
-                             partial_oov_logp=args.oov_penalty, lm_prefilter=args.lm_prefilter, search=args.search,
-                             compile=args.compile)
+def _weights_of(args: argparse.Namespace, default: dict[str, float]) -> dict[str, float]:
+    return read_weights(args.weights, args.weights_file, default)
 
 
 def _setup(args) -> None:
@@ -175,23 +128,23 @@ def _setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def _emission_batches(args, utts):
+def _emission_batches(utts, batch_size: int, device: str):
     import torch
 
     from lmplug.ctc.io import batches
 
-    for idx, x, lens in batches(utts, args.batch_size):
-        yield idx, (torch.from_numpy(x).to(args.device) if args.device != "cpu" else x), lens
+    for idx, x, lens in batches(utts, batch_size):
+        yield idx, (torch.from_numpy(x).to(device) if device != "cpu" else x), lens
 
 
 @contextlib.contextmanager
-def _named_by_id(args, utts, idx):
+def _named_by_id(emissions: str, utts, idx):
     """Emissions the decoder refuses (NaN, not log-probabilities) named by the manifest's utterance
     id, not by their place in the batch ``idx``."""
     try:
         yield
     except EmissionsError as e:
-        raise LmplugError(f"{args.emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
+        raise LmplugError(f"{emissions}: utterance {utts[idx[e.utterance]].id!r}: {e}") from e
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -208,18 +161,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if part and torchrun:
         args.device = shard.rank_device(args.device, shard.local_rank())
     _setup(args)
-    scorers = build_scorers(args)
-    weights = read_weights(args, {n: 0.5 for n in scorers})
-    dec = _decoder(args, scorers, weights, nbest=args.nbest)
+    models = _scorer_spec(args)
+    scorers = load_scorers(models, args.backend)
+    weights = _weights_of(args, {n: 0.5 for n in scorers})
+    dec = build_decoder(_decode_spec(args), models, scorers, weights, nbest=args.nbest)
     everything = load_emissions(args.emissions)
     index = shard.shard_indices(len(everything), *part) if part else range(len(everything))
     utts = [everything[i] for i in index]
     results: list = [None] * len(utts)
     seconds = 0.0
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
-        for idx, x, lens in _emission_batches(args, utts):
+        for idx, x, lens in _emission_batches(utts, args.batch_size, args.device):
             t0 = time.perf_counter()
-            with _named_by_id(args, utts, idx):
+            with _named_by_id(args.emissions, utts, idx):
                 decoded = dec.decode(x, lens, logits=args.logits)
             seconds += time.perf_counter() - t0
             for i, hyps in zip(idx, decoded):
@@ -305,50 +259,65 @@ def cmd_merge_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tune_setup(args: argparse.Namespace):
+@dataclass(frozen=True)
+class _TuneJob:
+    """What a tune-ctc run decodes: the values of its flags, built once in :func:`cmd_tune_ctc`
+    and shipped to every grid worker (a process of its own)."""
+
+    models: ScorerSpec
+    search: DecodeSpec
+    emissions: str  # the dev manifest, with references
+    batch_size: int
+    logits: bool
+    tune: str | None  # the scorer whose weight is tuned (None: the only one)
+    outer: str | None  # NAME=W1,W2,...: another scorer searched in an outer loop
+    weights: dict  # fixed weights (--weights/--weights-file)
+
+
+def _tune_setup(job: _TuneJob):
     """The decoder (the tuned scorer at weight 0), dev batches, references, the tuned scorer's
-    name and the outer search of a tune-ctc command line."""
+    name and the outer search of a tune-ctc run."""
     from lmplug.ctc.io import load_emissions
 
-    scorers = build_scorers(args)
-    if args.tune:
-        if args.tune not in scorers:
-            raise LmplugError(f"--tune {args.tune}: expected one of the scorers {sorted(scorers)}, found none by that name")
-        name = args.tune
+    scorers = load_scorers(job.models, job.search.backend)
+    if job.tune:
+        if job.tune not in scorers:
+            raise LmplugError(f"--tune {job.tune}: expected one of the scorers {sorted(scorers)}, found none by that name")
+        name = job.tune
     elif len(scorers) == 1:
         name = next(iter(scorers))
     else:
         raise LmplugError(f"expected --tune NAME with several scorers {sorted(scorers)}, found none")
-    base = read_weights(args, {})
+    base = dict(job.weights)
     outer = None
-    if args.outer:
-        oname, _, ovals = args.outer.partition("=")
+    if job.outer:
+        oname, _, ovals = job.outer.partition("=")
         if oname not in scorers or oname == name or not ovals:
             raise LmplugError(f"--outer: expected NAME=W1,W2,... naming another scorer of {sorted(set(scorers) - {name})}, "
-                              f"found {args.outer!r}")
+                              f"found {job.outer!r}")
         outer = (oname, parse_grid(ovals, "--outer"))
         base = {**base, oname: outer[1][0]}
     fixed = set(scorers) - {name}
     if fixed - set(base):
         raise LmplugError(f"expected the weights of the scorers not tuned ({sorted(fixed - set(base))}) in "
                           f"--weights/--weights-file, found {base}")
-    utts = load_emissions(args.emissions)
+    utts = load_emissions(job.emissions)
     missing = [u.id for u in utts if u.text is None]
     if missing:
         raise LmplugError(f"expected a reference 'text' for every utterance of the manifest, found none for {missing[:3]}")
-    dec = _decoder(args, scorers, {**{k: base[k] for k in fixed}, name: 0.0})
+    dec = build_decoder(job.search, job.models, scorers, {**{k: base[k] for k in fixed}, name: 0.0})
     batches = []
     refs: list[str] = []
-    for idx, x, lens in _emission_batches(args, utts):
-        with _named_by_id(args, utts, idx):  # the grid decodes log-probs (--logits: normalized once, here)
-            batches.append(dec.prepare(x, lens, logits=args.logits))
+    for idx, x, lens in _emission_batches(utts, job.batch_size, job.models.device):
+        with _named_by_id(job.emissions, utts, idx):  # the grid decodes log-probs (--logits: normalized once, here)
+            batches.append(dec.prepare(x, lens, logits=job.logits))
         refs.extend(utts[i].text for i in idx)
     return dec, batches, refs, name, outer
 
 
-def _tune_worker(args: argparse.Namespace):
+def _tune_worker(job: _TuneJob):
     """(decoder, batches, references) for a ParallelGrid worker (module level: it is pickled)."""
-    return _tune_setup(args)[:3]
+    return _tune_setup(job)[:3]
 
 
 def cmd_tune_ctc(args: argparse.Namespace) -> int:
@@ -367,7 +336,9 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     make_out_dir(args.out_dir, "weights.json")
-    dec, batches, refs, name, outer = _tune_setup(args)
+    job = _TuneJob(_scorer_spec(args), _decode_spec(args), args.emissions, args.batch_size, args.logits, args.tune,
+                   args.outer, _weights_of(args, {}))
+    dec, batches, refs, name, outer = _tune_setup(job)
     journal = Path(args.out_dir) / "grid.jsonl"
     if args.restart and journal.exists():
         journal.unlink()
@@ -377,7 +348,7 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(lm_w) * len(bon) * (len(outer[1]) if outer else 1), unit="point", desc="tune-ctc",
                disable=args.quiet)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    with (ParallelGrid(functools.partial(_tune_worker, args), args.jobs, threads) if args.jobs > 1 else nullcontext()) as pool:
+    with (ParallelGrid(functools.partial(_tune_worker, job), args.jobs, threads) if args.jobs > 1 else nullcontext()) as pool:
         result = tune_ctc_weights(dec, batches, refs, lm_w, bon, lm_name=name, outer=outer, journal=journal, grid_runner=pool,
                                   progress=lambda w, b, e: (bar.update(1), bar.set_postfix(w=w, b=b, wer=f"{e:.4f}")))
     bar.close()
@@ -404,61 +375,11 @@ def write_stats(path: str | None, n: int, seconds: float, extra: dict) -> None:
         write_lines(path, [json.dumps({"utterances": n, "seconds": seconds, **extra})])
 
 
-def _jsonl_rows(path: str) -> list[tuple[int, dict]]:
-    p = Path(path)
-    if not p.is_file():
-        raise LmplugError(f"file not found: {p}")
-    rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LmplugError(f"{p}:{n}: expected a JSON object, found invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise LmplugError(f"{p}:{n}: expected a JSON object with an 'id', found {line[:80]!r}")
-            rows.append((n, row))
-    return rows
-
-
-def _read_nbest(path: str) -> tuple[list[str], list[list[dict]]]:
-    ids, lists, lines = [], [], []
-    for n, row in _jsonl_rows(path):
-        if "nbest" not in row and "text" not in row:
-            raise LmplugError(f"{path}:{n}: expected 'nbest' (from `lmplug decode --nbest N`) or 'text'")
-        ids.append(str(row["id"]))
-        lines.append(n)
-        if "nbest" in row and (not isinstance(row["nbest"], list) or not row["nbest"]):
-            raise LmplugError(f"{path}:{n}: expected 'nbest' as a non-empty list of hypotheses, found {str(row['nbest'])[:80]}")
-        lists.append(row["nbest"] if "nbest" in row else [{"text": row["text"], "score": row.get("score", 0.0),
-                                                            "scores": row.get("scores", {})}])
-        for h in lists[-1]:
-            bad = _bad_hypothesis(h)
-            if bad:
-                raise LmplugError(f"{path}:{n}: expected hypotheses with a 'text' string and numeric (not NaN) "
-                                  f"'score'/'scores', found {bad}")
-    if not ids:
-        raise LmplugError(f"{path}: expected at least one n-best list, found none")
-    expect_unique_ids(path, ids, lines)
-    return ids, lists
-
-
-def _bad_hypothesis(h) -> str | None:
-    """What is wrong with one n-best hypothesis (None: nothing)."""
-    if not isinstance(h, dict) or not isinstance(h.get("text"), str) or not isinstance(h.get("scores", {}), dict):
-        return f"{str(h)[:80]!r}"
-    nums = {"score": h.get("score", 0.0), **{f"scores.{k}": v for k, v in (h.get("scores") or {}).items()}}
-    for k, v in nums.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v == math.inf:
-            return f"{k} = {v!r}"
-    return None
-
-
-def _rescore_scorers(args: argparse.Namespace) -> dict:
+def _rescore_scorers(lm: str, device: str) -> dict:
     from lmplug.checkpoint import load_lm
     from lmplug.scorers.transformer import TransformerScorer
 
-    return {"lm": TransformerScorer(load_lm(args.lm, device=args.device))}
+    return {"lm": TransformerScorer(load_lm(lm, device=device))}
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
@@ -469,9 +390,9 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     _setup(args)
     check_writable(args.out, args.stats)
-    ids, lists = _read_nbest(args.nbest)
-    scorers = _rescore_scorers(args)
-    weights = read_weights(args, {"lm": 0.5})
+    ids, lists = read_nbest(args.nbest)
+    scorers = _rescore_scorers(args.lm, args.device)
+    weights = _weights_of(args, {"lm": 0.5})
     t0 = time.perf_counter()
     ranked = rescore_nbest(lists, scorers, weights)
     seconds = time.perf_counter() - t0
@@ -482,37 +403,16 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 def cmd_tune_rescore(args: argparse.Namespace) -> int:
     """Grid-search the rescoring LM weight x word bonus on dev WER (LM features computed once)."""
-    import numpy as np
-
-    from lmplug.ctc.tune import TuneResult, word_error_rate
-    from lmplug.ctc.rescore import rerank, rescore_nbest
+    from lmplug.ctc.rescore import tune_rescore_weights
 
     _setup(args)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
-    ids, lists = _read_nbest(args.nbest)
+    ids, lists = read_nbest(args.nbest)
     make_out_dir(args.out_dir, "weights.json")
-    rows = _jsonl_rows(args.refs)
-    expect_unique_ids(args.refs, [str(r["id"]) for _, r in rows], [n for n, _ in rows])
-    refs = {str(r["id"]): r.get("text") for _, r in rows}
-    missing = [i for i in ids if not isinstance(refs.get(i), str) or not refs[i]]
-    if missing:
-        raise LmplugError(f"{args.refs}: expected a reference 'text' string for every n-best id, found none for "
-                          f"{missing[:3]}")
-    base = read_weights(args, {})
-    scored = rescore_nbest(lists, _rescore_scorers(args), {**base, "lm": 0.0})
-    if 0.0 not in lm_w:  # the first pass's own ranking is always a candidate
-        lm_w = [0.0] + lm_w
-    if "words" in base and base["words"] not in bon:
-        bon = sorted(bon + [base["words"]])
-    grid = np.zeros((len(lm_w), len(bon)))
-    R = [refs[i] for i in ids]
-    for a, w in enumerate(lm_w):
-        for b, bonus in enumerate(bon):
-            best = rerank(scored, {**base, "lm": w, "words": bonus})
-            grid[a, b] = word_error_rate(R, [h[0].text for h in best])
-    a, b = np.unravel_index(int(np.argmin(grid)), grid.shape)
-    result = TuneResult({**base, "lm": float(lm_w[a]), "words": float(bon[b])}, float(grid[a, b]), "lm",
-                        lm_w, bon, grid.tolist(), f"rescore|nbest:{args.nbest}|lm:{args.lm}|n:{len(ids)}")
+    refs = read_references(args.refs, ids)
+    fixed = _weights_of(args, {})
+    result = tune_rescore_weights(lists, refs, _rescore_scorers(args.lm, args.device), lm_w, bon, fixed=fixed,
+                                  signature=f"rescore|nbest:{args.nbest}|lm:{args.lm}|n:{len(ids)}")
     return write_tune_result(result, args.out_dir)
 
 

@@ -1,4 +1,5 @@
-"""Second pass: rescore CTC n-best lists with any scorer, and rerank by named feature weights.
+"""Second pass: rescore CTC n-best lists with any scorer, rerank by named feature weights, and
+tune those weights on a grid (:func:`tune_rescore_weights`).
 
 Each hypothesis carries its features (``scores``: ``"ctc"``, first-pass LM scores, ``"words"``);
 rescoring adds one feature per new scorer (a whole-sentence natural-log score, ``</s>``
@@ -11,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from lmplug.ctc.decoder import CTC, WORDS, CTCHypothesis
+from lmplug.ctc.tune import TuneResult, word_error_rate
 from lmplug.errors import LmplugError
 from lmplug.scorers.base import Scorer
 
@@ -89,3 +93,45 @@ def rescore_nbest(
             i += 1
         out.append(new)
     return rerank(out, weights)
+
+
+def tune_rescore_weights(
+    nbest: Sequence[Sequence[Any]],
+    references: Sequence[str],
+    scorers: Mapping[str, Scorer],
+    lm_weights: Sequence[float],
+    bonuses: Sequence[float],
+    fixed: Mapping[str, float] | None = None,
+    signature: str = "",
+) -> TuneResult:
+    """Grid-search the rescoring weight of ``scorers["lm"]`` x the word bonus on WER.
+
+    The features are computed once (:func:`rescore_nbest`); each grid point only reranks. Weight
+    0 of the LM (the first pass's own ranking) is always a candidate, and so is the first pass's
+    word bonus ``fixed["words"]``.
+
+    Args:
+        nbest: per utterance, hypotheses (ours, dicts, or pyctcdecode beams).
+        references: per utterance, the reference text.
+        scorers: the new feature ``"lm"`` (and any others, weighed by ``fixed``).
+        lm_weights, bonuses: the grid's rows and columns.
+        fixed: weights of the other features (the first pass's, e.g. ``{"kenlm": 0.5, "words": 1}``).
+        signature: what the numbers belong to, stored in the result.
+
+    Returns:
+        the weights of the lowest WER (the first such grid point), with the WER grid.
+    """
+    if len(references) != len(nbest):
+        raise LmplugError(f"expected one reference per n-best list ({len(nbest)}), found {len(references)}")
+    base = dict(fixed or {})
+    scored = rescore_nbest(nbest, scorers, {**base, "lm": 0.0})
+    lm_w = list(lm_weights) if 0.0 in lm_weights else [0.0, *lm_weights]
+    bon = sorted([*bonuses, base["words"]]) if "words" in base and base["words"] not in bonuses else list(bonuses)
+    grid = np.zeros((len(lm_w), len(bon)))
+    for a, w in enumerate(lm_w):
+        for b, bonus in enumerate(bon):
+            best = rerank(scored, {**base, "lm": w, "words": bonus})
+            grid[a, b] = word_error_rate(references, [h[0].text for h in best])
+    a, b = np.unravel_index(int(np.argmin(grid)), grid.shape)
+    return TuneResult({**base, "lm": float(lm_w[a]), "words": float(bon[b])}, float(grid[a, b]), "lm",
+                      lm_w, bon, grid.tolist(), signature)

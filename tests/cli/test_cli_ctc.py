@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
@@ -81,7 +80,7 @@ def test_decode_user_errors_exit_2(workdir, tmp_path, capsys):
     for bad in ('{"words": true}', '{"lm": NaN}', '{"weights": {"lm": Infinity}}'):
         (tmp_path / "w.json").write_text(bad)
         with pytest.raises(LmplugError, match=r"w.json\.(words|lm): expected a number, found"):
-            read_weights(argparse.Namespace(weights_file=str(tmp_path / "w.json"), weights=None), {})
+            read_weights(None, str(tmp_path / "w.json"), {})
 
 
 def test_decode_bad_files_exit_2_before_the_work_and_keep_outputs(workdir, tmp_path, capsys):
@@ -328,7 +327,7 @@ def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):
 
 
 def test_word_list_from_arpa_or_text(tmp_path):
-    from lmplug.cli.ctc import read_words
+    from lmplug.ctc.backends import read_words
 
     arpa = tiny_arpa(tmp_path)
     if arpa is None:
@@ -356,7 +355,7 @@ def test_nbest_first_equals_one_best_with_kenlm(workdir, tmp_path):
 
 
 def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
-    from lmplug.cli.ctc import _read_nbest
+    from lmplug.ctc.io import read_nbest
 
     good = {"id": "u0", "nbest": [{"text": "a b", "score": -1.0, "scores": {"ctc": -1.0, "words": 2}}]}
     bad_rows = [({"id": "u1", "nbest": [{"text": "a", "score": float("nan")}]}, "score = nan"),
@@ -369,12 +368,12 @@ def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
         p = tmp_path / "nb.jsonl"
         p.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
         with pytest.raises(LmplugError, match=re.escape(f"{p}:2: ") + ".*" + re.escape(message)):
-            _read_nbest(str(p))
+            read_nbest(str(p))
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(LmplugError, match="expected at least one n-best list"):
-        _read_nbest(str(tmp_path / "empty.jsonl"))
+        read_nbest(str(tmp_path / "empty.jsonl"))
     p.write_text(json.dumps(good) + "\n")
-    assert _read_nbest(str(p)) == (["u0"], [good["nbest"]])
+    assert read_nbest(str(p)) == (["u0"], [good["nbest"]])
 
 
 def _rows(workdir) -> list[dict]:

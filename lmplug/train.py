@@ -44,6 +44,7 @@ from lmplug.checkpoint import (
 from lmplug.data import (IGNORE_INDEX, encode_corpus, eval_batches, eval_starts, load_shard, sample_batch,
                          tokenizer_hash)
 from lmplug.errors import LmplugError, expect_number
+from lmplug.files import read_jsonl
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.shard import local_rank, rank_device
 from lmplug.tokenizer import Tokenizer
@@ -232,8 +233,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
     if not path.is_file():
         return
-    keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
-    path.write_text("".join(l + "\n" for l in keep))
+    keep = [row for _, row in read_jsonl(path) if row.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from lmplug.errors import LmplugError, expect_unique_ids
+from lmplug.files import read_jsonl
 
 SAMPLE_RATE = 16000
 # voice/variant combinations; dev and test combinations never occur in training audio
@@ -206,16 +207,8 @@ def build_speech_corpus(
 def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]:
     """Read a JSONL manifest; every error names the file and line (a repeated id, its lines)."""
     p = Path(path)
-    if not p.is_file():
-        raise LmplugError(f"manifest not found: {p}")
     utts, lines = [], []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LmplugError(f"{p}:{n}: expected a JSON object, found invalid JSON ({e.msg})") from None
+    for n, d in read_jsonl(p, "manifest"):
         missing = [k for k in ("id", "audio", "text") if k not in d]
         if missing:
             raise LmplugError(f"{p}:{n}: missing field(s) {missing}; expected at least id, audio, text")

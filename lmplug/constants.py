@@ -1,6 +1,7 @@
-"""Defaults in one place: scale presets for the tokenizer, the LM and its training.
+"""Defaults in one place: scale presets for the tokenizer, the LM and its training, the
+acoustic model and the translation model.
 
-Scales (DESIGN.md): ``tiny`` runs in seconds (the test suite), ``demo`` is what ``make demo`` runs
+Scales: ``tiny`` runs in seconds (the test suite), ``demo`` is what ``make demo`` runs
 on a fresh 2-core machine (minutes), ``cpu`` gives a real result on a 2-core machine within an
 hour, ``gpu`` is sized for ~10 minutes on one large GPU.
 """
@@ -32,6 +33,31 @@ TRAIN_PRESETS: dict[str, dict] = {
                 log_every=20),
     "gpu": dict(batch_size=64, max_steps=3000, lr=1e-3, warmup_steps=200, eval_every=500, eval_tokens=500_000,
                 log_every=50, compile=True),
+}
+
+# AMConfig fields and TrainConfig fields per scale (the speech acoustic model)
+AM_PRESETS: dict[str, tuple[dict, dict]] = {
+    "tiny": (dict(d_model=64, n_layers=2, n_heads=4, ffn_dim=128),
+             dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
+    "demo": (dict(d_model=96, n_layers=4, n_heads=4, ffn_dim=384),
+             dict(max_steps=300, lr=2e-3, warmup_steps=50, eval_every=150, log_every=20)),
+    "cpu": (dict(d_model=144, n_layers=6, n_heads=4, ffn_dim=576),
+            dict(max_steps=1600, lr=1.5e-3, warmup_steps=150, eval_every=400, log_every=25)),
+    "gpu": (dict(d_model=256, n_layers=12, n_heads=4, ffn_dim=1024),
+            dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
+}
+
+# NMT scale presets: Seq2SeqConfig fields, TrainConfig fields (batch_size = sentence pairs per step),
+# and the shared vocabulary size.
+NMT_PRESETS: dict[str, dict] = {
+    "tiny": dict(vocab=200, model=dict(n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=64, dropout=0.0),
+                 train=dict(batch_size=16, max_steps=150, lr=3e-3, warmup_steps=20, eval_every=75, log_every=25)),
+    "demo": dict(vocab=4000, model=dict(n_enc_layer=2, n_dec_layer=2, n_head=4, n_embd=192, dropout=0.1),
+                 train=dict(batch_size=48, max_steps=700, lr=2e-3, warmup_steps=70, eval_every=350, log_every=20)),
+    "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.1),
+                train=dict(batch_size=96, max_steps=4000, lr=1.5e-3, warmup_steps=100, eval_every=200, log_every=20)),
+    "gpu": dict(vocab=8000, model=dict(n_enc_layer=6, n_dec_layer=6, n_head=8, n_embd=512, dropout=0.2),
+                train=dict(batch_size=256, max_steps=4000, lr=7e-4, warmup_steps=400, eval_every=500, log_every=50)),
 }
 
 NGRAM_ORDER = 5

@@ -202,7 +202,7 @@ def cmd_eval_mt(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------- parser
 def register(sub) -> None:
     """Add the translation subcommands to the ``lmplug`` subparsers."""
-    from lmplug.mt.nmt import NMT_PRESETS
+    from lmplug.constants import NMT_PRESETS
 
     p = add_command(sub, "train-nmt", cmd_train_nmt, "train (or resume) a Transformer translation model")
     for name in ("train-src", "train-tgt", "dev-src", "dev-tgt"):

@@ -10,19 +10,8 @@ import time
 from pathlib import Path
 
 from lmplug.cli.args import FMT, parse_grid
+from lmplug.constants import AM_PRESETS
 from lmplug.errors import LmplugError, expect_number
-
-AM_PRESETS = {  # AMConfig and TrainConfig fields per scale
-    "tiny": (dict(d_model=64, n_layers=2, n_heads=4, ffn_dim=128),
-             dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
-    "demo": (dict(d_model=96, n_layers=4, n_heads=4, ffn_dim=384),
-             dict(max_steps=300, lr=2e-3, warmup_steps=50, eval_every=150, log_every=20)),
-    "cpu": (dict(d_model=144, n_layers=6, n_heads=4, ffn_dim=576),
-            dict(max_steps=1600, lr=1.5e-3, warmup_steps=150, eval_every=400, log_every=25)),
-    "gpu": (dict(d_model=256, n_layers=12, n_heads=4, ffn_dim=1024),
-            dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
-}
-
 
 def cmd_prepare_speech(args: argparse.Namespace) -> int:
     from lmplug.corpus import normalize, read_lines

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from lmplug.checkpoint import load_weights, open_checkpoint, save_lm
+from lmplug.constants import NMT_PRESETS
 from lmplug.errors import LmplugError, expect_number
 from lmplug.mt.seq2seq import (
     IGNORE_INDEX,
@@ -43,18 +44,6 @@ from lmplug.train import Dist, TrainConfig, TrainTask, autocast_for, fit, pick_d
 
 FORMAT = "lmplug-seq2seq"
 
-# Scale presets: Seq2SeqConfig fields, TrainConfig fields (batch_size = sentence pairs per step),
-# and the shared vocabulary size.
-NMT_PRESETS: dict[str, dict] = {
-    "tiny": dict(vocab=200, model=dict(n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=64, dropout=0.0),
-                 train=dict(batch_size=16, max_steps=150, lr=3e-3, warmup_steps=20, eval_every=75, log_every=25)),
-    "demo": dict(vocab=4000, model=dict(n_enc_layer=2, n_dec_layer=2, n_head=4, n_embd=192, dropout=0.1),
-                 train=dict(batch_size=48, max_steps=700, lr=2e-3, warmup_steps=70, eval_every=350, log_every=20)),
-    "cpu": dict(vocab=6000, model=dict(n_enc_layer=3, n_dec_layer=3, n_head=4, n_embd=256, dropout=0.1),
-                train=dict(batch_size=96, max_steps=4000, lr=1.5e-3, warmup_steps=100, eval_every=200, log_every=20)),
-    "gpu": dict(vocab=8000, model=dict(n_enc_layer=6, n_dec_layer=6, n_head=8, n_embd=512, dropout=0.2),
-                train=dict(batch_size=256, max_steps=4000, lr=7e-4, warmup_steps=400, eval_every=500, log_every=50)),
-}
 LABEL_SMOOTHING = 0.1
 
 

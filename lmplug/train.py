@@ -26,7 +26,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -272,6 +272,160 @@ class _TermFlag:
             self.installed = False
 
 
+@dataclass
+class _Run:
+    """What the steps of one :func:`fit` call share: the task and its settings, the optimizer, and
+    the counters each step advances."""
+
+    task: TrainTask
+    cfg: TrainConfig
+    out: Path
+    dist: Dist
+    name: str
+    model: torch.nn.Module  # the task's model (evaluated and saved)
+    train_model: torch.nn.Module  # the same, as trained: wrapped in DDP and/or compiled
+    optimizer: torch.optim.Optimizer
+    step: int  # optimizer steps done
+    units_seen: int  # tokens (or frames) trained on, over every invocation
+    elapsed_before: float  # training seconds of earlier invocations (resumed)
+    last_dev: float | None  # the latest dev loss
+    t0: float = 0.0  # time.time() when this invocation's training began
+    bar: Any = None  # tqdm progress bar
+    window_loss: float = 0.0  # summed loss of the steps since the last metrics line
+    window_n: int = 0  # their number
+    window_t: float = 0.0  # when the window began
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / "metrics.jsonl"
+
+    def elapsed(self) -> float:
+        """Training seconds over every invocation."""
+        return self.elapsed_before + time.time() - self.t0
+
+
+def _resume_state(task: TrainTask, out: Path, dist: Dist, optimizer: torch.optim.Optimizer, resume: bool,
+                  device: torch.device) -> tuple[int, int, float, float | None]:
+    """(step, units seen, elapsed seconds, dev loss) to start from: the checkpoint's when resuming
+    one (weights and optimizer state loaded, metric lines past it dropped), else zeros (an old
+    metrics log removed).
+
+    Raises:
+        LmplugError: the checkpoint holds another model config or tokenizer, or weights without
+            the trainer state that exact resume needs.
+    """
+    metrics_path = out / "metrics.jsonl"
+    if resume and _resumable(out):
+        ckpt = resolve_checkpoint(out)
+        meta = read_json(ckpt / "config.json")
+        saved = meta.get("model") if isinstance(meta, dict) else None
+        if saved != task.config:
+            raise LmplugError(
+                f"{ckpt}: holds a model with config {saved}, but this run asks for {task.config}; "
+                "use another --out or --no-resume"
+            )
+        _check_tokenizer(ckpt, task.tokenizer)
+        state = _load_trainer_state(ckpt, task.model, optimizer, device)
+        if dist.is_main:
+            _truncate_metrics(metrics_path, state["step"])
+        units_seen = state.get("units_seen", state.get("tokens_seen", 0))  # (older checkpoints)
+        return state["step"], units_seen, state["elapsed_s"], state.get("dev_loss")
+    if resume and any((out / n / "model.safetensors").is_file() for n in ("checkpoint", "checkpoint.old")):
+        raise LmplugError(f"{out}: holds trained weights but no trainer state (checkpoint/trainer/state.json), so "
+                          "training cannot resume exactly; use --no-resume to start over (the weights are replaced) "
+                          "or another --out")
+    if dist.is_main and metrics_path.exists():
+        metrics_path.unlink()
+    return 0, 0, 0.0, None
+
+
+def _wrap_for_training(model: torch.nn.Module, cfg: TrainConfig, dist: Dist, device: torch.device) -> torch.nn.Module:
+    """The model as trained: in DDP under torchrun (more than one process), compiled with ``cfg.compile``."""
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        model = torch.compile(model)
+    return model
+
+
+def _train_step(run: _Run, device: torch.device) -> tuple[float, torch.Tensor | None]:
+    """One optimizer step at ``run.step`` (dropout seeded by the step, lr from the schedule,
+    gradients clipped); advances the counters. Returns (lr, gradient norm or None).
+
+    Raises:
+        LmplugError: the loss is NaN or infinite.
+    """
+    cfg, step = run.cfg, run.step
+    seed_step(cfg.seed, run.dist.rank, step)  # dropout: a pure function of the step, nothing to save
+    lr = lr_at(step, cfg)
+    for g in run.optimizer.param_groups:
+        g["lr"] = lr
+    batch = run.task.batch(step, run.dist)
+    with autocast_for(device):
+        loss = run.task.loss(run.train_model, batch)
+    if not torch.isfinite(loss):
+        raise LmplugError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+    run.optimizer.step()
+    run.step += 1
+    run.units_seen += run.task.units_per_step
+    run.window_loss += float(loss.detach())
+    run.window_n += 1
+    run.bar.update(1)
+    return lr, grad_norm
+
+
+def _maybe_log(run: _Run, lr: float, grad_norm: torch.Tensor | None) -> None:
+    """Every ``log_every`` steps (and at the last), the main rank appends the mean loss since the
+    last line, lr, throughput and gradient norm to the metrics log."""
+    cfg, step, task = run.cfg, run.step, run.task
+    if not (run.dist.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps)):
+        return
+    dt = time.time() - run.window_t
+    rate = f"{task.unit}_per_s"
+    rec = {"step": step, "loss": round(run.window_loss / run.window_n, 5), "lr": lr, f"{task.unit}_seen": run.units_seen,
+           rate: round(run.window_n * task.units_per_step / max(dt, 1e-9), 1), "elapsed_s": round(run.elapsed(), 2)}
+    if grad_norm is not None:
+        rec["grad_norm"] = round(float(grad_norm), 4)
+    _append_jsonl(run.metrics_path, rec)
+    run.bar.set_postfix(loss=f"{rec['loss']:.3f}", **{rate: f"{rec[rate]:.0f}"})
+    run.window_loss, run.window_n, run.window_t = 0.0, 0, time.time()
+
+
+def _maybe_evaluate(run: _Run) -> None:
+    """Every ``eval_every`` steps (and at the last): dev loss on the main rank, then a checkpoint."""
+    cfg, step = run.cfg, run.step
+    if not (step % cfg.eval_every == 0 or step == cfg.max_steps):
+        return
+    if run.dist.is_main:
+        run.last_dev = run.task.evaluate(run.model)
+        ppl = math.exp(min(run.last_dev, 50.0))
+        _append_jsonl(run.metrics_path, {"step": step, "dev_loss": round(run.last_dev, 5), "dev_ppl": round(ppl, 3)})
+        run.bar.write(f"[{run.name}] step {step}: dev loss {run.last_dev:.4f}, ppl {ppl:.2f}")
+    _save(run)
+
+
+def _save(run: _Run) -> None:
+    """The main rank's atomic checkpoint at ``run.step``: the task's model files plus the trainer
+    state (optimizer, step, units seen, elapsed time, dev loss) that exact resume needs."""
+    from safetensors.torch import save_file
+
+    if not run.dist.is_main:
+        return
+
+    def write_trainer(d: Path) -> None:
+        tensors, opt_meta = optimizer_to_tensors(run.optimizer)
+        save_file(tensors, str(d / "optimizer.safetensors"))
+        save_json(d / "state.json", {"step": run.step, "units_seen": run.units_seen, "elapsed_s": run.elapsed(),
+                                     "optimizer": opt_meta, "dev_loss": run.last_dev, "train": asdict(run.cfg)})
+
+    run.task.save(run.out / "checkpoint", write_trainer)
+
+
 def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resume: bool = True,
         progress: bool = True, stop_after: int | None = None, name: str = "train") -> dict:
     """The training loop every model family shares.
@@ -288,7 +442,6 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     Returns:
         a summary dict, also written to ``out_dir/train_summary.json``.
     """
-    from safetensors.torch import save_file
     from tqdm import tqdm
 
     if stop_after is not None:
@@ -298,123 +451,45 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, dist: Dist, resu
     model = task.model
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg, device)
-    start_step, units_seen, elapsed_before, last_dev = 0, 0, 0.0, None
-    metrics_path = out / "metrics.jsonl"
-    if resume and _resumable(out):
-        ckpt = resolve_checkpoint(out)
-        meta = read_json(ckpt / "config.json")
-        saved = meta.get("model") if isinstance(meta, dict) else None
-        if saved != task.config:
-            raise LmplugError(
-                f"{ckpt}: holds a model with config {saved}, but this run asks for {task.config}; "
-                "use another --out or --no-resume"
-            )
-        _check_tokenizer(ckpt, task.tokenizer)
-        state = _load_trainer_state(ckpt, model, optimizer, device)
-        start_step, elapsed_before = state["step"], state["elapsed_s"]
-        units_seen = state.get("units_seen", state.get("tokens_seen", 0))  # (older checkpoints)
-        last_dev = state.get("dev_loss")
-        if dist.is_main:
-            _truncate_metrics(metrics_path, start_step)
-    elif resume and any((out / n / "model.safetensors").is_file() for n in ("checkpoint", "checkpoint.old")):
-        raise LmplugError(f"{out}: holds trained weights but no trainer state (checkpoint/trainer/state.json), so "
-                          "training cannot resume exactly; use --no-resume to start over (the weights are replaced) "
-                          "or another --out")
-    elif dist.is_main and metrics_path.exists():
-        metrics_path.unlink()
-
-    train_model: torch.nn.Module = model
-    if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        train_model = torch.compile(train_model)
-
+    start_step, units_seen, elapsed_before, last_dev = _resume_state(task, out, dist, optimizer, resume, device)
+    run = _Run(task, cfg, out, dist, name, model, _wrap_for_training(model, cfg, dist, device), optimizer,
+               start_step, units_seen, elapsed_before, last_dev, t0=time.time())
     n_params = sum(p.numel() for p in model.parameters())
-    t0 = time.time()
-
-    def save(step: int) -> None:
-        if not dist.is_main:
-            return
-
-        def write_trainer(d: Path) -> None:
-            tensors, opt_meta = optimizer_to_tensors(optimizer)
-            save_file(tensors, str(d / "optimizer.safetensors"))
-            save_json(d / "state.json", {"step": step, "units_seen": units_seen,
-                                         "elapsed_s": elapsed_before + time.time() - t0, "optimizer": opt_meta,
-                                         "dev_loss": last_dev, "train": asdict(cfg)})
-
-        task.save(out / "checkpoint", write_trainer)
-
     if dist.is_main:
         print(f"[{name}] {n_params / 1e6:.2f}M parameters, device {device}, world {dist.world_size}, "
               f"steps {start_step}->{cfg.max_steps}", flush=True)
-    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (progress and dist.is_main), desc=name,
-               unit="step", dynamic_ncols=True)
-    step = start_step
+    run.bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not (progress and dist.is_main), desc=name,
+                   unit="step", dynamic_ncols=True)
     model.train()
-    window_loss, window_n, window_t = 0.0, 0, time.time()
+    run.window_t = time.time()
     term = _TermFlag(enabled=dist.world_size == 1)
     try:
-        while step < cfg.max_steps:
-            seed_step(cfg.seed, dist.rank, step)  # dropout: a pure function of the step, nothing to save
-            lr = lr_at(step, cfg)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            batch = task.batch(step, dist)
-            with autocast_for(device):
-                loss = task.loss(train_model, batch)
-            if not torch.isfinite(loss):
-                raise LmplugError(f"loss became {float(loss)} at step {step}; lower --lr (now {cfg.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
-            optimizer.step()
-            step += 1
-            units_seen += task.units_per_step
-            window_loss += float(loss.detach())
-            window_n += 1
-            bar.update(1)
-            if dist.is_main and (step % cfg.log_every == 0 or step == cfg.max_steps):
-                dt = time.time() - window_t
-                rate = f"{task.unit}_per_s"
-                rec = {"step": step, "loss": round(window_loss / window_n, 5), "lr": lr, f"{task.unit}_seen": units_seen,
-                       rate: round(window_n * task.units_per_step / max(dt, 1e-9), 1),
-                       "elapsed_s": round(elapsed_before + time.time() - t0, 2)}
-                if grad_norm is not None:
-                    rec["grad_norm"] = round(float(grad_norm), 4)
-                _append_jsonl(metrics_path, rec)
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", **{rate: f"{rec[rate]:.0f}"})
-                window_loss, window_n, window_t = 0.0, 0, time.time()
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                if dist.is_main:
-                    last_dev = task.evaluate(model)
-                    _append_jsonl(metrics_path, {"step": step, "dev_loss": round(last_dev, 5),
-                                                 "dev_ppl": round(math.exp(min(last_dev, 50.0)), 3)})
-                    bar.write(f"[{name}] step {step}: dev loss {last_dev:.4f}, ppl {math.exp(min(last_dev, 50.0)):.2f}")
-                save(step)
-            if stop_after is not None and step - start_step >= stop_after:
-                save(step)
+        while run.step < cfg.max_steps:
+            lr, grad_norm = _train_step(run, device)
+            _maybe_log(run, lr, grad_norm)
+            _maybe_evaluate(run)
+            if stop_after is not None and run.step - start_step >= stop_after:
+                _save(run)
                 break
             if term.raised:  # SIGTERM: stop at this step boundary, exactly resumable
-                save(step)
-                bar.close()
-                print(f"[{name}] terminated: checkpoint saved at step {step}; run the same command to resume", flush=True)
+                _save(run)
+                run.bar.close()
+                print(f"[{name}] terminated: checkpoint saved at step {run.step}; run the same command to resume",
+                      flush=True)
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         if term.raised:
             raise
-        save(step)
-        bar.close()
+        _save(run)
+        run.bar.close()
         if dist.is_main:
-            print(f"[{name}] interrupted: checkpoint saved at step {step}; run the same command to resume", flush=True)
+            print(f"[{name}] interrupted: checkpoint saved at step {run.step}; run the same command to resume", flush=True)
         raise
     finally:
         term.restore()
-    bar.close()
-    summary = {"steps": step, "units_seen": units_seen, "unit": task.unit, "parameters": n_params,
-               "elapsed_s": round(elapsed_before + time.time() - t0, 1), "dev_loss": last_dev,
+    run.bar.close()
+    summary = {"steps": run.step, "units_seen": run.units_seen, "unit": task.unit, "parameters": n_params,
+               "elapsed_s": round(run.elapsed(), 1), "dev_loss": run.last_dev,
                "world_size": dist.world_size, "device": str(device), "model": task.config, "train": asdict(cfg)}
     if dist.is_main:
         save_json(out / "train_summary.json", summary)

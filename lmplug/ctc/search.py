@@ -386,34 +386,55 @@ class Search:
         return self.finish({k: np.concatenate([h[k] for h in done]) for k in done[0]})
 
     def step(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
-        """One emission frame for every active hypothesis of the batch."""
-        st, plan, a = self.st, self.plan, self.nodes.a
-        V, blank = self.V, self.blank
+        """One emission frame (compressed step ``s``) for every active hypothesis of the batch."""
+        c = self._candidates(H, s)
+        self._word_spans(H, c)
+        m = self._merge(c)
+        total = self._fused_scores(m)
+        keep, kn = self._prune(m, total)
+        if self.plan.prune_history:
+            keep, kn = self._recombine(m, total, keep, kn)
+        r = m["rep"][keep]
+        out = {"utt": m["utt"][keep], "node": kn, "last": m["tok"][keep], "ac": m["ac"][keep],
+               "ws": c["ws"][r], "ce": c["ce"][r], "span": c["span"][r]}
+        self.advance_token_states(kn[kn != m["par"][keep]])
+        return out
+
+    def _candidates(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+        """Every hypothesis extended by each candidate label of its frame, after adding the skipped
+        blank-only frames before step ``s``.
+
+        Returns flat (M,) arrays over the candidates: ``ph`` the hypothesis row, ``utt``, ``node``
+        (the hypothesis' prefix), ``tok`` the label, ``t`` the frame, ``ac`` the CTC log-prob,
+        ``is_rep`` (repeats the last label), ``ext`` (extends the prefix), ``completes`` (closes a word).
+        """
+        st, a, blank = self.st, self.nodes.a, self.blank
         utt = H["utt"]
-        # 1. skipped blank-only frames before this step
         rl = st["runlen"][utt, s] > 0
         ac = H["ac"] + st["run"][utt, s]
         last = np.where(rl, blank, H["last"])
-        # 2. expand every hypothesis by its frame's candidate labels
         ok = st["ok"][utt, s]  # (N, k)
         ph, ci = np.nonzero(ok)
         tok = st["ids"][utt, s][ph, ci]
-        t = st["t"][utt[ph], s]
-        new_ac = ac[ph] + st["lp"][utt, s][ph, ci]
         node = H["node"][ph]
-        cutt = utt[ph]
         is_blank = tok == blank
         is_rep = (tok == last[ph]) & ~is_blank
         plen = a["plen"][node]
         noop = (tok == self.delim) & (plen == 0) & ~is_rep  # delimiter with no open word
         ext = ~(is_blank | is_rep | noop)
-        if plan.labels.is_spm:
+        if self.plan.labels.is_spm:
             completes = ext & self.starts[tok] & (plen > 0)
         else:
             completes = ext & (tok == self.delim)
-        # word frame spans
+        return {"ph": ph, "utt": utt[ph], "node": node, "tok": tok, "t": st["t"][utt[ph], s],
+                "ac": ac[ph] + st["lp"][utt, s][ph, ci], "is_rep": is_rep, "ext": ext, "completes": completes}
+
+    def _word_spans(self, H: dict[str, np.ndarray], c: dict[str, np.ndarray]) -> None:
+        """Word frame spans of the candidates ``c`` (adds ``ws`` open word's first frame, ``ce``
+        its end, ``span`` the last finished word's entry); completed words join the span list."""
+        ph, tok, t, ext, completes = c["ph"], c["tok"], c["t"], c["ext"], c["completes"]
         ws, ce, span = H["ws"][ph], H["ce"][ph], H["span"][ph]
-        ce = np.where(is_rep, t + 1, ce)
+        ce = np.where(c["is_rep"], t + 1, ce)
         if completes.any():
             m = int(completes.sum())
             sid = np.arange(len(self.sp_parent), len(self.sp_parent) + m)
@@ -422,7 +443,7 @@ class Search:
             self.sp_end.extend(ce[completes].tolist())
             span = span.copy()
             span[completes] = sid
-        if plan.labels.is_spm:
+        if self.plan.labels.is_spm:
             opens = ext & self.starts[tok]
             ws = np.where(opens, np.where(self.tlen[tok] > 0, t, -1), np.where(ext & (ws < 0), t, ws))
             ce = np.where(ext, t + 1, ce)
@@ -430,70 +451,94 @@ class Search:
             isd = ext & (tok == self.delim)
             ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
             ce = np.where(ext & ~isd, t + 1, ce)
-        # 3. merge equal (utterance, prefix, last label) states; a prefix is named by its trie
-        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet. The merged
-        #    state keeps the word frames of its most probable member (whatever the batch).
+        c["ws"], c["ce"], c["span"] = ws, ce, span
+
+    def _merge(self, c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Merge candidates with equal (utterance, prefix, last label) (log-sum-exp of ``ac``).
+
+        A prefix is named by its trie key (parent * (V+1) + label), so new prefixes need no trie
+        lookup yet. The merged state keeps the word frames of its most probable member
+        (``rep``, an index into the candidates). Returns (G,) arrays over the merged states:
+        ``rep``, ``ac``, ``known`` (the existing trie node, or -1), ``utt``, ``par``, ``tok``.
+        """
+        V, a = self.V, self.nodes.a
+        node, tok, ext, new_ac = c["node"], c["tok"], c["ext"], c["ac"]
         pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
-        key = (pkey * (V + 1) + tok) * self.B + cutt
+        key = (pkey * (V + 1) + tok) * self.B + c["utt"]
         order = np.lexsort((-new_ac, key))
         ks = key[order]
         first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         rep = order[first]
-        m_ac = np.logaddexp.reduceat(new_ac[order], first)
-        known = np.maximum.reduceat(np.where(ext, -1, node)[order], first)  # existing node or -1
-        m_utt, m_par, m_tok = cutt[rep], node[rep], tok[rep]
-        # 4. scores of the merged states; new prefixes get virtual attributes from their parent
-        fused = np.empty(len(rep))
-        ub = np.empty(len(rep))
-        ppen = np.empty(len(rep))
+        return {"rep": rep, "ac": np.logaddexp.reduceat(new_ac[order], first),
+                "known": np.maximum.reduceat(np.where(ext, -1, node)[order], first),
+                "utt": c["utt"][rep], "par": node[rep], "tok": tok[rep]}
+
+    def _fused_scores(self, m: dict[str, np.ndarray]) -> np.ndarray:
+        """Total score (G,) of the merged states: CTC + fused scorer scores + look-ahead.
+
+        New prefixes get virtual attributes from their parent; word scores are computed only for
+        the most promising prefixes (``lm_prefilter * beam_size`` per utterance), in one batched
+        call, which makes trie nodes of them (``m["known"]`` is updated); the others score -inf.
+        """
+        plan, a = self.plan, self.nodes.a
+        known, m_ac = m["known"], m["ac"]
+        fused = np.empty(len(known))
+        ub = np.empty(len(known))
+        ppen = np.empty(len(known))
         virt = known < 0
         kn = known[~virt]
         fused[~virt], ub[~virt], ppen[~virt] = a["fused"][kn], a["ub"][kn], a["ppen"][kn]
         if virt.any():
-            at = self.attrs(m_par[virt], m_tok[virt])
+            at = self.attrs(m["par"][virt], m["tok"][virt])
             fused[virt], ub[virt], ppen[virt] = at["fused"], at["ub"], at["ppen"]
         pend = np.isnan(fused)
-        if pend.any():  # word scores only for the most promising prefixes, in one batched call
+        if pend.any():
             bound = m_ac + np.where(pend, ub, fused) + ppen
-            top = self.top_per_utt(m_utt, bound, max(1, math.ceil(plan.lm_prefilter * plan.beam_size)))
+            top = self.top_per_utt(m["utt"], bound, max(1, math.ceil(plan.lm_prefilter * plan.beam_size)))
             sel = np.zeros(len(bound), dtype=bool)
             sel[top] = True
             idx = np.flatnonzero(pend & sel)
             nv = idx[known[idx] < 0]
-            known[nv] = self.child_nodes(m_par[nv], m_tok[nv])
+            known[nv] = self.child_nodes(m["par"][nv], m["tok"][nv])
             nodes = known[idx]
             self.score_pending(nodes[np.isnan(a["fused"][nodes])])
             fused[idx] = a["fused"][nodes]
             fused[np.isnan(fused)] = -np.inf
-        total = m_ac + fused + ppen
-        # 5. prune: drop outliers, keep the best beam_size per utterance
+        return m_ac + fused + ppen
+
+    def _prune(self, m: dict[str, np.ndarray], total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop outliers (``beam_prune_logp`` below their utterance's best), keep the best
+        ``beam_size`` per utterance. Returns their indices into ``m`` and their trie nodes (made now
+        for new prefixes)."""
+        plan, utt = self.plan, m["utt"]
         best = np.full(self.B, -np.inf)
-        np.maximum.at(best, m_utt, total)
-        idx = np.flatnonzero(total >= best[m_utt] + plan.beam_prune_logp)
-        keep = idx[self.top_per_utt(m_utt[idx], total[idx], plan.beam_size)]
-        kn = known[keep]
+        np.maximum.at(best, utt, total)
+        idx = np.flatnonzero(total >= best[utt] + plan.beam_prune_logp)
+        keep = idx[self.top_per_utt(utt[idx], total[idx], plan.beam_size)]
+        kn = m["known"][keep]
         nv = kn < 0
         if nv.any():
-            kn[nv] = self.child_nodes(m_par[keep][nv], m_tok[keep][nv])
-        if plan.prune_history:  # keep the best of beams whose futures score alike
-            o = np.lexsort((-total[keep], m_utt[keep]))
-            keep, kn = keep[o], kn[o]
-            cols = [(m_utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (m_tok[keep], V + 1)]
-            cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in plan.word_scorers]
-            if math.prod(float(c[1]) for c in cols) < 2.0**62:
-                key = np.zeros(len(keep), dtype=np.int64)
-                for c, size in cols:
-                    key = key * size + c
-                _, uniq = np.unique(key, return_index=True)
-            else:
-                _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
-            uniq.sort()
-            keep, kn = keep[uniq], kn[uniq]
-        r = rep[keep]
-        out = {"utt": m_utt[keep], "node": kn, "last": m_tok[keep], "ac": m_ac[keep],
-               "ws": ws[r], "ce": ce[r], "span": span[r]}
-        self.advance_token_states(kn[kn != m_par[keep]])
-        return out
+            kn[nv] = self.child_nodes(m["par"][keep][nv], m["tok"][keep][nv])
+        return keep, kn
+
+    def _recombine(self, m: dict[str, np.ndarray], total: np.ndarray, keep: np.ndarray,
+                   kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``prune_history``: of the kept beams whose futures score alike (same utterance, open
+        word, last label and word-scorer state classes), keep only the best."""
+        a, utt, tok = self.nodes.a, m["utt"], m["tok"]
+        o = np.lexsort((-total[keep], utt[keep]))
+        keep, kn = keep[o], kn[o]
+        cols = [(utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (tok[keep], self.V + 1)]
+        cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in self.plan.word_scorers]
+        if math.prod(float(c[1]) for c in cols) < 2.0**62:
+            key = np.zeros(len(keep), dtype=np.int64)
+            for c, size in cols:
+                key = key * size + c
+            _, uniq = np.unique(key, return_index=True)
+        else:
+            _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
+        uniq.sort()
+        return keep[uniq], kn[uniq]
 
     @staticmethod
     def top_per_utt(utt: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:

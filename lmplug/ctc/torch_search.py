@@ -248,14 +248,25 @@ class TorchSearch:
         """One compressed step (frame) ``cur`` (its slices of the steps: ``ids``/``lp``/``ok`` (B, k),
         ``t``/``run``/``runlen``/``act`` (B,)) for all hypotheses ``h``; returns the new ones, their
         parent rows, whether they extended their prefix, and the label they took."""
-        plan, B, K = self.plan, self.B, self.K
+        c, ok, new_ac, raw, fused = self._candidates(h, cur, dist)
+        m_ac, top, pick, sel, valid = self._merge_and_prune(c, ok, new_ac, fused)
+        sv = {n: sel[..., j] for j, n in enumerate(CAND)}
+        if self.plan.prune_history:
+            valid = self._recombine(sv, valid)
+        parent = pick // cur["ids"].shape[1]
+        new = self._survivors(h, sel, sv, parent, m_ac, top, pick, raw, valid)
+        return self._hold_finished(h, new, cur["act"], parent, sv)
+
+    def _candidates(self, h: dict[str, torch.Tensor], cur: dict[str, torch.Tensor], dist):
+        """Every hypothesis x its frame's candidate labels, (B, K, k), after the blank-only frames
+        folded before this step. Returns the candidates' int fields ``c`` (by name, the fields of
+        ``CAND``), whether they take part (``ok``), their CTC log-prob, raw LM score and fused
+        score (without the CTC part)."""
+        B, K = self.B, self.K
         k = cur["ids"].shape[1]
-        act = cur["act"]
         hi = {n: h["i"][..., j, None] for j, n in enumerate(INT)}  # (B, K, 1) views
-        # 1. blank-only frames folded before this step
         ac = h["f"][..., 0] + cur["run"][:, None]
         last = torch.where(cur["runlen"][:, None, None] > 0, self.blank, hi["last"])
-        # 2. every hypothesis x its frame's candidate labels: (B, K, k)
         tok = cur["ids"][:, None, :].expand(B, K, k)
         ok = cur["ok"][:, None, :] & torch.isfinite(ac)[..., None]
         new_ac = ac[..., None] + cur["lp"][:, None, :]
@@ -295,40 +306,59 @@ class TorchSearch:
         else:
             c["ws"] = torch.where(opens, -1, torch.where(ext & (ws < 0), t, ws))
             c["ce"] = torch.where(ext & ~opens, t + 1, ce)
-        # 3. merge equal (prefix, last label) states; candidates outside the frame's labels never merge
+        return c, ok, new_ac, raw, fused
+
+    def _merge_and_prune(self, c: dict[str, torch.Tensor], ok: torch.Tensor, new_ac: torch.Tensor,
+                         fused: torch.Tensor):
+        """Merge equal (prefix, last label) candidates (those outside the frame's labels never
+        merge), drop outliers, keep the best K per utterance. Returns the merged CTC log-probs
+        (B, M) in merge order, the kept positions in it ``top`` (B, K) (best first), their
+        candidate indices ``pick`` into (K, k), their ``CAND`` fields ``sel`` (B, K, len(CAND)) and
+        whether they hold a hypothesis (``valid``)."""
+        B, K = self.B, self.K
+        k = c["last"].shape[-1]
         M = K * k
-        with_last = (c["h0"] * KEY_MUL + tok + 2) % MOD[0]  # the last label folded into the first hash
+        with_last = (c["h0"] * KEY_MUL + c["last"] + 2) % MOD[0]  # the last label folded into the first hash
         order, first, m_ac = _merge(with_last.reshape(B, M), c["h1"].expand(B, K, k).reshape(B, M),
                                     new_ac.reshape(B, M), ok.reshape(B, M))
-        # 4. score and prune: outliers, then the best K per utterance
         total = torch.where(first, m_ac + fused.reshape(B, M).gather(1, order), NEG)
         best = total.max(1, keepdim=True).values
-        total = torch.where(total >= best + plan.beam_prune_logp, total, NEG)
+        total = torch.where(total >= best + self.plan.beam_prune_logp, total, NEG)
         top_score, top = torch.topk(total, K, dim=1)  # (B, K), best first
         pick = order.gather(1, top)  # candidate index in (K, k) of each new hypothesis
         sel = torch.stack([c[n].expand(B, K, k) for n in CAND], -1).reshape(B, M, len(CAND)).gather(
             1, pick[..., None].expand(B, K, len(CAND)))  # (B, K, len(CAND)), in one gather
-        sv = {n: sel[..., j] for j, n in enumerate(CAND)}
-        parent = pick // k
-        valid = torch.isfinite(top_score)
-        if plan.prune_history:  # keep the best of hypotheses with the same open word and last label
-            same = valid[:, None, :] & valid[:, :, None]
-            for n in ("w0", "w1", "last"):
-                same = same & (sv[n][:, :, None] == sv[n][:, None, :])
-            valid = valid & ~(same & torch.ones(K, K, dtype=torch.bool, device=self.dev).tril(-1)).any(2)
-        # tokens and spans follow their parents; a new token / finished span goes at the first free
-        # place (written for every row: past a row's count nothing is read)
+        return m_ac, top, pick, sel, torch.isfinite(top_score)
+
+    def _recombine(self, sv: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
+        """``prune_history``: of the kept hypotheses with the same open word and last label, only
+        the best stays ``valid``."""
+        K = self.K
+        same = valid[:, None, :] & valid[:, :, None]
+        for n in ("w0", "w1", "last"):
+            same = same & (sv[n][:, :, None] == sv[n][:, None, :])
+        return valid & ~(same & torch.ones(K, K, dtype=torch.bool, device=self.dev).tril(-1)).any(2)
+
+    def _survivors(self, h, sel, sv, parent, m_ac, top, pick, raw, valid) -> dict[str, torch.Tensor]:
+        """The new hypotheses: their fields, scores, and token / span buffers. Tokens and spans
+        follow their parents; a new token / finished span goes at the first free place (written
+        for every row: past a row's count nothing is read)."""
+        B, K = self.B, self.K
         ntok, nsp = h["i"][..., INT.index("ntok")].gather(1, parent), h["i"][..., INT.index("nsp")].gather(1, parent)
         buf = h["buf"].gather(1, parent[..., None, None].expand(B, K, 3, self.S + 1))
         buf[:, :, 0].scatter_(2, ntok[..., None], sv["last"][..., None])
         buf[:, :, 1:].scatter_(3, nsp[..., None, None].expand(B, K, 2, 1), sel[..., CAND.index("done_ws"):][..., :2, None])
-        new = {
+        return {
             "i": torch.cat([sel[..., : len(INT) - 2], (ntok + sv["ext"])[..., None], (nsp + sv["completes"])[..., None]], -1),
             "f": torch.stack([torch.where(valid, m_ac.gather(1, top), NEG),
-                              raw.reshape(B, M).gather(1, pick)], -1),
+                              raw.reshape(B, -1).gather(1, pick)], -1),
             "buf": buf,
         }
-        # finished utterances keep their hypotheses
+
+    def _hold_finished(self, h, new, act: torch.Tensor, parent: torch.Tensor, sv):
+        """Utterances that have finished (``act`` False) keep their hypotheses (their own rows,
+        no extension); returns what :meth:`step` returns."""
+        B, K = self.B, self.K
         a = act[:, None]
         out = {n: torch.where(a.view(B, 1, *[1] * (v.dim() - 2)), v, h[n]) for n, v in new.items()}
         keep = torch.arange(K, device=self.dev).expand(B, K)

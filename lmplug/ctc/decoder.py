@@ -42,6 +42,7 @@ How the search runs (all utterances of a batch in lock step):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -72,26 +73,17 @@ class CTCDecoder:
     :class:`~lmplug.ctc.plan.SearchPlan` rebuilt by :meth:`set_weights`.
     """
 
-    def __init__(
-        self,
-        labels: CTCLabels,
-        scorers: Mapping[str, Scorer],
-        weights: Mapping[str, float],
-        mode: str = _D.mode,
-        beam_size: int = _D.beam_size,
-        nbest: int = _D.nbest,
-        token_min_logp: float = _D.token_min_logp,
-        token_top_k: int | None = _D.token_top_k,
-        beam_prune_logp: float = _D.beam_prune_logp,
-        lm_prefilter: float = _D.lm_prefilter,
-        partial_oov_logp: float = _D.partial_oov_logp,
-        prune_history: bool | None = _D.prune_history,
-        lexicon: bool = _D.lexicon,
-        history_words: int | None = _D.history_words,
-        lookahead: Sequence[str] = _D.lookahead,
-        search: str = _D.search,
-        compile: bool | str = _D.compile,
-    ) -> None:
+    def __init__(self, labels: CTCLabels, scorers: Mapping[str, Scorer], weights: Mapping[str, float],
+                 config: CTCDecoderConfig | None = None, **options) -> None:
+        """``config`` (default: ``CTCDecoderConfig()``) with ``options`` (its fields, e.g.
+        ``beam_size=8``) replaced; its ``blank_id`` is the labels'."""
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(CTCDecoderConfig)})
+        if unknown:
+            raise LmplugError(f"expected CTCDecoderConfig fields as options, found unknown {unknown}")
+        cfg = dataclasses.replace(config or CTCDecoderConfig(), **options)
+        cfg = dataclasses.replace(cfg, lookahead=tuple(cfg.lookahead), blank_id=labels.blank_id)
+        mode, beam_size, nbest, token_top_k = cfg.mode, cfg.beam_size, cfg.nbest, cfg.token_top_k
+        lm_prefilter, history_words, lookahead = cfg.lm_prefilter, cfg.history_words, cfg.lookahead
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
         if beam_size < 1 or nbest < 1:
@@ -101,22 +93,18 @@ class CTCDecoder:
                 raise LmplugError(f"scorer name {name!r} is reserved; expected another name")
             if not isinstance(s, Scorer):
                 raise LmplugError(f"scorer {name!r}: expected an lmplug.scorers.base.Scorer, found {type(s).__name__}")
-        self.config = CTCDecoderConfig(
-            mode=mode, beam_size=beam_size, nbest=nbest, token_min_logp=token_min_logp, token_top_k=token_top_k,
-            beam_prune_logp=beam_prune_logp, lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp,
-            prune_history=prune_history, lexicon=lexicon, blank_id=labels.blank_id, history_words=history_words,
-            lookahead=tuple(lookahead), search=search, compile=compile)
+        self.config = cfg
         self.labels = labels
         self.scorers = dict(scorers)
         self.mode = mode
         self.beam_size = beam_size
         self.nbest = nbest
-        self.token_min_logp = token_min_logp
+        self.token_min_logp = cfg.token_min_logp
         self.token_top_k = token_top_k
-        self.beam_prune_logp = beam_prune_logp
+        self.beam_prune_logp = cfg.beam_prune_logp
         self.lm_prefilter = lm_prefilter
-        self.partial_oov_logp = partial_oov_logp
-        self.lexicon = lexicon
+        self.partial_oov_logp = cfg.partial_oov_logp
+        self.lexicon = cfg.lexicon
         if token_top_k is not None:  # None: no limit
             expect_number("CTCDecoder", "token_top_k", token_top_k, integer=True, at_least=1)
         if history_words is not None and history_words < 1:
@@ -129,12 +117,12 @@ class CTCDecoder:
         # n-best lists: only an LM state keeps histories apart (without one, recombining would
         # leave one beam per open word and empty the list)
         default = nbest == 1 or any(s.has_history for s in scorers.values())
-        self.prune_history = (default if prune_history is None else prune_history) and finite
+        self.prune_history = (default if cfg.prune_history is None else cfg.prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
         self.lookahead_scorers = list(dict.fromkeys(lookahead))
-        self.search = search
-        self.compile = compile
+        self.search = cfg.search
+        self.compile = cfg.compile
         self._check_search()
         self._lm_tok = token_map(labels, self.scorers, self.token_scorers) if self.token_scorers else None
         if self._lm_tok is not None:
@@ -445,16 +433,11 @@ def build_ctc_decoder(
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
     """
-    scorers = dict(scorers or {})
-    weights = dict(weights or {})
+    options = locals()  # the arguments, the config's fields among them
+    config = CTCDecoderConfig(**{f.name: options[f.name] for f in dataclasses.fields(CTCDecoderConfig)})
     if nbest > beam_size:
         raise LmplugError(f"expected nbest <= beam_size, found nbest={nbest} beam_size={beam_size}")
-    return CTCDecoder(
-        build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
-        token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
-        lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
-        history_words=history_words, lookahead=lookahead, search=search, compile=compile,
-    )
+    return CTCDecoder(build_labels(labels, blank_id=blank_id), dict(scorers or {}), dict(weights or {}), config)
 
 
 def search_variant(name: str) -> dict:

@@ -11,9 +11,11 @@ import pytest
 
 import lmplug
 from lmplug.ctc.decoder import CTCDecoder, CTCDecoderConfig, CTCHypothesis, build_ctc_decoder
+from lmplug.ctc.labels import build_labels
 from lmplug.ctc.plan import SearchPlan
 from lmplug.ctc.simulate import pad_batch, simulate_emissions, text_to_char_ids
 from lmplug.ctc.types import CTCHypothesis as TypesCTCHypothesis
+from lmplug.errors import LmplugError
 from lmplug.scorers.zero import ZeroScorer
 
 LABELS = ["", " ", "a", "b", "c", "t"]
@@ -29,8 +31,14 @@ def test_config_defaults_are_the_factory_and_decoder_defaults():
     factory = _signature_defaults(build_ctc_decoder)
     assert {k: factory[k] for k in fields} == fields
     assert set(factory) - set(fields) == {"scorers", "weights"}  # everything else comes from the config
-    init = _signature_defaults(CTCDecoder.__init__)
-    assert {k: init[k] for k in fields if k != "blank_id"} == {k: v for k, v in fields.items() if k != "blank_id"}
+    assert CTCDecoder(build_labels(LABELS), {}, {}).config == CTCDecoderConfig(blank_id=0)
+
+
+def test_decoder_options_replace_config_fields():
+    dec = CTCDecoder(build_labels(LABELS), {}, {}, CTCDecoderConfig(beam_size=4), nbest=2, lookahead=[])
+    assert dec.config == CTCDecoderConfig(beam_size=4, nbest=2, blank_id=0) and (dec.beam_size, dec.nbest) == (4, 2)
+    with pytest.raises(LmplugError, match=r"unknown \['beam'\]"):
+        CTCDecoder(build_labels(LABELS), {}, {}, beam=4)
 
 
 def test_decoder_keeps_its_config():

@@ -68,9 +68,11 @@ _D = CTCDecoderConfig  # the defaults
 class CTCDecoder:
     """Batched CTC beam search with named scorers; build it with :func:`build_ctc_decoder`.
 
-    Its parameters are those of :class:`~lmplug.ctc.types.CTCDecoderConfig` (kept as ``config``
-    and as attributes of the same names); each decode hands the search engine ``plan``, a frozen
-    :class:`~lmplug.ctc.plan.SearchPlan` rebuilt by :meth:`set_weights`.
+    Its parameters are a :class:`~lmplug.ctc.types.CTCDecoderConfig` (kept as ``config``; its
+    fields also as attributes of the same names). It validates them and builds ``plan``, a frozen
+    :class:`~lmplug.ctc.plan.SearchPlan` (rebuilt by :meth:`set_weights`), which each
+    :meth:`decode` hands to its search engine (:class:`~lmplug.ctc.search.Search`, or
+    :class:`~lmplug.ctc.torch_search.TorchSearch`): the engines read the plan, never the decoder.
     """
 
     def __init__(self, labels: CTCLabels, scorers: Mapping[str, Scorer], weights: Mapping[str, float],

@@ -51,6 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lmplug.ctc.decoder import build_ctc_decoder, greedy_decode, search_variant
+from lmplug.ctc.types import CTCDecoderConfig
 from lmplug.ctc.tune import word_error_rate
 from lmplug.ngram import arpa_unigrams
 from lmplug.scorers.kenlm import KenLMScorer
@@ -60,6 +61,7 @@ from lmplug.ctc.simulate import char_labels, pad_batch, simulate_emissions, text
 SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searches (lmplug.ctc.decoder.search_variant)
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
+CFG = CTCDecoderConfig()  # the decoder defaults every lmplug system runs with (and pyctcdecode's pruning)
 
 
 def read_texts(path: str, n: int, max_words: int) -> list[str]:
@@ -179,7 +181,8 @@ def main() -> int:
             import pyctcdecode
 
             dec = pyctcdecode.build_ctcdecoder(labels, args.kenlm, unigrams=unis, alpha=args.alpha, beta=args.beta)
-            hyps, secs = timed(lambda: [dec.decode(e, beam_width=beam) for e in em])
+            hyps, secs = timed(lambda: [dec.decode(e, beam_width=beam, token_min_logp=CFG.token_min_logp,
+                                                   beam_prune_logp=CFG.beam_prune_logp) for e in em])
             record("pyctcdecode+kenlm", beam, hyps, secs, len(texts), audio_s)
         if on("torchaudio+kenlm"):
             try:
@@ -236,13 +239,14 @@ def main() -> int:
     for r in rows:
         print(f"| {r['system']} | {r['beam']} | {r['utt_per_s']:.1f} | {r['rtf']:.4f} | {100 * r['wer']:.2f} |")
     checks = {}
-    ref = by.get(("pyctcdecode+kenlm", 16))
+    ref_beam = CFG.beam_size  # the checks compare at the default beam
+    ref = by.get(("pyctcdecode+kenlm", ref_beam))
     if ref:
         for name in ("lmplug+kenlm", "lmplug+transformer:word", "lmplug+transformer:token"):
-            if (name, 16) in by:
-                checks[f"{name} / pyctcdecode+kenlm utt/s at beam 16"] = by[(name, 16)]["utt_per_s"] / ref["utt_per_s"]
-        if ("lmplug+kenlm", 16) in by:
-            checks["WER lmplug+kenlm - pyctcdecode+kenlm at beam 16"] = by[("lmplug+kenlm", 16)]["wer"] - ref["wer"]
+            if (name, ref_beam) in by:
+                checks[f"{name} / pyctcdecode+kenlm utt/s at beam {ref_beam}"] = by[(name, ref_beam)]["utt_per_s"] / ref["utt_per_s"]
+        if ("lmplug+kenlm", ref_beam) in by:
+            checks[f"WER lmplug+kenlm - pyctcdecode+kenlm at beam {ref_beam}"] = by[("lmplug+kenlm", ref_beam)]["wer"] - ref["wer"]
     for k, v in checks.items():
         print(f"{k}: {v:.3f}")
     import lmplug
@@ -250,7 +254,7 @@ def main() -> int:
     source = f"real:{args.emissions}" if args.emissions else f"simulate(seed={args.seed})|text:{args.text}"
     signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|token_min_logp:{CFG.token_min_logp}|token_top_k:{CFG.token_top_k}|beam_prune_logp:{CFG.beam_prune_logp}|lm_prefilter:{CFG.lm_prefilter}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
               "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
     if args.out:

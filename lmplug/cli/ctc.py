@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmplug.cli.args import FMT, parse_grid, parse_weights
-from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
+from lmplug.constants import COMPILE_MODES, SEARCHES
 from lmplug.ctc.backends import BACKENDS, DecodeSpec, ScorerSpec, build_decoder, load_scorers
 from lmplug.ctc.io import read_nbest, read_references
+from lmplug.ctc.types import CTCDecoderConfig as DEFAULTS
 from lmplug.errors import EmissionsError, LmplugError, expect_number
 from lmplug.files import make_out_dir, read_json
 
@@ -41,37 +42,37 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "(default: the KenLM unigrams when --kenlm is given)")
     p.add_argument("--no-word-end", action="store_true",
                    help="word mode: score a word as its pieces only, without the probability that it ends there")
-    p.add_argument("--oov-penalty", type=float, default=-10.0,
+    p.add_argument("--oov-penalty", type=float, default=DEFAULTS.partial_oov_logp,
                    help="word mode: log-score added per (partial) word outside the scorers' vocabularies, "
                         "scaled up for words over 6 characters (pyctcdecode's unk_score_offset)")
     p.add_argument("--lm-unk-offset", type=float, default=0.0,
                    help="word mode: log-score added to the Transformer's score of a word outside the vocabulary "
                         "(--vocabulary, or the KenLM unigrams), as KenLM adds its unk offset")
-    p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode: word (LMs score completed words) or token (the LM scores every sentencepiece label)")
+    p.add_argument("--mode", choices=("word", "token"), default=DEFAULTS.mode, help="fusion mode: word (LMs score completed words) or token (the LM scores every sentencepiece label)")
     p.add_argument("--lexicon", action="store_true",
                    help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
-    p.add_argument("--history-words", type=int, default=None,
+    p.add_argument("--history-words", type=int, default=DEFAULTS.history_words,
                    help="word mode: recombine beams also with the Transformer LM, by its last N words "
                         "(approximate; frees beam slots; default: no recombination with it)")
-    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=[],
+    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=list(DEFAULTS.lookahead),
                    help="word mode: comma-separated scorer names (lm, kenlm) whose look-ahead guides the search "
                         "while a word is spelled: the Transformer's probability that the next word begins with "
                         "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
-    p.add_argument("--beam-size", type=int, default=16, help="beams per utterance (>= 1)")
-    p.add_argument("--lm-prefilter", type=float, default=LM_PREFILTER,
+    p.add_argument("--beam-size", type=int, default=DEFAULTS.beam_size, help="beams per utterance (>= 1)")
+    p.add_argument("--lm-prefilter", type=float, default=DEFAULTS.lm_prefilter,
                    help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
                         "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
-    p.add_argument("--token-min-logp", type=float, default=-5.0, help="labels below this log-prob are not expanded")
+    p.add_argument("--token-min-logp", type=float, default=DEFAULTS.token_min_logp, help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
     p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
     p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
     p.add_argument("--backend", choices=BACKENDS, default="lmplug",
                    help="decoder: lmplug's batched search, or pyctcdecode with its own KenLM (--kenlm only)")
-    p.add_argument("--search", choices=SEARCHES, default="numpy",
+    p.add_argument("--search", choices=SEARCHES, default=DEFAULTS.search,
                    help="lmplug backend: the search on the host (numpy: every mode and scorer), or as tensor "
                         "operations on --device (torch: no scorer, or --lm with --mode token; the same results)")
-    p.add_argument("--compile", nargs="?", const=True, default=False, choices=(True, *COMPILE_MODES), metavar="MODE",
+    p.add_argument("--compile", nargs="?", const=True, default=DEFAULTS.compile, choices=(True, *COMPILE_MODES), metavar="MODE",
                    help="--search torch: torch.compile its frame step and the LM's forward (the first batches "
                         f"compile); MODE, one of {', '.join(COMPILE_MODES)}: torch.compile's mode "
                         "(reduce-overhead: CUDA graphs on a GPU)")
@@ -425,7 +426,7 @@ def register(subparsers) -> None:
     p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
     p.add_argument("--stats", default=None,
                    help="write decoding time and settings here (JSON; a shard's own with --shard-rank)")
-    p.add_argument("--nbest", type=int, default=1, help="hypotheses per utterance in the output")
+    p.add_argument("--nbest", type=int, default=DEFAULTS.nbest, help="hypotheses per utterance in the output")
     p.add_argument("--out", default="-", help="output file (.jsonl or .txt), '-' for stdout")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto", help="output format")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

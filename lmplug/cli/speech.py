@@ -64,7 +64,7 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     (id, emissions, text, duration, greedy transcript) and OUT/labels.json."""
     import numpy as np
 
-    from lmplug.speech.acoustic import emissions, extract_features, greedy_decode, load_am
+    from lmplug.speech.acoustic import emissions, extract_features, greedy_transcript, load_am
     from lmplug.speech.synthesis import read_manifest
 
     am = load_am(args.am)
@@ -86,7 +86,7 @@ def cmd_emissions(args: argparse.Namespace) -> int:
         for u, e in zip(utts, em):
             np.save(out / "npy" / f"{u.id}.npy", e.astype(np.float32))
             f.write(json.dumps({"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration,
-                                "frames": len(e), "greedy": greedy_decode(e, am.config.labels)}) + "\n")
+                                "frames": len(e), "greedy": greedy_transcript(e, am.config.labels)}) + "\n")
     print(json.dumps({"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
                       "utterances": len(utts), "seconds": round(seconds, 1)}))
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmplug.constants import LM_PREFILTER
+from lmplug.ctc.types import CTCDecoderConfig
 from lmplug.errors import LmplugError
 
 BACKENDS = ("lmplug", "pyctcdecode")  # lmplug's batched search; pyctcdecode with its own KenLM
@@ -126,7 +126,7 @@ def check_backend(decode: DecodeSpec, scorers: ScorerSpec) -> None:
     if decode.oov_penalty != unk:
         raise LmplugError(f"--backend pyctcdecode keeps its own unk_score_offset: expected --oov-penalty "
                           f"{unk:g} (the default), found {decode.oov_penalty:g}")
-    if decode.lm_prefilter != LM_PREFILTER:
+    if decode.lm_prefilter != CTCDecoderConfig.lm_prefilter:
         raise LmplugError(f"--backend pyctcdecode scores every word it forms: expected no --lm-prefilter, "
                           f"found {decode.lm_prefilter:g}")
     if decode.lexicon or decode.mode != "word":

@@ -42,45 +42,50 @@ How the search runs (all utterances of a batch in lock step):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import torch
 
-from lmplug.constants import COMPILE_MODES, LM_PREFILTER, SEARCHES
+from lmplug.constants import COMPILE_MODES, SEARCHES
 from lmplug.ctc.labels import CTCLabels, build_labels
-from lmplug.ctc.search import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis, Search
+from lmplug.ctc.plan import SearchPlan, prefix_tries, token_map
+from lmplug.ctc.search import Search
+from lmplug.ctc.torch_search import TorchSearch
+from lmplug.ctc.types import AVG_WORD_LEN, CTC, WORDS, CTCDecoderConfig, CTCHypothesis
 from lmplug.errors import EmissionsError, LmplugError, expect_number
 from lmplug.scorers.base import Scorer
 
-__all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCHypothesis", "build_ctc_decoder", "greedy_decode",
-           "search_variant"]
+__all__ = ["AVG_WORD_LEN", "CTC", "WORDS", "CTCDecoder", "CTCDecoderConfig", "CTCHypothesis", "build_ctc_decoder",
+           "greedy_decode", "search_variant"]
+
+_D = CTCDecoderConfig  # the defaults
 
 
 class CTCDecoder:
-    """Batched CTC beam search with named scorers; build it with :func:`build_ctc_decoder`."""
+    """Batched CTC beam search with named scorers; build it with :func:`build_ctc_decoder`.
 
-    def __init__(
-        self,
-        labels: CTCLabels,
-        scorers: Mapping[str, Scorer],
-        weights: Mapping[str, float],
-        mode: str = "word",
-        beam_size: int = 16,
-        nbest: int = 1,
-        token_min_logp: float = -5.0,
-        token_top_k: int | None = 16,
-        beam_prune_logp: float = -10.0,
-        lm_prefilter: float = LM_PREFILTER,
-        partial_oov_logp: float = -10.0,
-        prune_history: bool | None = None,
-        lexicon: bool = False,
-        history_words: int | None = None,
-        lookahead: Sequence[str] = (),
-        search: str = "numpy",
-        compile: bool | str = False,
-    ) -> None:
+    Its parameters are a :class:`~lmplug.ctc.types.CTCDecoderConfig` (kept as ``config``; its
+    fields also as attributes of the same names). It validates them and builds ``plan``, a frozen
+    :class:`~lmplug.ctc.plan.SearchPlan` (rebuilt by :meth:`set_weights`), which each
+    :meth:`decode` hands to its search engine (:class:`~lmplug.ctc.search.Search`, or
+    :class:`~lmplug.ctc.torch_search.TorchSearch`): the engines read the plan, never the decoder.
+    """
+
+    def __init__(self, labels: CTCLabels, scorers: Mapping[str, Scorer], weights: Mapping[str, float],
+                 config: CTCDecoderConfig | None = None, **options) -> None:
+        """``config`` (default: ``CTCDecoderConfig()``) with ``options`` (its fields, e.g.
+        ``beam_size=8``) replaced; its ``blank_id`` is the labels'."""
+        unknown = sorted(set(options) - {f.name for f in dataclasses.fields(CTCDecoderConfig)})
+        if unknown:
+            raise LmplugError(f"expected CTCDecoderConfig fields as options, found unknown {unknown}")
+        cfg = dataclasses.replace(config or CTCDecoderConfig(), **options)
+        cfg = dataclasses.replace(cfg, lookahead=tuple(cfg.lookahead), blank_id=labels.blank_id)
+        mode, beam_size, nbest, token_top_k = cfg.mode, cfg.beam_size, cfg.nbest, cfg.token_top_k
+        lm_prefilter, history_words, lookahead = cfg.lm_prefilter, cfg.history_words, cfg.lookahead
         if mode not in ("word", "token"):
             raise LmplugError(f"expected mode 'word' or 'token', found {mode!r}")
         if beam_size < 1 or nbest < 1:
@@ -90,17 +95,18 @@ class CTCDecoder:
                 raise LmplugError(f"scorer name {name!r} is reserved; expected another name")
             if not isinstance(s, Scorer):
                 raise LmplugError(f"scorer {name!r}: expected an lmplug.scorers.base.Scorer, found {type(s).__name__}")
+        self.config = cfg
         self.labels = labels
         self.scorers = dict(scorers)
         self.mode = mode
         self.beam_size = beam_size
         self.nbest = nbest
-        self.token_min_logp = token_min_logp
+        self.token_min_logp = cfg.token_min_logp
         self.token_top_k = token_top_k
-        self.beam_prune_logp = beam_prune_logp
+        self.beam_prune_logp = cfg.beam_prune_logp
         self.lm_prefilter = lm_prefilter
-        self.partial_oov_logp = partial_oov_logp
-        self.lexicon = lexicon
+        self.partial_oov_logp = cfg.partial_oov_logp
+        self.lexicon = cfg.lexicon
         if token_top_k is not None:  # None: no limit
             expect_number("CTCDecoder", "token_top_k", token_top_k, integer=True, at_least=1)
         if history_words is not None and history_words < 1:
@@ -113,14 +119,16 @@ class CTCDecoder:
         # n-best lists: only an LM state keeps histories apart (without one, recombining would
         # leave one beam per open word and empty the list)
         default = nbest == 1 or any(s.has_history for s in scorers.values())
-        self.prune_history = (default if prune_history is None else prune_history) and finite
+        self.prune_history = (default if cfg.prune_history is None else cfg.prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]
         self.lookahead_scorers = list(dict.fromkeys(lookahead))
-        self.search = search
-        self.compile = compile
+        self.search = cfg.search
+        self.compile = cfg.compile
         self._check_search()
-        self.lm_tok = self._token_map() if self.token_scorers else None
+        self._lm_tok = token_map(labels, self.scorers, self.token_scorers) if self.token_scorers else None
+        if self._lm_tok is not None:
+            self._lm_tok.setflags(write=False)
         for n in lookahead:
             if n not in self.word_scorers:
                 raise LmplugError(f"lookahead: expected the name of a word-mode scorer ({self.word_scorers}), found {n!r}")
@@ -173,90 +181,19 @@ class CTCDecoder:
             raise LmplugError(f"expected finite weights, found {bad}")
         self.weights = {k: float(v) for k, v in weights.items()}
         self.weights.setdefault(WORDS, 0.0)
-        self._ptries = self._build_ptries()
+        self.plan = self._make_plan()
 
-    def _token_map(self) -> np.ndarray:
-        """Acoustic label id -> LM piece id (token mode), validating the vocabularies agree."""
-        lab = self.labels
-        if not lab.is_spm:
-            raise LmplugError(
-                "token mode needs sentencepiece acoustic labels (starting with '▁') equal to the LM's "
-                f"pieces; found character labels {list(lab.labels)[:8]}...; use mode='word'"
-            )
-        maps = []
-        for name in self.token_scorers:
-            tok = getattr(self.scorers[name], "tokenizer", None)
-            if tok is None:
-                raise LmplugError(f"token mode: expected scorer {name!r} to have a sentencepiece tokenizer, found a "
-                                  f"{type(self.scorers[name]).__name__} without one; use mode='word'")
-            m = np.full(lab.size + 1, -1, dtype=np.int64)
-            bad = []
-            for i, x in enumerate(lab.labels):
-                if i == lab.blank_id:
-                    continue
-                pid = tok.unk_id if x.lower() in ("<unk>", "[unk]") else tok.piece_to_id(x)
-                if pid == tok.unk_id and x.lower() not in ("<unk>", "[unk]"):
-                    bad.append(x)
-                m[i] = pid
-            if bad:
-                raise LmplugError(
-                    f"token mode: expected every acoustic label to be a piece of scorer {name!r}'s tokenizer, "
-                    f"found {len(bad)} of {lab.size - 1} missing (e.g. {bad[:5]}); use mode='word'"
-                )
-            maps.append(m)
-        if any(not np.array_equal(maps[0], m) for m in maps[1:]):
-            raise LmplugError("token mode: expected all token-level scorers to share one tokenizer, found different ones")
-        return maps[0]
-
-    def _build_ptries(self) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
-        """Per weighted word scorer with a word list (and the lexicon's, whatever its weight): a
-        prefix automaton over labels (char style).
-
-        A hypothesis whose open word starts no known word gets ``partial_oov_logp`` (unweighted,
-        as pyctcdecode's ``unk_score_offset``), scaled up for words longer than 6 characters.
-
-        State 0 is the empty prefix; ``table[state, label]`` is the next state or -1 when no
-        known word starts with the extended prefix; ``is_word[state]`` marks whole words.
-        """
-        out = []
-        lab = self.labels
-        if lab.is_spm:
-            return out
-        char_id = {lab.text[i]: i for i in range(lab.size) if lab.text_len[i] == 1}
-        for name in self.word_scorers:
-            s = self.scorers[name]
-            words = s.known_words()
-            spells = self.lexicon and not out  # the lexicon: the first vocabulary, whatever its weight (tuning tries 0)
-            if not words or not (spells or (self.partial_oov_logp != 0.0 and self.weights[name] != 0.0)):
-                continue
-            trans: list[dict[int, int]] = [{}]
-            final: set[int] = set()
-            for w in words:
-                ids = [char_id.get(c) for c in w]
-                if None in ids:
-                    continue
-                st = 0
-                for i in ids:
-                    nxt = trans[st].get(i)
-                    if nxt is None:
-                        nxt = len(trans)
-                        trans[st][i] = nxt
-                        trans.append({})
-                    st = nxt
-                final.add(st)
-            table = np.full((len(trans), lab.size + 1), -1, dtype=np.int32)
-            for st, d in enumerate(trans):
-                for i, nxt in d.items():
-                    table[st, i] = nxt
-            is_word = np.zeros(len(trans), dtype=bool)
-            is_word[list(final)] = True
-            out.append((name, table, self.partial_oov_logp, is_word))
-        if self.lexicon and not out:
-            raise LmplugError(
-                "lexicon=True needs character labels and a word scorer with a vocabulary "
-                "(Scorer.known_words(), e.g. KenLM unigrams); found none"
-            )
-        return out
+    def _make_plan(self) -> SearchPlan:
+        """The frozen plan the search engines read (its tries depend on the weights)."""
+        return SearchPlan(
+            labels=self.labels, scorers=MappingProxyType(dict(self.scorers)), word_scorers=tuple(self.word_scorers),
+            token_scorers=tuple(self.token_scorers), lookahead_scorers=tuple(self.lookahead_scorers),
+            weights=MappingProxyType(dict(self.weights)),
+            tries=prefix_tries(self.labels, self.scorers, self.word_scorers, self.weights, self.lexicon,
+                               self.partial_oov_logp),
+            lm_tok=self._lm_tok, beam_size=self.beam_size, nbest=self.nbest, beam_prune_logp=self.beam_prune_logp,
+            lm_prefilter=self.lm_prefilter, lexicon=self.lexicon, prune_history=self.prune_history,
+            history_words=self.history_words, compile=self.compile)
 
     # -- input --------------------------------------------------------------------------------
 
@@ -330,12 +267,10 @@ class CTCDecoder:
         """
         x, lens = self.prepare(emissions, lengths, logits)
         if self.search == "torch":
-            from lmplug.ctc.torch_search import TorchSearch
-
             dev = (self.scorers[self.token_scorers[0]].device if self.token_scorers
                    else x.device if torch.is_tensor(x) else torch.device("cpu"))
-            return TorchSearch(self, self._steps(x, lens), len(lens), dev).run()
-        return Search(self, self._steps(x, lens), len(lens)).run()
+            return TorchSearch(self.plan, self._steps(x, lens), len(lens), dev).run()
+        return Search(self.plan, self._steps(x, lens), len(lens)).run()
 
 
 def prepare_emissions(emissions, lengths, logits: bool, n_labels: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
@@ -425,23 +360,27 @@ def build_ctc_decoder(
     labels: Sequence[str],
     scorers: Mapping[str, Scorer] | None = None,
     weights: Mapping[str, float] | None = None,
-    beam_size: int = 16,
-    mode: str = "word",
-    nbest: int = 1,
-    token_min_logp: float = -5.0,
-    token_top_k: int | None = 16,
-    beam_prune_logp: float = -10.0,
-    lm_prefilter: float = LM_PREFILTER,
-    partial_oov_logp: float = -10.0,
-    prune_history: bool | None = None,
-    lexicon: bool = False,
-    blank_id: int | None = None,
-    history_words: int | None = None,
-    lookahead: Sequence[str] = (),
-    search: str = "numpy",
-    compile: bool | str = False,
+    beam_size: int = _D.beam_size,
+    mode: str = _D.mode,
+    nbest: int = _D.nbest,
+    token_min_logp: float = _D.token_min_logp,
+    token_top_k: int | None = _D.token_top_k,
+    beam_prune_logp: float = _D.beam_prune_logp,
+    lm_prefilter: float = _D.lm_prefilter,
+    partial_oov_logp: float = _D.partial_oov_logp,
+    prune_history: bool | None = _D.prune_history,
+    lexicon: bool = _D.lexicon,
+    blank_id: int | None = _D.blank_id,
+    history_words: int | None = _D.history_words,
+    lookahead: Sequence[str] = _D.lookahead,
+    search: str = _D.search,
+    compile: bool | str = _D.compile,
 ) -> CTCDecoder:
     """Build a batched CTC beam-search decoder with shallow fusion.
+
+    The keyword arguments after ``weights`` are the fields of
+    :class:`~lmplug.ctc.types.CTCDecoderConfig`, with its defaults
+    (``build_ctc_decoder(labels, scorers, weights, **dataclasses.asdict(config))``).
 
     Args:
         labels: one label per emission column: characters with a word delimiter (``" "`` or
@@ -496,16 +435,11 @@ def build_ctc_decoder(
     Returns:
         a :class:`CTCDecoder`; call ``.decode(emissions, lengths)``.
     """
-    scorers = dict(scorers or {})
-    weights = dict(weights or {})
+    options = locals()  # the arguments, the config's fields among them
+    config = CTCDecoderConfig(**{f.name: options[f.name] for f in dataclasses.fields(CTCDecoderConfig)})
     if nbest > beam_size:
         raise LmplugError(f"expected nbest <= beam_size, found nbest={nbest} beam_size={beam_size}")
-    return CTCDecoder(
-        build_labels(labels, blank_id=blank_id), scorers, weights, mode=mode, beam_size=beam_size, nbest=nbest,
-        token_min_logp=token_min_logp, token_top_k=token_top_k, beam_prune_logp=beam_prune_logp,
-        lm_prefilter=lm_prefilter, partial_oov_logp=partial_oov_logp, prune_history=prune_history, lexicon=lexicon,
-        history_words=history_words, lookahead=lookahead, search=search, compile=compile,
-    )
+    return CTCDecoder(build_labels(labels, blank_id=blank_id), dict(scorers or {}), dict(weights or {}), config)
 
 
 def search_variant(name: str) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lmplug.ctc.types import WORDS, CTCDecoderConfig
 from lmplug.errors import LmplugError
 from lmplug.scorers.base import words_signature
 from lmplug.scorers.pyctcdecode_lm import _pyctcdecode
@@ -34,7 +35,8 @@ class PyctcdecodeKenLMDecoder:
     partial_oov_logp = -10.0  # pyctcdecode's own unk_score_offset (its default)
 
     def __init__(self, labels: Sequence[str], kenlm_path: str, unigrams: Sequence[str] | None,
-                 weights: dict[str, float], beam_size: int = 16, nbest: int = 1, token_min_logp: float = -5.0) -> None:
+                 weights: dict[str, float], beam_size: int = CTCDecoderConfig.beam_size,
+                 nbest: int = CTCDecoderConfig.nbest, token_min_logp: float = CTCDecoderConfig.token_min_logp) -> None:
         import logging
 
         pyctcdecode, _ = _pyctcdecode()
@@ -49,11 +51,11 @@ class PyctcdecodeKenLMDecoder:
         self.set_weights(weights)
 
     def set_weights(self, weights: dict[str, float]) -> None:
-        unknown = set(weights) - {"kenlm", "words"}
+        unknown = set(weights) - {"kenlm", WORDS}
         if unknown or "kenlm" not in weights:
             raise LmplugError(f"expected weights {{'kenlm': alpha, 'words': beta}}, found {sorted(weights)}")
-        self.weights = {"kenlm": float(weights["kenlm"]), "words": float(weights.get("words", 0.0))}
-        self._decoder.reset_params(alpha=self.weights["kenlm"], beta=self.weights["words"])
+        self.weights = {"kenlm": float(weights["kenlm"]), WORDS: float(weights.get(WORDS, 0.0))}
+        self._decoder.reset_params(alpha=self.weights["kenlm"], beta=self.weights[WORDS])
 
     def prepare(self, emissions, lengths=None, logits: bool = False):
         """The validated float32 log-probs and lengths, as :meth:`lmplug.ctc.decoder.CTCDecoder.prepare`."""

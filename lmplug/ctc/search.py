@@ -1,6 +1,6 @@
 """The search state of one :meth:`lmplug.ctc.decoder.CTCDecoder.decode` call: trie, LM states, hypotheses.
 
-All hypotheses of all utterances of a batch are rows of flat numpy arrays; each frame is a few
+It reads a :class:`~lmplug.ctc.plan.SearchPlan` (never the decoder). All hypotheses of all utterances of a batch are rows of flat numpy arrays; each frame is a few
 array operations over all of them (see the algorithm notes in :mod:`lmplug.ctc.decoder`).
 """
 
@@ -8,36 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from lmplug.ctc.decoder import CTCDecoder
+from lmplug.ctc.plan import SearchPlan
+from lmplug.ctc.types import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis
 
-WORDS = "words"  # feature: number of words (its weight is the word insertion bonus)
-CTC = "ctc"  # feature: CTC log-probability (weight 1, fixed)
-AVG_WORD_LEN = 6  # partial words longer than this get a proportionally larger OOV penalty
 LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
-
-
-class CTCHypothesis(NamedTuple):
-    """One decoded hypothesis.
-
-    Attributes:
-        text: the words, single-spaced.
-        tokens: acoustic label ids of the collapsed path (no blanks, no repeats).
-        word_frames: ``(start, end)`` emission frame indices per word of ``text`` (end exclusive).
-        score: the fused score (what the beam search ranked by).
-        scores: per-feature scores: ``"ctc"`` (log P_ctc, summed over merged paths), one entry
-            per scorer (natural-log LM score incl. end of sentence), ``"words"`` (word count).
-    """
-
-    text: str
-    tokens: list[int]
-    word_frames: list[tuple[int, int]]
-    score: float
-    scores: dict[str, float]
 
 
 class _Nodes:
@@ -128,33 +106,33 @@ class Search:
 
     RELEASE_EVERY = 4  # steps between releases of LM states no hypothesis can use
 
-    def __init__(self, dec: CTCDecoder, steps: dict[str, np.ndarray], B: int) -> None:
-        self.d = dec
+    def __init__(self, plan: SearchPlan, steps: dict[str, np.ndarray], B: int) -> None:
+        self.plan = plan
         self.st = steps
         self.B = B
-        lab = dec.labels
+        lab = plan.labels
         self.V = lab.size
         self.END = self.V  # virtual label closing an open word (sentencepiece style)
         self.blank = lab.blank_id
         self.delim = lab.delimiter_id if lab.delimiter_id is not None else -2
         self.starts = np.append(lab.starts_word, True)  # (V+1,)
         self.tlen = np.append(lab.text_len, 0)
-        self.w = dec.weights
-        self.nodes = _Nodes(list(dec.scorers), len(dec._ptries))
+        self.w = plan.weights
+        self.nodes = _Nodes(list(plan.scorers), len(plan.tries))
         self.children = _ChildTable(self.V + 1)
         # open (partial) words: node attribute "pid" indexes ``partial``, one entry per distinct text
         self.partial: list[str] = [""]
         self.partial_ids: dict[str, int] = {"": 0}
         self.partial_children = _ChildTable(self.V + 1)  # (pid, label) -> pid
-        self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in dec.scorers}
+        self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in plan.scorers}
         # scorers recombined by their last ``history_words`` words: context id -> word tuple
         self.contexts: dict[str, list[tuple[str, ...]]] = {
-            n: [()] for n in dec.word_scorers if dec.history_words and not dec.scorers[n].finite_history}
+            n: [()] for n in plan.word_scorers if plan.history_words and not plan.scorers[n].finite_history}
         # LM states: word scorers keyed by history node, token scorers keyed by node
-        self.wstate: dict[str, dict[int, Any]] = {n: {} for n in dec.word_scorers}
-        self.tstate: dict[str, dict[int, Any]] = {n: {} for n in dec.token_scorers}
+        self.wstate: dict[str, dict[int, Any]] = {n: {} for n in plan.word_scorers}
+        self.tstate: dict[str, dict[int, Any]] = {n: {} for n in plan.token_scorers}
         # look-ahead scores of open words: (history node, pid) -> log-prob
-        self.lookahead_by_hist: dict[str, dict[tuple[int, int], float]] = {n: {} for n in dec.lookahead_scorers}
+        self.lookahead_by_hist: dict[str, dict[tuple[int, int], float]] = {n: {} for n in plan.lookahead_scorers}
         self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob (NaN: not yet), state-free ones
         root = self.nodes.alloc(1)[0]
         a = self.nodes.a
@@ -162,12 +140,12 @@ class Search:
         a["tok"][root] = -1
         a["key"][root] = -1
         a["hist"][root] = root
-        for n in dec.word_scorers:
-            self.wstate[n][root] = dec.scorers[n].init_state(1)[0]
-            if dec.prune_history:
+        for n in plan.word_scorers:
+            self.wstate[n][root] = plan.scorers[n].init_state(1)[0]
+            if plan.prune_history:
                 self.state_ids[n][() if n in self.contexts else self.wstate[n][root]] = 0
-        for n in dec.token_scorers:
-            self.tstate[n][root] = dec.scorers[n].init_state(1)[0]
+        for n in plan.token_scorers:
+            self.tstate[n][root] = plan.scorers[n].init_state(1)[0]
         # word frame spans: a linked list shared between hypotheses
         self.sp_parent: list[int] = []
         self.sp_start: list[int] = []
@@ -181,7 +159,7 @@ class Search:
 
     def partial_word_ids(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
         """Partial-word ids ("pid") of the children ``tok`` of nodes ``par``."""
-        if self.d.labels.is_spm:  # a word-initial piece opens a new word; END closes it
+        if self.plan.labels.is_spm:  # a word-initial piece opens a new word; END closes it
             base = np.where(self.starts[tok], 0, self.nodes.a["pid"][par])
             closes = tok == self.END
         else:
@@ -194,7 +172,7 @@ class Search:
 
     def _new_partial_words(self, base: np.ndarray, tok: np.ndarray) -> list[int]:
         """Ids of the open words ``partial[base] + text[tok]`` (new texts get new ids)."""
-        text, part, pids = self.d.labels.text, self.partial, self.partial_ids
+        text, part, pids = self.plan.labels.text, self.partial, self.partial_ids
         out = []
         for b, t in zip(base.tolist(), tok.tolist()):
             w = part[b] + text[t]
@@ -210,9 +188,9 @@ class Search:
         ``fused`` is NaN where the child completes a word whose word-level score is pending; ``ub``
         is then its upper bound (the fused score without that word's LM score).
         """
-        d, a, w = self.d, self.nodes.a, self.w
+        plan, a, w = self.plan, self.nodes.a, self.w
         pplen = a["plen"][par]
-        if d.labels.is_spm:
+        if plan.labels.is_spm:
             starts = self.starts[tok]
             completes = starts & (pplen > 0)
             plen = np.where(starts, self.tlen[tok], pplen + self.tlen[tok])
@@ -224,35 +202,35 @@ class Search:
         ppen = np.zeros(len(par))
         oov = a["oov"][par]
         oov_now = np.zeros(len(par), dtype=bool)
-        for i, (_, table, offset, is_word) in enumerate(d._ptries):
+        for i, (_, table, offset, is_word) in enumerate(plan.tries):
             pst = a[f"pt{i}"][par]
             nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
             out[f"pt{i}"] = nst
             bad = (nst < 0) & (plen > 0)
-            if d.lexicon and i == 0:  # words outside the lexicon: prohibitive, cumulative
+            if plan.lexicon and i == 0:  # words outside the lexicon: prohibitive, cumulative
                 oov_now = completes & ((pst < 0) | ~is_word[np.maximum(pst, 0)])
                 oov = oov + oov_now
                 ppen += LEXICON_PENALTY * bad
             else:
                 ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
-        if d.lookahead_scorers:  # open words: the look-ahead of the word they begin
+        if plan.lookahead_scorers:  # open words: the look-ahead of the word they begin
             out["pid"] = pid = self.partial_word_ids(par, tok)
             opened = ~completes & (plen > 0)
             if opened.any():
-                for name in d.lookahead_scorers:
+                for name in plan.lookahead_scorers:
                     ppen[opened] += w[name] * self.prefix_scores(name, a["hist"][par[opened]], pid[opened])
         out["ppen"] = ppen
         out["oov"] = oov
         fused = w[WORDS] * nwords + LEXICON_PENALTY * oov
-        for name in d.scorers:
+        for name in plan.scorers:
             raw = a[f"raw:{name}"][par]
-            if name in d.token_scorers:  # exact token-level score from the parent's state
+            if name in plan.token_scorers:  # exact token-level score from the parent's state
                 raw = raw + self._token_scores(name, par, tok)
             out[f"raw:{name}"] = raw
             fused = fused + w[name] * raw
         out["ub"] = fused
         # pending word scores; lexicon mode never LM-scores an out-of-lexicon word
-        out["fused"] = np.where(completes & ~oov_now, np.nan, fused) if d.word_scorers else fused
+        out["fused"] = np.where(completes & ~oov_now, np.nan, fused) if plan.word_scorers else fused
         return out
 
     def _create(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
@@ -272,12 +250,12 @@ class Search:
     def _token_scores(self, name: str, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
         """Token-level log-probs of ``tok`` after each parent prefix (END and unmapped: 0)."""
         out = np.zeros(len(par))
-        lm_tok = np.append(self.d.lm_tok, -1)[tok] if self.d.lm_tok is not None else np.full(len(tok), -1)
+        lm_tok = np.append(self.plan.lm_tok, -1)[tok] if self.plan.lm_tok is not None else np.full(len(tok), -1)
         use = lm_tok >= 0
         if not use.any():
             return out
         states = self.tstate[name]
-        out[use] = self.d.scorers[name].token_logprobs([states[p] for p in par[use].tolist()], lm_tok[use])
+        out[use] = self.plan.scorers[name].token_logprobs([states[p] for p in par[use].tolist()], lm_tok[use])
         return out
 
     def word_text(self, node: int) -> str:
@@ -289,20 +267,20 @@ class Search:
         """Word-score pending nodes: ONE batched call per word scorer for all of them."""
         if len(nodes) == 0:
             return
-        a, d = self.nodes.a, self.d
+        a, plan = self.nodes.a, self.plan
         nodes = np.unique(nodes)
         par = a["parent"][nodes]
         hist = a["hist"][par].tolist()
         part = self.partial
         words = [part[i] for i in a["pid"][par].tolist()]
         fused = a["ub"][nodes].copy()
-        for name in d.word_scorers:
+        for name in plan.word_scorers:
             states = self.wstate[name]
-            sc, new = d.scorers[name].score_words(self.word_states(name, hist), words)
+            sc, new = plan.scorers[name].score_words(self.word_states(name, hist), words)
             a[f"raw:{name}"][nodes] += sc
             fused += self.w[name] * sc
             states.update(zip(nodes.tolist(), new))
-            if d.prune_history:
+            if plan.prune_history:
                 sid = self.state_ids[name]
                 keys = (self._contexts(name, a[f"cls:{name}"][a["hist"][par]].tolist(), words)
                         if name in self.contexts else new)  # the last history_words words, or the state
@@ -312,7 +290,7 @@ class Search:
     def _contexts(self, name: str, prev: list[int], words: list[str]) -> list[tuple[str, ...]]:
         """Word tuples after appending ``words`` to the contexts with ids ``prev``; new ones get the
         next ids in ``state_ids`` (assigned by the caller), so ``contexts[name][id]`` is the tuple."""
-        ctx, n, sid = self.contexts[name], self.d.history_words, self.state_ids[name]
+        ctx, n, sid = self.contexts[name], self.plan.history_words, self.state_ids[name]
         out = [(ctx[p] + (w,))[-n:] for p, w in zip(prev, words)]
         ctx.extend(dict.fromkeys(c for c in out if c not in sid))  # in first-seen order, as setdefault
         return out
@@ -320,7 +298,7 @@ class Search:
     def prefix_scores(self, name: str, hist: np.ndarray, pid: np.ndarray) -> np.ndarray:
         """``Scorer.prefix_scores`` of open words ``pid`` after history nodes ``hist`` (memoized
         by (history, pid), or by pid in an array for scorers whose look-ahead ignores the state)."""
-        scorer = self.d.scorers[name]
+        scorer = self.plan.scorers[name]
         if not scorer.prefix_uses_state:
             table = self.lookahead_by_pid.get(name, np.zeros(0))
             if len(table) < len(self.partial):  # grown geometrically
@@ -347,38 +325,38 @@ class Search:
         if missing:
             a = self.nodes.a
             prev = self.word_states(name, [int(a["hist"][a["parent"][h]]) for h in missing])
-            _, new = self.d.scorers[name].score_words(prev, [self.word_text(h) for h in missing])
+            _, new = self.plan.scorers[name].score_words(prev, [self.word_text(h) for h in missing])
             states.update(zip(missing, new))
         return [states[h] for h in hist]
 
     def release(self, nodes: np.ndarray) -> None:
         """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack."""
         a = self.nodes.a
-        for name, keep in [(n, a["hist"][nodes]) for n in self.d.word_scorers] + [(n, nodes) for n in self.d.token_scorers]:
+        for name, keep in [(n, a["hist"][nodes]) for n in self.plan.word_scorers] + [(n, nodes) for n in self.plan.token_scorers]:
             table = self.wstate[name] if name in self.wstate else self.tstate[name]
             keys = [k for k in set(keep.tolist()) | {0} if k in table]
-            vals = self.d.scorers[name].compact([table[k] for k in keys])
+            vals = self.plan.scorers[name].compact([table[k] for k in keys])
             table.clear()
             table.update(zip(keys, vals))
 
     def advance_token_states(self, nodes: np.ndarray) -> None:
         """Token-level states of new surviving nodes: one forward per token scorer."""
-        if not self.d.token_scorers or len(nodes) == 0:
+        if not self.plan.token_scorers or len(nodes) == 0:
             return
         a = self.nodes.a
-        for name in self.d.token_scorers:
+        for name in self.plan.token_scorers:
             states = self.tstate[name]
             need = [int(n) for n in np.unique(nodes) if int(n) not in states]
             if not need:
                 continue
             par = a["parent"][need]
-            toks = self.d.lm_tok[a["tok"][need]] if self.d.lm_tok is not None else None
+            toks = self.plan.lm_tok[a["tok"][need]] if self.plan.lm_tok is not None else None
             fwd = [i for i, t in enumerate(toks) if t >= 0]
             for i, t in enumerate(toks):
                 if t < 0:  # a label the LM does not know: keep the parent's state
                     states[need[i]] = states[int(par[i])]
             if fwd:
-                new = self.d.scorers[name].advance([states[int(par[i])] for i in fwd], [[int(toks[i])] for i in fwd])
+                new = self.plan.scorers[name].advance([states[int(par[i])] for i in fwd], [[int(toks[i])] for i in fwd])
                 for i, s in zip(fwd, new):
                     states[need[i]] = s
 
@@ -403,39 +381,60 @@ class Search:
             if len(H["utt"]) == 0:
                 break
             H = self.step(H, s)
-            if self.d.scorers and s % self.RELEASE_EVERY == 0:
+            if self.plan.scorers and s % self.RELEASE_EVERY == 0:
                 self.release(np.concatenate([H["node"]] + [h["node"] for h in done]))
         return self.finish({k: np.concatenate([h[k] for h in done]) for k in done[0]})
 
     def step(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
-        """One emission frame for every active hypothesis of the batch."""
-        st, d, a = self.st, self.d, self.nodes.a
-        V, blank = self.V, self.blank
+        """One emission frame (compressed step ``s``) for every active hypothesis of the batch."""
+        c = self._candidates(H, s)
+        self._word_spans(H, c)
+        m = self._merge(c)
+        total = self._fused_scores(m)
+        keep, kn = self._prune(m, total)
+        if self.plan.prune_history:
+            keep, kn = self._recombine(m, total, keep, kn)
+        r = m["rep"][keep]
+        out = {"utt": m["utt"][keep], "node": kn, "last": m["tok"][keep], "ac": m["ac"][keep],
+               "ws": c["ws"][r], "ce": c["ce"][r], "span": c["span"][r]}
+        self.advance_token_states(kn[kn != m["par"][keep]])
+        return out
+
+    def _candidates(self, H: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+        """Every hypothesis extended by each candidate label of its frame, after adding the skipped
+        blank-only frames before step ``s``.
+
+        Returns flat (M,) arrays over the candidates: ``ph`` the hypothesis row, ``utt``, ``node``
+        (the hypothesis' prefix), ``tok`` the label, ``t`` the frame, ``ac`` the CTC log-prob,
+        ``is_rep`` (repeats the last label), ``ext`` (extends the prefix), ``completes`` (closes a word).
+        """
+        st, a, blank = self.st, self.nodes.a, self.blank
         utt = H["utt"]
-        # 1. skipped blank-only frames before this step
         rl = st["runlen"][utt, s] > 0
         ac = H["ac"] + st["run"][utt, s]
         last = np.where(rl, blank, H["last"])
-        # 2. expand every hypothesis by its frame's candidate labels
         ok = st["ok"][utt, s]  # (N, k)
         ph, ci = np.nonzero(ok)
         tok = st["ids"][utt, s][ph, ci]
-        t = st["t"][utt[ph], s]
-        new_ac = ac[ph] + st["lp"][utt, s][ph, ci]
         node = H["node"][ph]
-        cutt = utt[ph]
         is_blank = tok == blank
         is_rep = (tok == last[ph]) & ~is_blank
         plen = a["plen"][node]
         noop = (tok == self.delim) & (plen == 0) & ~is_rep  # delimiter with no open word
         ext = ~(is_blank | is_rep | noop)
-        if d.labels.is_spm:
+        if self.plan.labels.is_spm:
             completes = ext & self.starts[tok] & (plen > 0)
         else:
             completes = ext & (tok == self.delim)
-        # word frame spans
+        return {"ph": ph, "utt": utt[ph], "node": node, "tok": tok, "t": st["t"][utt[ph], s],
+                "ac": ac[ph] + st["lp"][utt, s][ph, ci], "is_rep": is_rep, "ext": ext, "completes": completes}
+
+    def _word_spans(self, H: dict[str, np.ndarray], c: dict[str, np.ndarray]) -> None:
+        """Word frame spans of the candidates ``c`` (adds ``ws`` open word's first frame, ``ce``
+        its end, ``span`` the last finished word's entry); completed words join the span list."""
+        ph, tok, t, ext, completes = c["ph"], c["tok"], c["t"], c["ext"], c["completes"]
         ws, ce, span = H["ws"][ph], H["ce"][ph], H["span"][ph]
-        ce = np.where(is_rep, t + 1, ce)
+        ce = np.where(c["is_rep"], t + 1, ce)
         if completes.any():
             m = int(completes.sum())
             sid = np.arange(len(self.sp_parent), len(self.sp_parent) + m)
@@ -444,7 +443,7 @@ class Search:
             self.sp_end.extend(ce[completes].tolist())
             span = span.copy()
             span[completes] = sid
-        if d.labels.is_spm:
+        if self.plan.labels.is_spm:
             opens = ext & self.starts[tok]
             ws = np.where(opens, np.where(self.tlen[tok] > 0, t, -1), np.where(ext & (ws < 0), t, ws))
             ce = np.where(ext, t + 1, ce)
@@ -452,70 +451,94 @@ class Search:
             isd = ext & (tok == self.delim)
             ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
             ce = np.where(ext & ~isd, t + 1, ce)
-        # 3. merge equal (utterance, prefix, last label) states; a prefix is named by its trie
-        #    key (parent * (V+1) + label), so new prefixes need no trie lookup yet. The merged
-        #    state keeps the word frames of its most probable member (whatever the batch).
+        c["ws"], c["ce"], c["span"] = ws, ce, span
+
+    def _merge(self, c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Merge candidates with equal (utterance, prefix, last label) (log-sum-exp of ``ac``).
+
+        A prefix is named by its trie key (parent * (V+1) + label), so new prefixes need no trie
+        lookup yet. The merged state keeps the word frames of its most probable member
+        (``rep``, an index into the candidates). Returns (G,) arrays over the merged states:
+        ``rep``, ``ac``, ``known`` (the existing trie node, or -1), ``utt``, ``par``, ``tok``.
+        """
+        V, a = self.V, self.nodes.a
+        node, tok, ext, new_ac = c["node"], c["tok"], c["ext"], c["ac"]
         pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
-        key = (pkey * (V + 1) + tok) * self.B + cutt
+        key = (pkey * (V + 1) + tok) * self.B + c["utt"]
         order = np.lexsort((-new_ac, key))
         ks = key[order]
         first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
         rep = order[first]
-        m_ac = np.logaddexp.reduceat(new_ac[order], first)
-        known = np.maximum.reduceat(np.where(ext, -1, node)[order], first)  # existing node or -1
-        m_utt, m_par, m_tok = cutt[rep], node[rep], tok[rep]
-        # 4. scores of the merged states; new prefixes get virtual attributes from their parent
-        fused = np.empty(len(rep))
-        ub = np.empty(len(rep))
-        ppen = np.empty(len(rep))
+        return {"rep": rep, "ac": np.logaddexp.reduceat(new_ac[order], first),
+                "known": np.maximum.reduceat(np.where(ext, -1, node)[order], first),
+                "utt": c["utt"][rep], "par": node[rep], "tok": tok[rep]}
+
+    def _fused_scores(self, m: dict[str, np.ndarray]) -> np.ndarray:
+        """Total score (G,) of the merged states: CTC + fused scorer scores + look-ahead.
+
+        New prefixes get virtual attributes from their parent; word scores are computed only for
+        the most promising prefixes (``lm_prefilter * beam_size`` per utterance), in one batched
+        call, which makes trie nodes of them (``m["known"]`` is updated); the others score -inf.
+        """
+        plan, a = self.plan, self.nodes.a
+        known, m_ac = m["known"], m["ac"]
+        fused = np.empty(len(known))
+        ub = np.empty(len(known))
+        ppen = np.empty(len(known))
         virt = known < 0
         kn = known[~virt]
         fused[~virt], ub[~virt], ppen[~virt] = a["fused"][kn], a["ub"][kn], a["ppen"][kn]
         if virt.any():
-            at = self.attrs(m_par[virt], m_tok[virt])
+            at = self.attrs(m["par"][virt], m["tok"][virt])
             fused[virt], ub[virt], ppen[virt] = at["fused"], at["ub"], at["ppen"]
         pend = np.isnan(fused)
-        if pend.any():  # word scores only for the most promising prefixes, in one batched call
+        if pend.any():
             bound = m_ac + np.where(pend, ub, fused) + ppen
-            top = self.top_per_utt(m_utt, bound, max(1, math.ceil(d.lm_prefilter * d.beam_size)))
+            top = self.top_per_utt(m["utt"], bound, max(1, math.ceil(plan.lm_prefilter * plan.beam_size)))
             sel = np.zeros(len(bound), dtype=bool)
             sel[top] = True
             idx = np.flatnonzero(pend & sel)
             nv = idx[known[idx] < 0]
-            known[nv] = self.child_nodes(m_par[nv], m_tok[nv])
+            known[nv] = self.child_nodes(m["par"][nv], m["tok"][nv])
             nodes = known[idx]
             self.score_pending(nodes[np.isnan(a["fused"][nodes])])
             fused[idx] = a["fused"][nodes]
             fused[np.isnan(fused)] = -np.inf
-        total = m_ac + fused + ppen
-        # 5. prune: drop outliers, keep the best beam_size per utterance
+        return m_ac + fused + ppen
+
+    def _prune(self, m: dict[str, np.ndarray], total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop outliers (``beam_prune_logp`` below their utterance's best), keep the best
+        ``beam_size`` per utterance. Returns their indices into ``m`` and their trie nodes (made now
+        for new prefixes)."""
+        plan, utt = self.plan, m["utt"]
         best = np.full(self.B, -np.inf)
-        np.maximum.at(best, m_utt, total)
-        idx = np.flatnonzero(total >= best[m_utt] + d.beam_prune_logp)
-        keep = idx[self.top_per_utt(m_utt[idx], total[idx], d.beam_size)]
-        kn = known[keep]
+        np.maximum.at(best, utt, total)
+        idx = np.flatnonzero(total >= best[utt] + plan.beam_prune_logp)
+        keep = idx[self.top_per_utt(utt[idx], total[idx], plan.beam_size)]
+        kn = m["known"][keep]
         nv = kn < 0
         if nv.any():
-            kn[nv] = self.child_nodes(m_par[keep][nv], m_tok[keep][nv])
-        if d.prune_history:  # keep the best of beams whose futures score alike
-            o = np.lexsort((-total[keep], m_utt[keep]))
-            keep, kn = keep[o], kn[o]
-            cols = [(m_utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (m_tok[keep], V + 1)]
-            cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in d.word_scorers]
-            if math.prod(float(c[1]) for c in cols) < 2.0**62:
-                key = np.zeros(len(keep), dtype=np.int64)
-                for c, size in cols:
-                    key = key * size + c
-                _, uniq = np.unique(key, return_index=True)
-            else:
-                _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
-            uniq.sort()
-            keep, kn = keep[uniq], kn[uniq]
-        r = rep[keep]
-        out = {"utt": m_utt[keep], "node": kn, "last": m_tok[keep], "ac": m_ac[keep],
-               "ws": ws[r], "ce": ce[r], "span": span[r]}
-        self.advance_token_states(kn[kn != m_par[keep]])
-        return out
+            kn[nv] = self.child_nodes(m["par"][keep][nv], m["tok"][keep][nv])
+        return keep, kn
+
+    def _recombine(self, m: dict[str, np.ndarray], total: np.ndarray, keep: np.ndarray,
+                   kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``prune_history``: of the kept beams whose futures score alike (same utterance, open
+        word, last label and word-scorer state classes), keep only the best."""
+        a, utt, tok = self.nodes.a, m["utt"], m["tok"]
+        o = np.lexsort((-total[keep], utt[keep]))
+        keep, kn = keep[o], kn[o]
+        cols = [(utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (tok[keep], self.V + 1)]
+        cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in self.plan.word_scorers]
+        if math.prod(float(c[1]) for c in cols) < 2.0**62:
+            key = np.zeros(len(keep), dtype=np.int64)
+            for c, size in cols:
+                key = key * size + c
+            _, uniq = np.unique(key, return_index=True)
+        else:
+            _, uniq = np.unique(np.stack([c for c, _ in cols], 1), axis=0, return_index=True)
+        uniq.sort()
+        return keep[uniq], kn[uniq]
 
     @staticmethod
     def top_per_utt(utt: np.ndarray, score: np.ndarray, k: int) -> np.ndarray:
@@ -532,11 +555,11 @@ class Search:
 
     def finish(self, H: dict[str, np.ndarray]) -> list[list[CTCHypothesis]]:
         """Close open words, add end-of-sentence scores, merge, and sort the n-best."""
-        d, a, st = self.d, self.nodes.a, self.st
+        plan, a, st = self.plan, self.nodes.a, self.st
         utt, node = H["utt"], H["node"]
         ac = H["ac"] + st["tail"][utt]
         open_ = a["plen"][node] > 0
-        end_tok = self.delim if not d.labels.is_spm else self.END
+        end_tok = self.delim if not plan.labels.is_spm else self.END
         fnode = node.copy()
         if open_.any():
             fnode[open_] = self.child_nodes(node[open_], np.full(int(open_.sum()), end_tok))
@@ -551,18 +574,18 @@ class Search:
         pend = np.isnan(a["fused"][m_node])
         self.score_pending(m_node[pend])
         total = m_ac + a["fused"][m_node]
-        raw = {name: a[f"raw:{name}"][m_node].copy() for name in d.scorers}
-        for name in d.word_scorers:
-            eos = d.scorers[name].final_score(self.word_states(name, a["hist"][m_node].tolist()))
+        raw = {name: a[f"raw:{name}"][m_node].copy() for name in plan.scorers}
+        for name in plan.word_scorers:
+            eos = plan.scorers[name].final_score(self.word_states(name, a["hist"][m_node].tolist()))
             raw[name] += eos
             total += self.w[name] * eos
-        for name in d.token_scorers:
+        for name in plan.token_scorers:
             states = self.tstate[name]
             tn = [int(a["parent"][n]) if a["tok"][n] == self.END else int(n) for n in m_node]
-            eos = d.scorers[name].final_score([states[n] for n in tn])
+            eos = plan.scorers[name].final_score([states[n] for n in tn])
             raw[name] += eos
             total += self.w[name] * eos
-        keep = self.top_per_utt(m_utt, total, d.nbest)
+        keep = self.top_per_utt(m_utt, total, plan.nbest)
         keep = keep[np.lexsort((-total[keep], m_utt[keep]))]
         results: list[list[CTCHypothesis]] = [[] for _ in range(self.B)]
         for i in keep.tolist():
@@ -588,6 +611,6 @@ class Search:
             scores = {CTC: float(m_ac[i]), **{k: float(v[i]) for k, v in raw.items()},
                       WORDS: float(a["nwords"][m_node[i]])}
             results[int(m_utt[i])].append(
-                CTCHypothesis(d.labels.spell(toks), toks, spans, float(total[i]), scores)
+                CTCHypothesis(plan.labels.spell(toks), toks, spans, float(total[i]), scores)
             )
         return results

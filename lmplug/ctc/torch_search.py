@@ -26,15 +26,11 @@ no hypothesis have score -inf and candidates that never merge with a real one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
-from lmplug.ctc.search import CTC, WORDS, CTCHypothesis
-
-if TYPE_CHECKING:
-    from lmplug.ctc.decoder import CTCDecoder
+from lmplug.ctc.plan import SearchPlan
+from lmplug.ctc.types import CTC, WORDS, CTCHypothesis
 
 MOD = (2147483647, 2147483629)  # two primes below 2**31: the two hashes of a prefix / word
 MUL = (1000003, 999983)  # their multipliers; MOD * MUL < 2**62, so int64 never overflows
@@ -94,10 +90,10 @@ def _merge(h0: torch.Tensor, h1: torch.Tensor, score: torch.Tensor,
 class TorchSearch:
     """State of one :meth:`CTCDecoder.decode` call with ``search="torch"``."""
 
-    def __init__(self, dec: CTCDecoder, steps: dict[str, np.ndarray], B: int, device: torch.device) -> None:
-        self.d, self.B, self.dev = dec, B, device
-        lab = dec.labels
-        self.K = dec.beam_size
+    def __init__(self, plan: SearchPlan, steps: dict[str, np.ndarray], B: int, device: torch.device) -> None:
+        self.plan, self.B, self.dev = plan, B, device
+        lab = plan.labels
+        self.K = plan.beam_size
         self.spm = lab.is_spm
         self.blank = lab.blank_id
         self.delim = lab.delimiter_id if lab.delimiter_id is not None else -2
@@ -109,13 +105,13 @@ class TorchSearch:
         self.tlen = torch.as_tensor(np.append(lab.text_len, 0), **dv)
         th, tp = _text_hashes(list(lab.text) + [""])
         self.th, self.tp = torch.as_tensor(th, **dv), torch.as_tensor(tp, **dv)  # (2, V+1)
-        self.w_words = dec.weights[WORDS]
-        self.lm_name = dec.token_scorers[0] if dec.token_scorers else None
+        self.w_words = plan.weights[WORDS]
+        self.lm_name = plan.token_scorers[0] if plan.token_scorers else None
         if self.lm_name is not None:
-            sc = dec.scorers[self.lm_name]
+            sc = plan.scorers[self.lm_name]
             self.model, self.cfg = sc.model, sc.config
-            self.w_lm = dec.weights[self.lm_name]
-            self.lm_tok = torch.as_tensor(np.append(dec.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
+            self.w_lm = plan.weights[self.lm_name]
+            self.lm_tok = torch.as_tensor(np.append(plan.lm_tok, -1), **dv)  # (V+1,) label -> LM piece
             self._lm_step = self._compiled(self._lm_forward)
             self.forwards, self.rows, self.new_tokens = 0, 0, torch.zeros((), dtype=torch.long, device=device)
             self._seen = None  # (frame, its max(positions) on its way to the host, event): _lm_reserve
@@ -124,9 +120,9 @@ class TorchSearch:
     def _compiled(self, fn):
         """``fn`` as ``compile`` asks: itself, or torch.compiled (in a mode). Static shapes first; dims
         that change between calls (a new batch's length or size) become dynamic."""
-        if not self.d.compile:
+        if not self.plan.compile:
             return fn
-        return torch.compile(fn, mode=None if self.d.compile is True else self.d.compile)
+        return torch.compile(fn, mode=None if self.plan.compile is True else self.plan.compile)
 
     # -- LM -------------------------------------------------------------------------------------
 
@@ -193,13 +189,13 @@ class TorchSearch:
     @torch.inference_mode()
     def _lm_advance(self, cache, dist, parent: torch.Tensor, tok: torch.Tensor, fwd: torch.Tensor):
         spare = None
-        if not self.d.compile:  # eager: two caches take turns, the last frame's input receives this frame's rows
+        if not self.plan.compile:  # eager: two caches take turns, the last frame's input receives this frame's rows
             spare, self._spare = self._spare, cache
             spare = spare if spare is not None and spare.length == cache.length else None
         if self.dev.type == "cpu":  # free to ask on the host
             n = int(fwd.sum())
             self.forwards, self.new_tokens = self.forwards + (n > 0), self.new_tokens + n
-            if not self.d.compile:
+            if not self.plan.compile:
                 self.rows += n
                 return self._lm_forward_rows(cache, dist, parent, tok, fwd, spare)
             if n == 0:
@@ -227,7 +223,7 @@ class TorchSearch:
             cache, dist = self._lm_root(B * K)
         step = self._compiled(self.step)
         row0 = torch.arange(B, device=dev)[:, None] * K  # (B, 1): first LM row of each utterance
-        graphs = self.d.compile == "reduce-overhead"
+        graphs = self.plan.compile == "reduce-overhead"
         for s in range(S):
             if graphs:  # the last frame's outputs are this frame's inputs (CUDA graph trees' loop idiom)
                 torch.compiler.cudagraph_mark_step_begin()
@@ -241,7 +237,7 @@ class TorchSearch:
                 fwd = (ext & torch.isfinite(h["f"][..., 0])).reshape(-1)
                 cache, dist = self._lm_advance(cache, dist, flat, self.lm_tok[tok].reshape(-1), fwd)
         if self.lm_name is not None:  # the scorer's work counters (lmplug decode --stats)
-            w = self.d.scorers[self.lm_name].work
+            w = self.plan.scorers[self.lm_name].work
             w["forwards"] += self.forwards
             w["rows"] += self.rows
             w["tokens"] += int(self.new_tokens)
@@ -252,14 +248,25 @@ class TorchSearch:
         """One compressed step (frame) ``cur`` (its slices of the steps: ``ids``/``lp``/``ok`` (B, k),
         ``t``/``run``/``runlen``/``act`` (B,)) for all hypotheses ``h``; returns the new ones, their
         parent rows, whether they extended their prefix, and the label they took."""
-        d, B, K = self.d, self.B, self.K
+        c, ok, new_ac, raw, fused = self._candidates(h, cur, dist)
+        m_ac, top, pick, sel, valid = self._merge_and_prune(c, ok, new_ac, fused)
+        sv = {n: sel[..., j] for j, n in enumerate(CAND)}
+        if self.plan.prune_history:
+            valid = self._recombine(sv, valid)
+        parent = pick // cur["ids"].shape[1]
+        new = self._survivors(h, sel, sv, parent, m_ac, top, pick, raw, valid)
+        return self._hold_finished(h, new, cur["act"], parent, sv)
+
+    def _candidates(self, h: dict[str, torch.Tensor], cur: dict[str, torch.Tensor], dist):
+        """Every hypothesis x its frame's candidate labels, (B, K, k), after the blank-only frames
+        folded before this step. Returns the candidates' int fields ``c`` (by name, the fields of
+        ``CAND``), whether they take part (``ok``), their CTC log-prob, raw LM score and fused
+        score (without the CTC part)."""
+        B, K = self.B, self.K
         k = cur["ids"].shape[1]
-        act = cur["act"]
         hi = {n: h["i"][..., j, None] for j, n in enumerate(INT)}  # (B, K, 1) views
-        # 1. blank-only frames folded before this step
         ac = h["f"][..., 0] + cur["run"][:, None]
         last = torch.where(cur["runlen"][:, None, None] > 0, self.blank, hi["last"])
-        # 2. every hypothesis x its frame's candidate labels: (B, K, k)
         tok = cur["ids"][:, None, :].expand(B, K, k)
         ok = cur["ok"][:, None, :] & torch.isfinite(ac)[..., None]
         new_ac = ac[..., None] + cur["lp"][:, None, :]
@@ -299,40 +306,59 @@ class TorchSearch:
         else:
             c["ws"] = torch.where(opens, -1, torch.where(ext & (ws < 0), t, ws))
             c["ce"] = torch.where(ext & ~opens, t + 1, ce)
-        # 3. merge equal (prefix, last label) states; candidates outside the frame's labels never merge
+        return c, ok, new_ac, raw, fused
+
+    def _merge_and_prune(self, c: dict[str, torch.Tensor], ok: torch.Tensor, new_ac: torch.Tensor,
+                         fused: torch.Tensor):
+        """Merge equal (prefix, last label) candidates (those outside the frame's labels never
+        merge), drop outliers, keep the best K per utterance. Returns the merged CTC log-probs
+        (B, M) in merge order, the kept positions in it ``top`` (B, K) (best first), their
+        candidate indices ``pick`` into (K, k), their ``CAND`` fields ``sel`` (B, K, len(CAND)) and
+        whether they hold a hypothesis (``valid``)."""
+        B, K = self.B, self.K
+        k = c["last"].shape[-1]
         M = K * k
-        with_last = (c["h0"] * KEY_MUL + tok + 2) % MOD[0]  # the last label folded into the first hash
+        with_last = (c["h0"] * KEY_MUL + c["last"] + 2) % MOD[0]  # the last label folded into the first hash
         order, first, m_ac = _merge(with_last.reshape(B, M), c["h1"].expand(B, K, k).reshape(B, M),
                                     new_ac.reshape(B, M), ok.reshape(B, M))
-        # 4. score and prune: outliers, then the best K per utterance
         total = torch.where(first, m_ac + fused.reshape(B, M).gather(1, order), NEG)
         best = total.max(1, keepdim=True).values
-        total = torch.where(total >= best + d.beam_prune_logp, total, NEG)
+        total = torch.where(total >= best + self.plan.beam_prune_logp, total, NEG)
         top_score, top = torch.topk(total, K, dim=1)  # (B, K), best first
         pick = order.gather(1, top)  # candidate index in (K, k) of each new hypothesis
         sel = torch.stack([c[n].expand(B, K, k) for n in CAND], -1).reshape(B, M, len(CAND)).gather(
             1, pick[..., None].expand(B, K, len(CAND)))  # (B, K, len(CAND)), in one gather
-        sv = {n: sel[..., j] for j, n in enumerate(CAND)}
-        parent = pick // k
-        valid = torch.isfinite(top_score)
-        if d.prune_history:  # keep the best of hypotheses with the same open word and last label
-            same = valid[:, None, :] & valid[:, :, None]
-            for n in ("w0", "w1", "last"):
-                same = same & (sv[n][:, :, None] == sv[n][:, None, :])
-            valid = valid & ~(same & torch.ones(K, K, dtype=torch.bool, device=self.dev).tril(-1)).any(2)
-        # tokens and spans follow their parents; a new token / finished span goes at the first free
-        # place (written for every row: past a row's count nothing is read)
+        return m_ac, top, pick, sel, torch.isfinite(top_score)
+
+    def _recombine(self, sv: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
+        """``prune_history``: of the kept hypotheses with the same open word and last label, only
+        the best stays ``valid``."""
+        K = self.K
+        same = valid[:, None, :] & valid[:, :, None]
+        for n in ("w0", "w1", "last"):
+            same = same & (sv[n][:, :, None] == sv[n][:, None, :])
+        return valid & ~(same & torch.ones(K, K, dtype=torch.bool, device=self.dev).tril(-1)).any(2)
+
+    def _survivors(self, h, sel, sv, parent, m_ac, top, pick, raw, valid) -> dict[str, torch.Tensor]:
+        """The new hypotheses: their fields, scores, and token / span buffers. Tokens and spans
+        follow their parents; a new token / finished span goes at the first free place (written
+        for every row: past a row's count nothing is read)."""
+        B, K = self.B, self.K
         ntok, nsp = h["i"][..., INT.index("ntok")].gather(1, parent), h["i"][..., INT.index("nsp")].gather(1, parent)
         buf = h["buf"].gather(1, parent[..., None, None].expand(B, K, 3, self.S + 1))
         buf[:, :, 0].scatter_(2, ntok[..., None], sv["last"][..., None])
         buf[:, :, 1:].scatter_(3, nsp[..., None, None].expand(B, K, 2, 1), sel[..., CAND.index("done_ws"):][..., :2, None])
-        new = {
+        return {
             "i": torch.cat([sel[..., : len(INT) - 2], (ntok + sv["ext"])[..., None], (nsp + sv["completes"])[..., None]], -1),
             "f": torch.stack([torch.where(valid, m_ac.gather(1, top), NEG),
-                              raw.reshape(B, M).gather(1, pick)], -1),
+                              raw.reshape(B, -1).gather(1, pick)], -1),
             "buf": buf,
         }
-        # finished utterances keep their hypotheses
+
+    def _hold_finished(self, h, new, act: torch.Tensor, parent: torch.Tensor, sv):
+        """Utterances that have finished (``act`` False) keep their hypotheses (their own rows,
+        no extension); returns what :meth:`step` returns."""
+        B, K = self.B, self.K
         a = act[:, None]
         out = {n: torch.where(a.view(B, 1, *[1] * (v.dim() - 2)), v, h[n]) for n, v in new.items()}
         keep = torch.arange(K, device=self.dev).expand(B, K)
@@ -340,7 +366,7 @@ class TorchSearch:
 
     def finish(self, h: dict[str, torch.Tensor], dist) -> list[list[CTCHypothesis]]:
         """Close open words, add end-of-sentence scores, merge equal prefixes, sort the n-best."""
-        d, B, K = self.d, self.B, self.K
+        plan, B, K = self.plan, self.B, self.K
         hi = {n: h["i"][..., j] for j, n in enumerate(INT)}
         ac = h["f"][..., 0] + self.st["tail"][:, None]
         open_ = hi["plen"] > 0
@@ -354,12 +380,12 @@ class TorchSearch:
         fused = self.w_words * nwords.double() + (self.w_lm * raw if self.lm_name is not None else 0.0)
         total = torch.where(first, m_ac + fused.gather(1, order), NEG)
         total, rank = torch.sort(total, dim=1, descending=True, stable=True)
-        pick = order.gather(1, rank)[:, : d.nbest]
+        pick = order.gather(1, rank)[:, : plan.nbest]
         cpu = {n: v.gather(1, pick).cpu().numpy() for n, v in (
             ("ws", hi["ws"]), ("ce", hi["ce"]), ("ntok", hi["ntok"]), ("nsp", hi["nsp"]), ("nwords", nwords), ("raw", raw))}
         bufs = h["buf"].gather(1, pick[..., None, None].expand(B, pick.shape[1], 3, self.S + 1)).cpu().numpy()
-        score = total[:, : d.nbest].cpu().numpy()
-        ctc = m_ac.gather(1, rank)[:, : d.nbest].cpu().numpy()
+        score = total[:, : plan.nbest].cpu().numpy()
+        ctc = m_ac.gather(1, rank)[:, : plan.nbest].cpu().numpy()
         results: list[list[CTCHypothesis]] = [[] for _ in range(B)]
         for b in range(B):
             for j in range(pick.shape[1]):
@@ -374,5 +400,5 @@ class TorchSearch:
                 if self.lm_name is not None:
                     scores[self.lm_name] = float(cpu["raw"][b, j])
                 scores[WORDS] = float(cpu["nwords"][b, j])
-                results[b].append(CTCHypothesis(d.labels.spell(toks), toks, spans, float(score[b, j]), scores))
+                results[b].append(CTCHypothesis(plan.labels.spell(toks), toks, spans, float(score[b, j]), scores))
         return results

@@ -303,8 +303,9 @@ def emissions(model: ConformerCTC, fs: FeatureSet, max_frames: int = 20000) -> l
     return out  # type: ignore[return-value]
 
 
-def greedy_decode(logp: np.ndarray, labels: Sequence[str]) -> str:
-    """Best path: argmax per frame, collapse repeats, drop blanks."""
+def greedy_transcript(logp: np.ndarray, labels: Sequence[str]) -> str:
+    """Best-path text of one utterance's (T, V) log-probs: argmax per frame, collapse repeats, drop blanks
+    (id 0). The batched, label-set-aware version is :func:`lmplug.ctc.decoder.greedy_decode`."""
     best = logp.argmax(-1)
     keep = np.concatenate([[True], best[1:] != best[:-1]]) & (best != 0)
     return " ".join("".join(labels[i] for i in best[keep]).split())

@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("torchaudio")
 
-from lmplug.speech.acoustic import (CHAR_LABELS, AMConfig, ConformerCTC, encode_text, greedy_decode, load_am,  # noqa: E402
+from lmplug.speech.acoustic import (CHAR_LABELS, AMConfig, ConformerCTC, encode_text, greedy_transcript, load_am,  # noqa: E402
                              make_batches, save_am)
 from lmplug.errors import LmplugError  # noqa: E402
 
@@ -24,10 +24,10 @@ def test_shapes_and_lengths():
     "frames, expected",
     [([0, 0, 3, 3, 0, 1, 4, 4, 0, 5], "a bc"), ([0, 0, 0], ""), ([3, 0, 3, 1, 1, 4], "aa b")],
 )
-def test_greedy_decode(frames, expected):
+def test_greedy_transcript(frames, expected):
     logp = np.full((len(frames), len(CHAR_LABELS)), -10.0)
     logp[np.arange(len(frames)), frames] = 0.0
-    assert greedy_decode(logp, CHAR_LABELS) == expected
+    assert greedy_transcript(logp, CHAR_LABELS) == expected
 
 
 def test_encode_text_rejects_unknown_characters():

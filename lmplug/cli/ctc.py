@@ -45,7 +45,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm-unk-offset", type=float, default=0.0,
                    help="word mode: log-score added to the Transformer's score of a word outside the vocabulary "
                         "(--vocabulary, or the KenLM unigrams), as KenLM adds its unk offset")
-    p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (DESIGN.md)")
+    p.add_argument("--mode", choices=("word", "token"), default="word", help="fusion mode (docs/ARCHITECTURE.md)")
     p.add_argument("--lexicon", action="store_true",
                    help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
     p.add_argument("--history-words", type=int, default=None,

@@ -1,7 +1,7 @@
 """Defaults in one place: scale presets for the tokenizer, the LM and its training, the
 acoustic model and the translation model.
 
-Scales: ``tiny`` runs in seconds (the test suite), ``demo`` is what ``make demo`` runs
+Scales (docs/ARCHITECTURE.md): ``tiny`` runs in seconds (the test suite), ``demo`` is what ``make demo`` runs
 on a fresh 2-core machine (minutes), ``cpu`` gives a real result on a 2-core machine within an
 hour, ``gpu`` is sized for ~10 minutes on one large GPU.
 """

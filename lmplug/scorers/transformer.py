@@ -163,7 +163,7 @@ class TransformerScorer(Scorer):
             (word mode; as KenLM's ``unk_offset``). The LM spells any string from its pieces, and
             at 0 the AM's misspellings ("asmentwelser...") cost only their pieces' probability.
             One offset per word favours merging misspellings into one run-on word; the decoder's
-            length-scaled ``partial_oov_logp`` was the better lever on dev (asr RESULTS.md).
+            length-scaled ``partial_oov_logp`` was the better lever on dev (recipes/asr_ctc_fusion/NOTES.md).
     """
 
     token_level = True

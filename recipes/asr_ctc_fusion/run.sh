@@ -25,17 +25,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # --token-min-logp: labels below this log-prob are not expanded, in every system (pyctcdecode's
-# default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, RESULTS.md)
+# default is -5; -8 was better for KenLM and both-LM fusion on bible and Gutenberg dev, NOTES.md)
 # --history-words: beams recombine also under the Transformer, by its last N words; 0: they do not
-# (2 was best on bible dev without look-ahead; with it 1 was better on bible and Gutenberg dev, RESULTS.md)
+# (2 was best on bible dev without look-ahead; with it 1 was better on bible and Gutenberg dev, NOTES.md)
 # --lookahead: beams spelling a word carry their LM's look-ahead (KenLM systems: its unigram mass of
 # the words they can become; Transformer systems: the Transformer's probability of the word's
 # first pieces); 0: none. The look-ahead was better for every lmplug system on dev, both domains
-# (RESULTS.md)
+# (NOTES.md)
 # --oov-penalty: log-score of a partial word that begins no known word (x length/6 past 6 letters) in
 # the systems with the Transformer. -20: the Transformer spells any string from its pieces, so at the
 # KenLM systems' -10 (pyctcdecode's) misspelled run-on words kept filling its beams; -20 was better
-# for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (RESULTS.md)
+# for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (NOTES.md)
 # --jobs: grid points of a tuning decoded at once, one process (and cores/jobs torch threads) each;
 # an interrupted stage 4 resumes from each tune dir's grid.jsonl when run again
 # --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
@@ -66,10 +66,10 @@ step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"  # "=": a value starting with "-"
 # the Transformer decodes slower: a coarser grid, where its dev optima have been (weight 0.25 and
 # bonuses 6-7 never came close; with look-ahead the optima moved to the edges 1.0 (Gutenberg) and
-# bonus 1 (bible), RESULTS.md)
+# bonus 1 (bible), NOTES.md)
 grid_lm="--lm-weights 0.5,0.75,1.0,1.25 --bonuses 0,1,2,3,4,5"
 # both fused: Transformer weight x bonus x KenLM weight (KenLM lowered under the Transformer: the
-# KenLM-alone weight, 0.75, leaves the Transformer little room; measured on dev, RESULTS.md)
+# KenLM-alone weight, 0.75, leaves the Transformer little room; measured on dev, NOTES.md)
 grid_both="--lm-weights 0.5,0.75,1.0 --bonuses 0,1,2,3,4,5 --outer kenlm=0.25,0.5"
 case $scale in  # utterances per split: train, dev, test
   tiny) n_train=40; n_dev=8; n_test=8; max_words=8; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid

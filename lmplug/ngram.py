@@ -16,8 +16,8 @@ from typing import Sequence
 from lmplug.errors import LmplugError
 from lmplug.scoring import SentenceScore
 
-LN10 = math.log(10.0)
-INSTALL_HINT = "pip install kenlm==0.3.0 (or run tools/setup.sh)"
+LN10 = math.log(10.0)  # KenLM returns log10 probabilities
+INSTALL_HINT = "pip install kenlm==0.3.0 (or `pip install 'lmplug[ngram]'`; tools/setup.sh builds lmplz too)"
 
 
 def find_kenlm_binary(name: str) -> str:
@@ -89,15 +89,22 @@ def train_ngram(
     return paths
 
 
-def load_kenlm(path: str | Path):
-    """A ``kenlm.Model`` from an ARPA or binary file, with actionable errors."""
+def import_kenlm():
+    """The ``kenlm`` module, or an error naming the install command."""
     try:
         import kenlm
     except ImportError:
-        raise LmplugError(f"the kenlm module is needed for n-gram models: {INSTALL_HINT}") from None
+        raise LmplugError(f"the kenlm module is needed for n-gram models: expected it installed, found none; "
+                          f"run {INSTALL_HINT}") from None
+    return kenlm
+
+
+def load_kenlm(path: str | Path):
+    """A ``kenlm.Model`` from an ARPA or binary file, with actionable errors."""
+    kenlm = import_kenlm()
     p = Path(path)
     if not p.is_file():
-        raise LmplugError(f"KenLM model not found: {p}")
+        raise LmplugError(f"KenLM model not found: expected an .arpa or binary file at {p}")
     try:
         return kenlm.Model(str(p))
     except (OSError, RuntimeError) as e:
@@ -105,7 +112,12 @@ def load_kenlm(path: str | Path):
 
 
 def score_sentences_ngram(model, sentences: Sequence[str]) -> list[SentenceScore]:
-    """Natural-log sentence scores with <s> and </s>; OOV words get KenLM's <unk> probability."""
+    """Natural-log sentence probabilities with <s> and </s>, as ``lmplug ppl`` reports them.
+
+    An OOV word gets KenLM's own ``<unk>`` probability and nothing more: this is
+    :class:`~lmplug.scorers.kenlm.KenLMScorer` with ``unk_offset=0`` (that scorer's
+    ``score_sentences`` is this function plus its offset; see its docstring for the OOV rule).
+    """
     out = []
     for s in sentences:
         words = s.split()

@@ -2,10 +2,16 @@
 
 Every sentence is scored as ``log P(w_1 .. w_n </s> | <s>)`` in natural log. Perplexity per
 word divides by words + end-of-sentence, the footing on which a Transformer LM and an n-gram
-compare (``perplexity``). Sentences longer than the model's context are scored with a sliding
-window: each window re-reads up to half a context of preceding tokens and scores only its new
-tokens, so every token is predicted with at least ``block_size // 2`` tokens of history (or all
-of it); nothing is truncated.
+compare (``perplexity``).
+
+The long-sentence rule (the one place it is written): sentences longer than the model's context
+are scored with a sliding window: each window re-reads up to half a context of preceding tokens
+and scores only its new tokens, so every token is predicted with at least ``block_size // 2``
+tokens of history (or all of it); nothing is truncated. Every whole-sentence score goes through
+:func:`score_sentences`: ``lmplug ppl``, ``TransformerScorer.score_sentences`` (CTC n-best
+rescoring) and the MT ``lm`` feature. Only incremental scoring inside a beam search
+(``TransformerScorer.score_words``) differs: its KV cache slides token by token, keeping as much
+history as the context holds.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A feature maps (source, hypothesis) pairs to numbers and carries a signature. The built-in ones:
 
 ==========  ===============================================================================
-``lm``      Transformer LM ``log P(hypothesis)`` (natural log, incl. </s>), ``lmplug.scoring``
-``kenlm``   KenLM n-gram ``log P(hypothesis)`` (natural log, incl. </s>), ``lmplug.ngram``
+``lm``      Transformer LM ``log P(hypothesis)`` (natural log, incl. </s>), ``TransformerScorer``
+``kenlm``   KenLM n-gram ``log P(hypothesis)`` (natural log, incl. </s>), ``KenLMScorer``
 ``channel`` ``log P(source | hypothesis)`` by forced decoding with a reverse translation model
             (noisy-channel reranking, Yee et al. 2019)
 ``words``   hypothesis length in words
@@ -13,6 +13,7 @@ A feature maps (source, hypothesis) pairs to numbers and carries a signature. Th
             / (source words + 1) (:class:`PerWord`; length-normalized scores as in Yee et al.)
 ==========  ===============================================================================
 
+The LM features are computed by the same scorer objects CTC fusion uses (:func:`scorer_feature`),
 plus whatever the n-best file already carries (the producing system's scores). The reranker
 picks, per sentence, the hypothesis with the largest ``sum(weights[f] * scores[f])``; a weight
 that names a feature the lists lack is an error, never silently ignored.
@@ -65,38 +66,43 @@ def _unique_map(texts: Sequence[str], fn: Callable[[list[str]], list[float]]) ->
     return [values[t] for t in texts]
 
 
-def lm_feature(lm, name: str = "lm", normalization: str | None = None, batch_tokens: int = 16384) -> Feature:
-    """Transformer LM log-prob of each hypothesis (``lm`` is a ``LanguageModel``).
+def scorer_feature(scorer, signature: str, normalization: str | None = None, **score_kwargs) -> Feature:
+    """A language model's ``log P(hypothesis)`` as a feature, through the same
+    :class:`~lmplug.scorers.base.Scorer` object CTC fusion uses (``scorer.score_sentences``:
+    natural log, ``<s>`` context, ``</s>`` included), each distinct hypothesis scored once.
 
     Args:
+        signature: what the values depend on besides the hypotheses (part of the cache key).
         normalization: ``lower`` when the LM was trained on ``lmplug.corpus.normalize(.., "lower")``
             text (hypotheses are normalized the same way before scoring); ``None`` to score as is.
+        score_kwargs: passed on to ``scorer.score_sentences``.
     """
-    from lmplug.scoring import score_sentences
-
     norm = _normalizer(normalization)
 
     def compute(sources: Sequence[str], hyps: Sequence[str]) -> list[float]:
-        return _unique_map([norm(h) for h in hyps],
-                           lambda u: [s.logprob for s in score_sentences(lm, u, batch_tokens=batch_tokens,
-                                                                         progress=True)])
+        return _unique_map([norm(h) for h in hyps], lambda u: scorer.score_sentences(u, **score_kwargs).tolist())
 
-    sig = f"{lm.signature()}|stamp:{_file_stamp(lm.path)}|norm:{normalization or 'none'}"
-    return Feature(name, sig, compute)
+    return Feature(scorer.name, f"{signature}|norm:{normalization or 'none'}", compute)
+
+
+def lm_feature(lm, name: str = "lm", normalization: str | None = None, batch_tokens: int = 16384) -> Feature:
+    """Transformer LM log-prob of each hypothesis (``lm`` is a ``LanguageModel``), by
+    :class:`~lmplug.scorers.transformer.TransformerScorer` (long hypotheses: the rule of
+    :mod:`lmplug.scoring`)."""
+    from lmplug.scorers.transformer import TransformerScorer
+
+    return scorer_feature(TransformerScorer(lm, name=name), f"{lm.signature()}|stamp:{_file_stamp(lm.path)}",
+                          normalization, batch_tokens=batch_tokens, progress=True)
 
 
 def kenlm_feature(path: str | os.PathLike, name: str = "kenlm", normalization: str | None = None) -> Feature:
-    """KenLM log-prob (natural log, with <s> and </s>) of each hypothesis."""
-    from lmplug.ngram import load_kenlm, score_sentences_ngram
+    """KenLM log-prob (natural log, with <s> and </s>) of each hypothesis, by
+    :class:`~lmplug.scorers.kenlm.KenLMScorer` with ``unk_offset=0`` (an OOV word gets KenLM's
+    plain ``<unk>`` probability, as in ``lmplug ppl``; the scorer's docstring gives the rule)."""
+    from lmplug.scorers.kenlm import KenLMScorer
 
-    model = load_kenlm(path)
-    norm = _normalizer(normalization)
-
-    def compute(sources: Sequence[str], hyps: Sequence[str]) -> list[float]:
-        return _unique_map([norm(h) for h in hyps], lambda u: [s.logprob for s in score_sentences_ngram(model, u)])
-
-    sig = f"lm:kenlm|order:{model.order}|path:{path}|stamp:{_file_stamp(path)}|norm:{normalization or 'none'}"
-    return Feature(name, sig, compute)
+    sc = KenLMScorer(path, unk_offset=0.0, name=name)
+    return scorer_feature(sc, f"lm:kenlm|order:{sc.order}|path:{path}|stamp:{_file_stamp(path)}", normalization)
 
 
 def channel_feature(translator, name: str = "channel", batch_tokens: int = 8192) -> Feature:

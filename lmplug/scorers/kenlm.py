@@ -9,59 +9,52 @@ from typing import Any
 
 import numpy as np
 
-from lmplug.errors import LmplugError
-from lmplug.ngram import arpa_unigrams
+from lmplug.ngram import LN10, arpa_unigrams, import_kenlm, load_kenlm, score_sentences_ngram
 from lmplug.scorers.base import Scorer, prefix_span, words_signature
 
-LN10 = math.log(10.0)  # KenLM returns log10 probabilities
-
-
-def _kenlm():
-    try:
-        import kenlm
-    except ImportError:
-        raise LmplugError(
-            "KenLM scoring needs the kenlm module: expected it installed, found none; "
-            "run `pip install kenlm==0.3.0` (or `pip install 'lmplug[ngram]'`)"
-        ) from None
-    return kenlm
+# per OOV word in fusion: pyctcdecode's unk_score_offset (-10 in log10) in natural log
+KENLM_UNK_OFFSET = -10.0 * LN10
 
 
 class KenLMScorer(Scorer):
-    finite_history = True
-    prefix_uses_state = False  # its look-ahead is unigram
-
     """An n-gram model through the ``kenlm`` module (ARPA or binary), word level.
 
     Scores are KenLM's log10 probabilities times ln(10). Scores of (state, word) pairs are cached
     across calls.
+
+    The OOV rule (the one place it is written): a word outside the word list (``unigrams``)
+    scores KenLM's own ``<unk>`` probability plus ``unk_offset`` (natural log), word by word
+    (``score_words``) and in whole sentences (``score_sentences``) alike. The default is
+    pyctcdecode's ``unk_score_offset`` (-10, which it adds to log10 scores: -23.03 in natural
+    log), a fusion device that keeps a beam search from spelling unknown words. Sentence
+    probabilities that are reported or reranked on (``lmplug ppl`` through
+    :func:`lmplug.ngram.score_sentences_ngram`, the MT ``kenlm`` feature) take
+    ``unk_offset=0``: KenLM's plain ``<unk>`` probability.
 
     Args:
         path: ``.arpa`` or KenLM binary file.
         unigrams: the LM's word list; when omitted, read from the ARPA file (or the ``.arpa``
             beside a binary). Without one, OOV words get no extra penalty (only KenLM's own
             ``<unk>`` probability) and decoders cannot penalize misspelled partial words.
-        unk_offset: natural-log penalty added to OOV words; the default is pyctcdecode's
-            ``unk_score_offset`` (-10, which it adds to log10 scores: -23.03 in natural log).
+        unk_offset: natural-log penalty added per OOV word (see above).
         name: feature name.
     """
 
+    finite_history = True
+    prefix_uses_state = False  # its look-ahead is unigram
     scores_empty_word = True  # "" is <unk>, as pyctcdecode's KenLM wrapper scores it
 
-    def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = -10.0 * LN10,
+    def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = KENLM_UNK_OFFSET,
                  name: str = "kenlm") -> None:
-        kenlm = _kenlm()
         p = Path(path)
-        if not p.is_file():
-            raise LmplugError(f"KenLM model not found: expected an .arpa or binary file at {p}")
+        self.model = load_kenlm(p)
         self.path = str(p)
-        self.model = kenlm.Model(self.path)
-        self._State = kenlm.State
+        self._State = import_kenlm().State
         self._given_unigrams = unigrams is not None  # else implied by the path
         if unigrams is None:  # an ARPA file, or the ARPA beside a binary (e.g. ngram5.bin + ngram5.arpa)
             unigrams = arpa_unigrams(p)
         self.unigrams = set(unigrams) if unigrams is not None else None
-        self.unk_offset = unk_offset if self.unigrams is not None else 0.0
+        self.unk_offset = float(unk_offset) if self.unigrams is not None else 0.0
         self.name = name
         self.order = self.model.order
         self._cache: dict[tuple[Any, str], tuple[float, Any]] = {}
@@ -69,7 +62,8 @@ class KenLMScorer(Scorer):
 
     def signature(self) -> str:
         return (f"lm:kenlm|order:{self.order}|path:{self.path}"
-                + (f"|unigrams:{words_signature(self.unigrams)}" if self._given_unigrams else ""))
+                + (f"|unigrams:{words_signature(self.unigrams)}" if self._given_unigrams else "")
+                + (f"|unk_offset:{self.unk_offset:g}" if self.unk_offset != KENLM_UNK_OFFSET else ""))
 
     def known_words(self) -> set[str] | None:
         return self.unigrams
@@ -101,6 +95,14 @@ class KenLMScorer(Scorer):
     def final_score(self, states):
         e = self._State()
         return np.array([self.model.BaseScore(s, "</s>", e) * LN10 for s in states], dtype=np.float64)
+
+    def score_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        """KenLM's own sentence score (:func:`~lmplug.ngram.score_sentences_ngram`) plus
+        ``unk_offset`` per OOV word: what ``score_words`` and ``final_score`` sum to."""
+        out = np.array([s.logprob for s in score_sentences_ngram(self.model, texts)], dtype=np.float64)
+        if self.unk_offset:
+            out += self.unk_offset * np.array([sum(w not in self.unigrams for w in t.split()) for t in texts])
+        return out
 
     def prefix_scores(self, states, prefixes):
         """Unigram look-ahead (the state is not used): the log of the unigram probability mass of

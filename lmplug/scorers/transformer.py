@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmplug import scoring
 from lmplug.errors import LmplugError
 from lmplug.scorers.base import Scorer, prefix_span, words_signature
 
@@ -471,31 +472,16 @@ class TransformerScorer(Scorer):
         states = self.materialize(states)
         return self.token_logprobs(states, [self.config.eos_id] * len(states)) - self.boundary_logmass(states)
 
-    @torch.inference_mode()
-    def score_sentences(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Whole-sentence log-probs with plain causal forwards (``<s>`` ... ``</s>``)."""
-        c = self.config
-        seqs = [[c.bos_id] + self.tokenizer.encode(t) + [c.eos_id] for t in texts]
-        out = np.zeros(len(seqs))
-        long = [i for i, s in enumerate(seqs) if len(s) - 1 > c.block_size]
-        if long:  # slide a KV cache past block_size, word by word
-            out[long] = super().score_sentences([texts[i] for i in long])
-        short = [i for i in range(len(seqs)) if i not in set(long)]
-        short.sort(key=lambda i: len(seqs[i]))
-        for a in range(0, len(short), batch_size):
-            rows = short[a : a + batch_size]
-            T = max(len(seqs[i]) for i in rows)
-            idx = torch.zeros(len(rows), T, dtype=torch.long)
-            for r, i in enumerate(rows):
-                idx[r, : len(seqs[i])] = torch.tensor(seqs[i])
-            idx = idx.to(self.device)
-            logits, _ = self.model(idx[:, :-1])
-            lp = torch.log_softmax(logits, -1).gather(2, idx[:, 1:, None]).squeeze(2)  # (n, T-1)
-            lens = torch.tensor([len(seqs[i]) - 1 for i in rows], device=self.device)
-            keep = torch.arange(T - 1, device=self.device)[None] < lens[:, None]
-            out[rows] = (lp * keep).sum(1).double().cpu().numpy()
-        if self.unk_offset and short:  # as score_words does (the long ones went through it)
-            out[short] += [self._unk_offsets(texts[i].split()).sum() for i in short]
+    def score_sentences(self, texts: Sequence[str], batch_tokens: int = 16384, progress: bool = False) -> np.ndarray:
+        """Whole-sentence log-probs (``<s>`` ... ``</s>``) by :func:`lmplug.scoring.score_sentences`,
+        the one sentence path (``lmplug ppl`` and the MT ``lm`` feature use it too; its module
+        docstring gives the rule for sentences longer than ``block_size``), plus ``unk_offset``
+        per word outside ``vocabulary``. Within ``block_size`` this equals the sum of
+        ``score_words`` and ``final_score``."""
+        out = np.array([s.logprob for s in scoring.score_sentences(self.lm, texts, batch_tokens=batch_tokens, progress=progress)],
+                       dtype=np.float64)
+        if self.unk_offset:
+            out += [self._unk_offsets(t.split()).sum() for t in texts]
         return out
 
     def _unk_offsets(self, words: Sequence[str]) -> np.ndarray:

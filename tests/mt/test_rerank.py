@@ -251,3 +251,30 @@ def test_per_word_features_divide_their_base():
     assert e.scores["chars_norm"] == pytest.approx(len(e.text) / 2)  # source "x": one word
     with pytest.raises(LmplugError, match="per-word feature 'lm_norm' needs 'lm' computed before it"):
         add_features(nb, sources, [PerWord("lm")], progress=False)
+
+
+def test_lm_features_come_from_the_ctc_scorers(tmp_path):
+    """One scorer path: the MT ``lm`` and ``kenlm`` features are the scorers' sentence scores
+    (TransformerScorer; KenLMScorer with unk_offset=0, KenLM's plain <unk>), long hypotheses
+    by lmplug.scoring's sliding window."""
+    from ctc_helpers import SENTENCES, tiny_arpa, tiny_lm
+
+    from lmplug.mt.rerank import kenlm_feature, lm_feature
+    from lmplug.scorers.kenlm import KenLMScorer
+    from lmplug.scorers.transformer import TransformerScorer
+    from lmplug.scoring import score_sentences
+
+    (tmp_path / "lm").mkdir()
+    lm = tiny_lm(tmp_path / "lm", steps=0, seed=1)
+    hyps = [SENTENCES[0], "the zebra sat", " ".join(SENTENCES * 3), SENTENCES[0]]
+    assert len(lm.tokenizer.encode(hyps[2])) + 1 > lm.config.block_size
+    got = lm_feature(lm).compute(hyps, hyps)
+    np.testing.assert_allclose(got, TransformerScorer(lm).score_sentences(hyps), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(got, [s.logprob for s in score_sentences(lm, hyps)], rtol=1e-6, atol=1e-5)
+    (tmp_path / "arpa").mkdir()
+    arpa = tiny_arpa(tmp_path / "arpa")
+    if arpa is None:
+        pytest.skip("lmplz not found (KenLM binaries; see tools/setup.sh)")
+    pytest.importorskip("kenlm")
+    np.testing.assert_allclose(kenlm_feature(arpa).compute(hyps, hyps),
+                               KenLMScorer(arpa, unk_offset=0.0).score_sentences(hyps), rtol=1e-12)

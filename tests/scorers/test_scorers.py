@@ -229,3 +229,34 @@ def test_words_split_by_piece_count_score_as_one_padded_forward(lm):
     padded, padded_new = sc.score_words(states, words)
     np.testing.assert_allclose(split, padded, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sc.final_score(split_new), sc.final_score(padded_new), rtol=1e-5, atol=1e-5)
+
+
+def test_long_sentence_scored_alike_by_both_entry_points(lm):
+    """One long-sentence rule (lmplug.scoring's sliding window): ``lmplug ppl``'s path and the
+    scorer's (CTC rescoring, MT features) give the same number past block_size."""
+    from lmplug.scoring import score_sentences
+
+    long = " ".join(SENTENCES * 3)
+    assert len(lm.tokenizer.encode(long)) + 1 > lm.config.block_size
+    texts = [long, SENTENCES[0]]
+    ref = [s.logprob for s in score_sentences(lm, texts)]
+    np.testing.assert_allclose(TransformerScorer(lm).score_sentences(texts), ref, rtol=1e-6, atol=1e-5)
+
+
+def test_kenlm_oov_rule_is_one_offset_per_word_everywhere(arpa):
+    """The OOV rule: KenLM's <unk> probability plus unk_offset per word outside the word list,
+    word by word (as the decoders sum it) and per sentence alike; unk_offset=0 is what
+    ``lmplug ppl`` reports (score_sentences_ngram)."""
+    from lmplug.ngram import load_kenlm, score_sentences_ngram
+    from lmplug.scorers.kenlm import KENLM_UNK_OFFSET
+
+    texts = ["the zebra sat on qqq", "the cat sat"]
+    plain = [s.logprob for s in score_sentences_ngram(load_kenlm(arpa), texts)]
+    zero = KenLMScorer(arpa, unk_offset=0.0)
+    fused = KenLMScorer(arpa)
+    assert fused.unk_offset == pytest.approx(-10 * math.log(10)) == KENLM_UNK_OFFSET
+    np.testing.assert_allclose(zero.score_sentences(texts), plain, rtol=1e-12)
+    np.testing.assert_allclose(fused.score_sentences(texts) - plain, [2 * KENLM_UNK_OFFSET, 0.0], atol=1e-9)
+    for sc in (zero, fused):  # word by word == per sentence
+        np.testing.assert_allclose(Scorer.score_sentences(sc, texts), sc.score_sentences(texts), rtol=1e-6)  # KenLM sums in float32
+    assert "unk_offset:0" in zero.signature() and "unk_offset" not in fused.signature()

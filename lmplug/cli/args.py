@@ -4,10 +4,10 @@ and the parsers of the values users type (weights, grids)."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Callable
 
 from lmplug.errors import LmplugError
+from lmplug.features import parse_weights  # noqa: F401  (the one weights parser, re-exported)
 
 Handler = Callable[[argparse.Namespace], int]
 FMT = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default
@@ -18,20 +18,6 @@ def add_command(sub, name: str, handler: Handler, help: str) -> argparse.Argumen
     p = sub.add_parser(name, help=help, description=help, formatter_class=FMT)
     p.set_defaults(handler=handler)
     return p
-
-
-def parse_weights(spec: str) -> dict[str, float]:
-    """``"lm=0.5,words=1"`` -> ``{"lm": 0.5, "words": 1.0}``."""
-    out: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, eq, val = part.partition("=")
-        try:
-            out[name.strip()] = float(val)
-        except ValueError:
-            eq = ""
-        if not eq or not math.isfinite(out[name.strip()]):
-            raise LmplugError(f"expected weights as name=value[,name=value] with finite values, found {part!r} in {spec!r}")
-    return out
 
 
 def parse_grid(spec: str, flag: str = "grid") -> list[float]:

@@ -17,6 +17,7 @@ import numpy as np
 from lmplug.ctc.decoder import CTC, WORDS, CTCHypothesis
 from lmplug.ctc.tune import TuneResult, word_error_rate
 from lmplug.errors import LmplugError
+from lmplug.features import weighted_total
 from lmplug.scorers.base import Scorer
 
 
@@ -59,7 +60,7 @@ def rerank(nbest: Sequence[Sequence[Any]], weights: Mapping[str, float]) -> list
             if missing:
                 raise LmplugError(f"expected features {sorted(w)} on every hypothesis, found {sorted(h.scores)} "
                                   f"(missing {missing}) for {h.text!r}")
-            new.append(h._replace(score=sum(v * h.scores[k] for k, v in w.items())))
+            new.append(h._replace(score=weighted_total(h.scores, w)))
         out.append(sorted(new, key=lambda h: -h.score))
     return out
 

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from lmplug.ctc.decoder import WORDS, CTCDecoder
 from lmplug.errors import LmplugError
+from lmplug.features import TunedWeights
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -39,8 +40,8 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
 
 
 @dataclass
-class TuneResult:
-    """Outcome of :func:`tune_ctc_weights`.
+class TuneResult(TunedWeights):
+    """Outcome of :func:`tune_ctc_weights` (``lmplug.TuneResult``).
 
     Attributes:
         weights: the chosen weights, e.g. ``{"lm": 0.5, "words": 1.0}``.
@@ -56,7 +57,6 @@ class TuneResult:
         outer_wer: the best dev WER of the inner grid at each of them.
     """
 
-    weights: dict[str, float]
     wer: float
     lm_name: str
     lm_weights: list[float]
@@ -66,9 +66,6 @@ class TuneResult:
     outer_name: str = ""
     outer_weights: list[float] = field(default_factory=list)
     outer_wer: list[float] = field(default_factory=list)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
 def decode_texts(decoder: CTCDecoder, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[str]:

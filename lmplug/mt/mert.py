@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from lmplug.errors import LmplugError, expect_each_once
+from lmplug.features import TunedWeights
 from lmplug.mt.nbest import NBest, feature_names
 
 N_STATS = 10  # sacrebleu BLEU: hyp_len, ref_len, matches 1-4, totals 1-4
@@ -167,8 +168,9 @@ def _window_mean(x: np.ndarray, k: int) -> np.ndarray:
 
 
 @dataclass
-class TuneResult:
-    weights: dict[str, float]  # L1-normalized
+class MertResult(TunedWeights):
+    """Outcome of :func:`tune_weights`: ``weights`` (L1-normalized) and what they reached."""
+
     bleu: float  # dev corpus BLEU of the reranked 1-best
     signature: str  # the tuner's settings + sacrebleu's BLEU signature
 
@@ -209,7 +211,7 @@ def _ascend(X: list[np.ndarray], S: list[np.ndarray], w: np.ndarray, max_passes:
 
 def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str] | None = None,
                  init: Mapping[str, float] | None = None, restarts: int = 20, seed: int = 1,
-                 max_passes: int = 10, tol: float = 1e-4, progress: bool = True, window: int = 0) -> TuneResult:
+                 max_passes: int = 10, tol: float = 1e-4, progress: bool = True, window: int = 0) -> MertResult:
     """Find weights maximizing dev corpus BLEU (sacrebleu defaults) of the reranked 1-best.
 
     Args:
@@ -262,7 +264,7 @@ def tune_weights(nbest: NBest, references: Sequence[str], features: Sequence[str
     weights = {n: float(v / norm) for n, v in zip(names, best_w)}
     sig = (f"tuner:mert|restarts:{restarts}|seed:{seed}|{f'window:{window}|' if window else ''}features:{','.join(names)}|"
            f"bleu:{bleu_signature()}")
-    return TuneResult(weights, best_bleu, sig)
+    return MertResult(weights, best_bleu, sig)
 
 
 def oracle_selection(nbest: NBest, references: Sequence[str], passes: int = 3) -> list[int]:

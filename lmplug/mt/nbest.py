@@ -31,7 +31,8 @@ SEP = " ||| "
 
 @dataclass
 class NBestEntry:
-    """One hypothesis of one source sentence, with its named feature values."""
+    """One hypothesis of one source sentence, with its named feature values (a
+    :class:`lmplug.features.Hypothesis`, as a CTC decoder's ``CTCHypothesis`` is)."""
 
     id: int  # source sentence index (0-based)
     text: str  # the hypothesis (non-empty)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from lmplug.errors import LmplugError, expect_each_once
+from lmplug.features import weighted_total
 from lmplug.mt.nbest import NBest, NBestEntry, feature_names
 
 
@@ -254,7 +255,8 @@ def check_weights(nbest: NBest, weights: Mapping[str, float]) -> list[str]:
 
 
 def linear_score(entry: NBestEntry, weights: Mapping[str, float]) -> float:
-    return sum(w * entry.scores[k] for k, w in weights.items())
+    """The reranker's score of one hypothesis: :func:`lmplug.features.weighted_total`."""
+    return weighted_total(entry.scores, weights)
 
 
 def rerank(nbest: NBest, weights: Mapping[str, float]) -> list[NBestEntry]:

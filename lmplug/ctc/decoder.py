@@ -114,11 +114,11 @@ class CTCDecoder:
         if not lm_prefilter > 0:
             raise LmplugError(f"expected lm_prefilter > 0 (a multiple of beam_size), found {lm_prefilter}")
         self.history_words = history_words
-        finite = all(s.finite_history or history_words for s in scorers.values()) and not (
+        finite = all(s.order is not None or history_words for s in scorers.values()) and not (
             mode == "token" and any(s.token_level for s in scorers.values()))
         # n-best lists: only an LM state keeps histories apart (without one, recombining would
         # leave one beam per open word and empty the list)
-        default = nbest == 1 or any(s.has_history for s in scorers.values())
+        default = nbest == 1 or any(s.order != 1 for s in scorers.values())
         self.prune_history = (default if cfg.prune_history is None else cfg.prune_history) and finite
         self.token_scorers = [n for n, s in self.scorers.items() if mode == "token" and s.token_level]
         self.word_scorers = [n for n in self.scorers if n not in self.token_scorers]

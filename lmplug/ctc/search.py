@@ -127,7 +127,7 @@ class Search:
         self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in plan.scorers}
         # scorers recombined by their last ``history_words`` words: context id -> word tuple
         self.contexts: dict[str, list[tuple[str, ...]]] = {
-            n: [()] for n in plan.word_scorers if plan.history_words and not plan.scorers[n].finite_history}
+            n: [()] for n in plan.word_scorers if plan.history_words and plan.scorers[n].order is None}
         # LM states: word scorers keyed by history node, token scorers keyed by node
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in plan.word_scorers}
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in plan.token_scorers}

@@ -6,15 +6,18 @@ a state is an opaque, immutable object (share it freely between beams).
 
 Two granularities, as in ESPnet's ``batch_score``:
 
-- token level (``token_level = True``, only :class:`TransformerScorer`): ``batch_score(states)``
-  gives the next-token log-probs ``(N, V)`` over the scorer's own vocabulary, ``advance`` appends
-  tokens;
+- token level (scorers that implement ``batch_score``: :class:`TransformerScorer`, the zero
+  scorer): ``batch_score(states)`` gives the next-token log-probs ``(N, V)`` over the scorer's own
+  vocabulary, ``advance`` appends tokens;
 - word level (every scorer): ``score_words(states, words)`` gives ``log P(word | state)`` and the
   states after the words. For the Transformer this is the sum of the word's sentencepiece piece
   log-probs (sentencepiece never merges across spaces, so summing over words is exact).
 
 ``final_score(states)`` is ``log P(</s> | state)``. ``score_sentences(texts)`` scores whole
-sentences (``<s>`` context, ``</s>`` included), e.g. to rescore an n-best list.
+sentences (``<s>`` context, ``</s>`` included): CTC n-best rescoring and the MT reranker's LM
+features both call it. The rest are optional hooks with defaults: ``token_logprobs`` (partial
+scoring of given tokens, ESPnet's ``score_partial``), ``prefix_scores`` (look-ahead),
+``compact`` (memory), ``known_words``, ``signature``.
 """
 
 from __future__ import annotations
@@ -40,25 +43,26 @@ class Scorer:
 
     Attributes:
         name: short default feature name (``"lm"``, ``"kenlm"``, ...).
-        token_level: whether ``batch_score``/``advance`` are available.
-        unk_offset: natural-log penalty added to the score of an out-of-vocabulary word.
-        finite_history: states are hashable and equal states score every future alike (n-gram
-            models), so a decoder may keep only the best of beams that share one.
+        order: the n-gram order: a state depends on the last ``order - 1`` words only, states are
+            hashable and equal states score every future alike, so a decoder may keep only the
+            best of beams that share one; 1: every state is the same (``ZeroScorer``, which must
+            not make a decoder recombine every n-best hypothesis into one); None (the default):
+            unbounded history (a neural LM).
         prefix_uses_state: ``prefix_scores`` depends on the states (False: on the prefix only,
             so a decoder may memoize it by prefix).
-        has_history: states tell histories apart (False: one state for all, as ``ZeroScorer``,
-            which must not make a decoder recombine every n-best hypothesis into one).
         scores_empty_word: ``score_words`` takes ``""`` (KenLM: as ``<unk>``, which pyctcdecode's
             own KenLM wrapper relies on); False: the empty word is no word.
     """
 
     name: str = "lm"
-    token_level: bool = False
-    unk_offset: float = 0.0
-    finite_history: bool = False  # equal states => equal future scores (n-gram): beams may recombine
+    order: int | None = None  # n-gram order (1: no history); None: unbounded (neural)
     prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
-    has_history: bool = True  # False: every state is the same (ZeroScorer)
     scores_empty_word: bool = False  # score_words([""]) is defined (KenLM's <unk>)
+
+    @property
+    def token_level(self) -> bool:
+        """Whether ``batch_score``/``advance`` are available (the scorer implements ``batch_score``)."""
+        return type(self).batch_score is not Scorer.batch_score
 
     def init_state(self, batch_size: int) -> list[Any]:
         """States of ``batch_size`` empty sentences (after ``<s>``)."""

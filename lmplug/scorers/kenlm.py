@@ -40,7 +40,6 @@ class KenLMScorer(Scorer):
         name: feature name.
     """
 
-    finite_history = True
     prefix_uses_state = False  # its look-ahead is unigram
     scores_empty_word = True  # "" is <unk>, as pyctcdecode's KenLM wrapper scores it
 
@@ -56,7 +55,7 @@ class KenLMScorer(Scorer):
         self.unigrams = set(unigrams) if unigrams is not None else None
         self.unk_offset = float(unk_offset) if self.unigrams is not None else 0.0
         self.name = name
-        self.order = self.model.order
+        self.order = self.model.order  # states depend on the last order - 1 words
         self._cache: dict[tuple[Any, str], tuple[float, Any]] = {}
         self._unigram_mass: tuple[list[str], np.ndarray, float] | None = None
 

@@ -66,8 +66,10 @@ def _make_pyctcdecode_class():
 
         @property
         def order(self) -> int:
-            # pyctcdecode's prune_history keeps order-1 words of history; a neural LM has no limit
-            return int(getattr(self.scorer, "order", 10_000))
+            # pyctcdecode's prune_history keeps order-1 words of history; a neural LM has no limit,
+            # nor (as before Scorer.order) the zero scorer
+            order = self.scorer.order
+            return 10_000 if order is None or order < 2 else int(order)
 
         def get_start_state(self) -> Any:
             """A new utterance (pyctcdecode asks once per decode): the last one's cached scores and

@@ -167,7 +167,6 @@ class TransformerScorer(Scorer):
             length-scaled ``partial_oov_logp`` was the better lever on dev (recipes/asr_ctc_fusion/NOTES.md).
     """
 
-    token_level = True
     CPU_CALL_COST = 32  # padded tokens one more forward costs on CPU (cache gathering, per-call work)
 
     def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,

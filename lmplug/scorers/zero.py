@@ -14,9 +14,7 @@ class ZeroScorer(Scorer):
     """Scores every word and token 0 (log 1): decoding with it equals decoding without an LM."""
 
     name = "zero"
-    token_level = True
-    finite_history = True
-    has_history = False
+    order = 1  # no history: every state is the same
 
     def __init__(self, vocab_size: int = 1) -> None:
         self.vocab_size = vocab_size

@@ -1,7 +1,7 @@
 """What speech and translation share: hypotheses with named feature scores, feature weights (how
 users type them, how tuners save them), and the weighted total a reranker or a decoder ranks by.
 
-A CTC hypothesis (:class:`lmplug.ctc.decoder.CTCHypothesis`) and an MT n-best entry
+A CTC hypothesis (:class:`lmplug.ctc.types.CTCHypothesis`) and an MT n-best entry
 (:class:`lmplug.mt.nbest.NBestEntry`) are both a :class:`Hypothesis`: a text and its
 ``scores: dict[str, float]``. Weights are ``dict[str, float]`` keyed by the same names, so they
 can be re-tuned on stored scores without running any model.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lmplug.errors import LmplugError
+from lmplug.files import read_json
 
 
 class Hypothesis(Protocol):
@@ -48,8 +49,6 @@ def parse_weights(spec: str) -> dict[str, float]:
 def read_weights_file(path: str | Path) -> dict[str, float]:
     """Weights from a JSON file: a tuner's result (its ``"weights"`` object, as
     :meth:`TunedWeights.save` writes it) or a flat ``{name: weight}`` object."""
-    from lmplug.checkpoint import read_json
-
     p = Path(path)
     if not p.is_file():
         raise LmplugError(f"weights file not found: expected a JSON file at {p}")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 from lmplug.files import read_json
 
 
@@ -54,11 +54,10 @@ def read_weights_file(path: str | Path) -> dict[str, float]:
         raise LmplugError(f"weights file not found: expected a JSON file at {p}")
     obj = read_json(p)
     obj = obj.get("weights", obj) if isinstance(obj, dict) else obj
-    if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj.values()):
+    if not isinstance(obj, dict):
         raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(obj)[:80]}")
-    bad = [k for k, v in obj.items() if not math.isfinite(float(v))]
-    if bad:
-        raise LmplugError(f"{p}: expected finite weights, found {', '.join(f'{k}={obj[k]}' for k in bad)}")
+    for k, v in obj.items():
+        expect_number(str(p), k, v)  # "<file>.<name>: expected a number, found ..." (booleans, NaN, inf too)
     return {str(k): float(v) for k, v in obj.items()}
 
 

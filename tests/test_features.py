@@ -31,8 +31,11 @@ def test_weights_file_round_trip_and_checks(tmp_path):
     (tmp_path / "flat.json").write_text(json.dumps({"nmt": 1}))
     assert read_weights_file(tmp_path / "flat.json") == {"nmt": 1.0}
     (tmp_path / "bad.json").write_text(json.dumps({"weights": {"lm": "high"}}))
-    with pytest.raises(LmplugError, match="expected a JSON object of name: weight"):
+    with pytest.raises(LmplugError, match=r"bad.json.lm: expected a number, found 'high'"):
         read_weights_file(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(LmplugError, match="expected a JSON object of name: weight"):
+        read_weights_file(tmp_path / "list.json")
     with pytest.raises(LmplugError, match="weights file not found"):
         read_weights_file(tmp_path / "none.json")
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lmplug.mt.mert import bleu_from_stats, bleu_stats, tune_weights
 from lmplug.mt.nbest import read_nbest
-from lmplug.mt.rerank import rerank
+from lmplug.mt.rerank import rerank_translations
 
 BASE = "nmt,nmt_norm,words,len_ratio"
 SETS = {
@@ -63,7 +63,7 @@ def main() -> int:
             r = tune_weights([nb[i] for i in tr], [refs[i] for i in tr], feats, restarts=args.restarts,
                              progress=False, window=args.window)  # starts at nmt_norm=1 (run.sh's --init) if present
             held = [nb[i] for i in te]
-            gains.append(bleu([e.text for e in rerank(held, r.weights)], te) - bleu([h[0].text for h in held], te))
+            gains.append(bleu([e.text for e in rerank_translations(held, r.weights)], te) - bleu([h[0].text for h in held], te))
         out[name] = dict(features=SETS[name], gains=gains, mean_gain=float(np.mean(gains)))
         print(f"{name:16s} held-out BLEU gain {np.mean(gains):+.2f} ({', '.join(f'{g:+.2f}' for g in gains)})", flush=True)
     if args.out:

@@ -1,5 +1,5 @@
 """What every ``lmplug`` subcommand module shares: the help formatter, subcommand registration,
-and the parsers of the values users type (weights, grids)."""
+and the parser of grids users type (weights: :func:`lmplug.features.parse_weights`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import argparse
 from typing import Callable
 
 from lmplug.errors import LmplugError
-from lmplug.features import parse_weights  # noqa: F401  (the one weights parser, re-exported)
 
 Handler = Callable[[argparse.Namespace], int]
 FMT = argparse.ArgumentDefaultsHelpFormatter  # --help shows every default

@@ -17,17 +17,17 @@ import contextlib
 import json
 import sys
 import time
-
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmplug.cli.args import FMT, parse_grid, parse_weights
+from lmplug.cli.args import FMT, parse_grid
 from lmplug.constants import COMPILE_MODES, SEARCHES
 from lmplug.ctc.backends import BACKENDS, DecodeSpec, ScorerSpec, build_decoder, load_scorers
-from lmplug.ctc.io import read_nbest, read_references
+from lmplug.ctc.io import read_ctc_nbest, read_references
 from lmplug.ctc.types import CTCDecoderConfig as DEFAULTS
 from lmplug.errors import EmissionsError, LmplugError, expect_number
-from lmplug.files import make_out_dir, read_json
+from lmplug.features import parse_weights, read_weights_file
+from lmplug.files import make_out_dir
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -96,16 +96,7 @@ def read_weights(weights: str | None, weights_file: str | None, default: dict[st
     """Weights from ``weights_file`` (--weights-file: a tune result's ``weights``, or a flat JSON dict),
     else ``weights`` (--weights, e.g. ``"lm=0.5,words=1"``), else ``default``."""
     if weights_file:
-        p = Path(weights_file)
-        if not p.is_file():
-            raise LmplugError(f"weights file not found: {p}")
-        d = read_json(p)
-        d = d.get("weights", d) if isinstance(d, dict) else d
-        if not isinstance(d, dict):
-            raise LmplugError(f"{p}: expected a JSON object of name: weight (or a 'weights' object), found {str(d)[:80]}")
-        for k, v in d.items():
-            expect_number(str(p), k, v)
-        return {k: float(v) for k, v in d.items()}
+        return read_weights_file(weights_file)
     return parse_weights(weights) if weights else default
 
 
@@ -391,7 +382,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     _setup(args)
     check_writable(args.out, args.stats)
-    ids, lists = read_nbest(args.nbest)
+    ids, lists = read_ctc_nbest(args.nbest)
     scorers = _rescore_scorers(args.lm, args.device)
     weights = _weights_of(args, {"lm": 0.5})
     t0 = time.perf_counter()
@@ -408,7 +399,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
 
     _setup(args)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
-    ids, lists = read_nbest(args.nbest)
+    ids, lists = read_ctc_nbest(args.nbest)
     make_out_dir(args.out_dir, "weights.json")
     refs = read_references(args.refs, ids)
     fixed = _weights_of(args, {})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -100,23 +99,10 @@ def cmd_nbest_features(args: argparse.Namespace) -> int:
 
 
 def _weights_arg(text: str) -> dict[str, float]:
-    p = Path(text)
-    if p.is_file():
-        from lmplug.checkpoint import read_json
+    """--weights / --init: a JSON file (a tuner's result or {name: weight}), or name=value,name=value."""
+    from lmplug.features import parse_weights, read_weights_file
 
-        obj = read_json(p)
-        obj = obj.get("weights", obj) if isinstance(obj, dict) else obj
-    else:
-        try:
-            obj = {k: float(v) for k, v in (kv.split("=", 1) for kv in text.split(","))}
-        except ValueError:
-            raise LmplugError(f"--weights: expected a JSON file or name=value,name=value; found {text!r}") from None
-    if not isinstance(obj, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj.values()):
-        raise LmplugError(f"--weights {text}: expected a mapping of feature name to number, found {str(obj)[:80]}")
-    bad = [k for k, v in obj.items() if not math.isfinite(float(v))]
-    if bad:
-        raise LmplugError(f"--weights {text}: expected finite weights, found {', '.join(f'{k}={obj[k]}' for k in bad)}")
-    return {str(k): float(v) for k, v in obj.items()}
+    return read_weights_file(text) if Path(text).is_file() else parse_weights(text)
 
 
 def cmd_tune_rerank(args: argparse.Namespace) -> int:
@@ -141,7 +127,7 @@ def cmd_tune_rerank(args: argparse.Namespace) -> int:
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     from lmplug.mt.nbest import read_nbest
-    from lmplug.mt.rerank import rerank
+    from lmplug.mt.rerank import rerank_translations
 
     nbest = read_nbest(args.nbest, n_sources=len(_raw_lines(args.src)) if args.src else None)
     if args.oracle_ref:
@@ -155,7 +141,7 @@ def cmd_rerank(args: argparse.Namespace) -> int:
                               f"{args.nbest}), found {len(refs)}")
         best = [hyps[j] for hyps, j in zip(nbest, oracle_selection(nbest, refs))]
     elif args.weights:
-        best = rerank(nbest, _weights_arg(args.weights))
+        best = rerank_translations(nbest, _weights_arg(args.weights))
     else:
         raise LmplugError("expected --weights (or --oracle-ref), found neither")
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout

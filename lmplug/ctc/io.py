@@ -163,7 +163,7 @@ def hypothesis_json(uid: str, hyps: Sequence[CTCHypothesis]) -> dict:
 
 
 
-def read_nbest(path: str | Path) -> tuple[list[str], list[list[dict]]]:
+def read_ctc_nbest(path: str | Path) -> tuple[list[str], list[list[dict]]]:
     """Utterance ids and their n-best lists from ``lmplug decode --nbest N`` JSONL (a row with only
     ``text``, ``score``, ``scores`` is a one-best list).
 

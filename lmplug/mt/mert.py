@@ -71,7 +71,7 @@ def upper_envelope(slopes: np.ndarray, intercepts: np.ndarray) -> tuple[np.ndarr
     Returns:
         starts (E,) float, the gamma where each envelope segment begins (``starts[0] = -inf``),
         and lines (E,) int, the index of the line on top from there on. Among identical lines
-        the earliest index wins, as in ``rerank`` (first maximum).
+        the earliest index wins, as in ``rerank_translations`` (first maximum).
     """
     # increasing slope; equal slopes: the highest intercept last (it replaces the others),
     # exact ties: the lowest index last

@@ -29,7 +29,7 @@ from lmplug.constants import NMT_PRESETS
 from lmplug.errors import LmplugError, expect_number
 from lmplug.mt.seq2seq import (
     IGNORE_INDEX,
-    Hypothesis,
+    BeamHypothesis,
     Seq2SeqConfig,
     Seq2SeqTransformer,
     beam_search,
@@ -73,7 +73,7 @@ class Translator:
                 f"V{c.vocab_size}|params:{self.model.num_parameters()}|path:{self.path}|lmplug:{_version()}")
 
     def translate(self, sources: Sequence[str], beam: int = 12, nbest: int | None = None, len_penalty: float = 1.0,
-                  batch_sentences: int = 64, progress: bool = False) -> list[list[tuple[str, Hypothesis]]]:
+                  batch_sentences: int = 64, progress: bool = False) -> list[list[tuple[str, BeamHypothesis]]]:
         """Beam search; per source up to ``nbest`` (text, hypothesis), best ``score`` first.
 
         Empty outputs (</s> right away) are left out of the lists: they are never translations and

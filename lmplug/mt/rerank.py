@@ -259,7 +259,7 @@ def linear_score(entry: NBestEntry, weights: Mapping[str, float]) -> float:
     return weighted_total(entry.scores, weights)
 
 
-def rerank(nbest: NBest, weights: Mapping[str, float]) -> list[NBestEntry]:
+def rerank_translations(nbest: NBest, weights: Mapping[str, float]) -> list[NBestEntry]:
     """Best hypothesis per sentence under ``weights`` (ties: the earlier hypothesis in the list)."""
     check_weights(nbest, weights)
     return [max(hyps, key=lambda e: linear_score(e, weights)) for hyps in nbest]

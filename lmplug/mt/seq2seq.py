@@ -273,7 +273,7 @@ def score_pairs(model: Seq2SeqTransformer, sources: Sequence[Sequence[int]], tar
 
 # --------------------------------------------------------------------------------- beam search
 @dataclass(frozen=True)
-class Hypothesis:
+class BeamHypothesis:
     tokens: tuple[int, ...]  # target ids without <s> and </s>
     logprob: float  # natural-log log P(tokens </s> | source)
     score: float  # ranking score: logprob / (len(tokens) + 1) ** len_penalty
@@ -281,7 +281,7 @@ class Hypothesis:
 
 @dataclass
 class _Sentence:
-    finished: list[Hypothesis] = field(default_factory=list)
+    finished: list[BeamHypothesis] = field(default_factory=list)
 
 
 @torch.inference_mode()
@@ -295,7 +295,7 @@ def beam_search(
     len_penalty: float = 1.0,
     batch_sentences: int = 64,
     progress: bool = False,
-) -> list[list[Hypothesis]]:
+) -> list[list[BeamHypothesis]]:
     """Batched beam search over sentences and beams with cached decoder keys/values.
 
     Every step extends the ``beam`` live prefixes of every unfinished sentence in one decoder
@@ -317,7 +317,7 @@ def beam_search(
     model.eval()
     device = next(model.parameters()).device
     c = model.config
-    results: list[list[Hypothesis]] = [[] for _ in sources]
+    results: list[list[BeamHypothesis]] = [[] for _ in sources]
     order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
     bar = tqdm(total=len(sources), disable=not progress, desc="beam", unit="sent")
     for start in range(0, len(order), batch_sentences):
@@ -331,7 +331,7 @@ def beam_search(
 
 
 def _beam_chunk(model: Seq2SeqTransformer, sources: list[Sequence[int]], caps: list[int], K: int,
-                len_penalty: float, device: torch.device) -> list[list[Hypothesis]]:
+                len_penalty: float, device: torch.device) -> list[list[BeamHypothesis]]:
     c = model.config
     B = len(sources)
     src, src_mask = pad_sources(sources, c.eos_id, device)
@@ -364,7 +364,7 @@ def _beam_chunk(model: Seq2SeqTransformer, sources: list[Sequence[int]], caps: l
             row = r * K + int(top_beam[r, k])
             lp_sum = float(top_s[r, k])
             sents[int(active[r])].finished.append(
-                Hypothesis(tuple(prefixes[row, 1:].tolist()), lp_sum, lp_sum / length**len_penalty))
+                BeamHypothesis(tuple(prefixes[row, 1:].tolist()), lp_sum, lp_sum / length**len_penalty))
         live_s, live_pos = top_s.masked_fill(is_eos, float("-inf")).topk(K, dim=1)  # (n, K)
         rows = (torch.arange(n, device=device).unsqueeze(1) * K + top_beam.gather(1, live_pos)).view(-1)
         prefixes = torch.cat([prefixes.index_select(0, rows), top_tok.gather(1, live_pos).view(-1, 1)], dim=1)

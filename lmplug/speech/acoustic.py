@@ -187,7 +187,7 @@ def encode_text(text: str, labels: Sequence[str]) -> list[int]:
     return [index[ch] for ch in " ".join(text.split())]
 
 
-def pad_batch(mats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_features(mats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(m) for m in mats])
     x = torch.zeros(len(mats), int(lengths.max()), mats[0].shape[1])
     for i, m in enumerate(mats):
@@ -238,7 +238,7 @@ def make_batches(fs: FeatureSet, max_frames: int) -> list[list[int]]:
 
 
 def collate(fs: FeatureSet, idx: Sequence[int], labels: Sequence[str]) -> tuple:
-    x, lengths = pad_batch([fs.get(i) for i in idx])
+    x, lengths = pad_features([fs.get(i) for i in idx])
     tgt = [encode_text(fs.texts[i], labels) for i in idx]
     return x, lengths, torch.tensor([t for ts in tgt for t in ts]), torch.tensor([len(t) for t in tgt])
 
@@ -296,7 +296,7 @@ def emissions(model: ConformerCTC, fs: FeatureSet, max_frames: int = 20000) -> l
     device = next(model.parameters()).device
     out: list[np.ndarray | None] = [None] * len(fs.ids)
     for idx in make_batches(fs, max_frames):
-        x, lengths = pad_batch([fs.get(i) for i in idx])
+        x, lengths = pad_features([fs.get(i) for i in idx])
         logp, out_len = model(x.to(device), lengths.to(device))
         for j, i in enumerate(idx):
             out[i] = logp[j, : int(out_len[j])].cpu().numpy()

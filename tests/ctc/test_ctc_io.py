@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lmplug.ctc.io import read_nbest, read_references
+from lmplug.ctc.io import read_ctc_nbest, read_references
 from lmplug.errors import LmplugError
 
 
@@ -23,24 +23,24 @@ def test_nbest_rows_with_nan_or_without_text_are_refused(tmp_path):
         p = tmp_path / "nb.jsonl"
         p.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
         with pytest.raises(LmplugError, match=re.escape(f"{p}:2: ") + ".*" + re.escape(message)):
-            read_nbest(str(p))
+            read_ctc_nbest(str(p))
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(LmplugError, match="expected at least one n-best list"):
-        read_nbest(str(tmp_path / "empty.jsonl"))
+        read_ctc_nbest(str(tmp_path / "empty.jsonl"))
     p.write_text(json.dumps(good) + "\n")
-    assert read_nbest(str(p)) == (["u0"], [good["nbest"]])
+    assert read_ctc_nbest(str(p)) == (["u0"], [good["nbest"]])
 
 
 def test_nbest_rows_need_an_id_and_unique_ids(tmp_path):
     p = tmp_path / "nb.jsonl"
     p.write_text('{"id": "u0", "text": "a"}\n{"text": "b"}\n')
     with pytest.raises(LmplugError, match=re.escape(f"{p}:2: expected a JSON object with an 'id'")):
-        read_nbest(str(p))
+        read_ctc_nbest(str(p))
     p.write_text('{"id": "u0", "text": "a"}\n{"id": "u0", "text": "b"}\n')
     with pytest.raises(LmplugError, match="u0"):
-        read_nbest(str(p))
+        read_ctc_nbest(str(p))
     p.write_text('{"id": 7, "text": "a b", "score": -1.5}\n')
-    assert read_nbest(str(p)) == (["7"], [[{"text": "a b", "score": -1.5, "scores": {}}]])
+    assert read_ctc_nbest(str(p)) == (["7"], [[{"text": "a b", "score": -1.5, "scores": {}}]])
 
 
 def test_references_in_the_order_of_the_ids(tmp_path):

@@ -18,7 +18,7 @@ from lmplug.mt.mert import (
     upper_envelope,
 )
 from lmplug.mt.nbest import NBestEntry
-from lmplug.mt.rerank import Feature, PerWord, add_features, length_features, rerank
+from lmplug.mt.rerank import Feature, PerWord, add_features, length_features, rerank_translations
 
 REFS = ["a man rides a red bike down the street .", "two dogs play in the snow .",
         "a woman is reading a book in the park .", "children are swimming in a lake ."]
@@ -100,7 +100,7 @@ def test_line_search_finds_known_optimum():
     assert res.gamma > max(thresholds)
     # the BLEU the sweep reports on an interval is the BLEU of reranking at a point inside it
     for gamma in (0.0, sorted(thresholds)[1] + 1e-6, res.gamma):
-        picked = rerank(nb, {"nmt": 1.0, "is_ref": gamma})
+        picked = rerank_translations(nb, {"nmt": 1.0, "is_ref": gamma})
         sweep = line_search([np.array([e.scores["is_ref"] for e in h]) for h in nb],
                             [np.array([e.scores["nmt"] for e in h]) for h in nb], stats, current=gamma)
         if sweep.low < gamma < sweep.high:  # `current` kept: it lies in a best interval
@@ -130,7 +130,7 @@ def test_tuner_with_reference_identifying_feature_reaches_bleu_100():
     nb = _nbest()
     res = tune_weights(nb, REFS, restarts=3, progress=False)
     assert res.bleu == pytest.approx(100.0)
-    assert [e.text for e in rerank(nb, res.weights)] == REFS
+    assert [e.text for e in rerank_translations(nb, res.weights)] == REFS
     assert sum(abs(v) for v in res.weights.values()) == pytest.approx(1.0)
     assert "tuner:mert|restarts:3" in res.signature and "tok:13a" in res.signature
     smooth = tune_weights(nb, REFS, restarts=3, progress=False, window=2)
@@ -147,7 +147,7 @@ def test_tuned_bleu_equals_sacrebleu_of_reranked_output():
             e.scores["noise"] = float((k * 7919) % 5)
     for window in (0, 2):
         res = tune_weights(nb, REFS, features=["nmt", "noise"], restarts=4, progress=False, window=window)
-        out = [e.text for e in rerank(nb, res.weights)]
+        out = [e.text for e in rerank_translations(nb, res.weights)]
         assert sacrebleu.corpus_bleu(out, [REFS]).score == pytest.approx(res.bleu, abs=1e-9)
     with pytest.raises(LmplugError, match="window >= 0"):
         tune_weights(nb, REFS, window=-1, progress=False)
@@ -162,7 +162,7 @@ def test_oracle_at_least_first_best_and_reaches_100_when_reference_is_listed():
 def test_weights_naming_unknown_features_are_refused():
     nb = _nbest()
     with pytest.raises(LmplugError) as e:
-        rerank(nb, {"nmt": 1.0, "lm": 0.5})
+        rerank_translations(nb, {"nmt": 1.0, "lm": 0.5})
     assert str(e.value) == "weights name unknown features ['lm']; the n-best lists carry ['nmt', 'is_ref']"
     with pytest.raises(LmplugError, match=r"unknown features \['channel'\]"):
         tune_weights(nb, REFS, features=["nmt", "channel"], progress=False)
@@ -179,7 +179,7 @@ def test_tuning_refuses_a_feature_named_twice():
 
 def test_rerank_ties_keep_the_earlier_hypothesis():
     nb = [[NBestEntry(0, "x", {"f": 1.0}), NBestEntry(0, "y", {"f": 1.0})]]
-    assert rerank(nb, {"f": 1.0})[0].text == "x"
+    assert rerank_translations(nb, {"f": 1.0})[0].text == "x"
 
 
 def test_add_features_cache_and_lengths(tmp_path):

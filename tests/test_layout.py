@@ -122,3 +122,31 @@ def test_imports_point_down(module):
         assert LAYERS[there] <= LAYERS[here], f"{module} ({here}) imports {dep} ({there}): an upward arrow"
         if LAYERS[there] == LAYERS[here] and here != there:
             assert not ({here, there} <= SIBLINGS_APART), f"{module} ({here}) imports its sibling {dep} ({there})"
+
+
+def test_public_names_are_unique():
+    """No two modules define a public function or class of the same name (``register``, the CLI
+    modules' one protocol, excepted)."""
+    seen: dict[str, list[str]] = {}
+    for m, path in _modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                seen.setdefault(node.name, []).append(m)
+    twice = {n: ms for n, ms in seen.items() if len(ms) > 1 and n != "register"}
+    assert not twice, f"public names defined more than once: {twice}"
+
+
+# private names read on other objects that are not lmplug's: NamedTuple's public _replace, and
+# sacrebleu's corpus statistics (lmplug.mt.mert's sufficient statistics for MERT)
+FOREIGN_PRIVATE = {"_replace", "_extract_corpus_statistics"}
+
+
+def test_no_private_attribute_of_another_object_is_read():
+    found = []
+    for m, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    and node.attr not in FOREIGN_PRIVATE):
+                found.append(f"{m}:{node.lineno} .{node.attr}")
+    assert not found, f"private attributes read from outside their class: {found}"

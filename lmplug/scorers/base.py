@@ -39,7 +39,10 @@ def words_signature(words) -> str:
 
 
 class Scorer:
-    """Base class: word-level hooks every LM implements; token-level hooks are optional.
+    """Base class. A new scorer implements three methods: ``init_state``, ``score_words``,
+    ``final_score`` (word level), and ``batch_score`` + ``advance`` to be token level too; the other
+    six (``token_logprobs``, ``prefix_scores``, ``compact``, ``known_words``, ``signature``,
+    ``score_sentences``) have working defaults that a scorer overrides for speed or features.
 
     Attributes:
         name: short default feature name (``"lm"``, ``"kenlm"``, ...).

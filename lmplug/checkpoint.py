@@ -13,17 +13,14 @@ renames, so a run killed while saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lmplug.errors import LmplugError
-from lmplug.files import read_json  # noqa: F401  (re-exported: checkpoint readers import it from here)
+from lmplug.files import atomic_dir, read_json, save_json  # noqa: F401  (re-exported for the loaders)
 from lmplug.model import LMConfig, TransformerLM
 from lmplug.tokenizer import Tokenizer
 
@@ -58,35 +55,15 @@ class LanguageModel:
         )
 
 
-def save_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def atomic_dir(final: Path, write) -> None:
-    """Call ``write(tmp_dir)`` and then swap ``tmp_dir`` in as ``final``."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + ".tmp")
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write(tmp)
-    for f in tmp.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint dir, or a training output dir holding ``checkpoint/`` (or its ``.old`` backup)."""
+    """A checkpoint dir, or a training output dir holding ``checkpoint/`` (or its ``.old`` backup);
+    a reference checkpoint's files are checked against its card (:mod:`lmplug.references`)."""
+    from lmplug.references import verify_reference
+
     p = Path(path)
     for cand in (p, p / "checkpoint", p / "checkpoint.old"):
         if (cand / "config.json").is_file():
+            verify_reference(cand)  # a reference checkpoint (models/): its digests, before anything is read
             return cand
     if not p.exists():
         raise LmplugError(f"checkpoint not found: {p} does not exist")

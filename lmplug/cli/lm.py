@@ -120,6 +120,33 @@ def cmd_ppl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_model(args: argparse.Namespace) -> int:
+    """A checkpoint as a reference: half-precision weights, card.json + README.md with digests."""
+    from lmplug.checkpoint import resolve_checkpoint
+    from lmplug.features import parse_weights
+    from lmplug.references import export_reference, write_card
+
+    metrics = parse_weights(",".join(args.metric)) if args.metric else {}
+    eval_command = args.eval_command
+    if args.eval_text:  # an LM: its per-word and per-token perplexity on the stored (half-precision) weights
+        eval_command = f"lmplug ppl --model {args.out} --text {args.eval_text}"
+    src = resolve_checkpoint(args.checkpoint)
+    card = export_reference(src, args.out, name=args.name, kind=args.kind, description=args.description,
+                            data=args.data, train_command=args.train_command, metrics=metrics,
+                            eval_command=eval_command, dtype=args.dtype, notes=args.notes)
+    if args.eval_text:
+        from lmplug.corpus import read_lines
+        from lmplug.scoring import perplexity
+
+        fn, _ = load_sentence_scorer(args.out, None)
+        res = perplexity(fn(read_lines(args.eval_text)))
+        card["metrics"].update(ppl_word=round(res["ppl_word"], 2), ppl_token=round(res["ppl_token"], 2),
+                               sentences=res["sentences"], words=res["words"])
+        write_card(args.out, card)
+    print(json.dumps({k: card[k] for k in ("name", "parameters", "dtype", "bytes", "metrics", "lmplug_commit")}))
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -186,6 +213,23 @@ def register(sub) -> None:
     p.add_argument("--text", required=True, help="text, one sentence a line")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
+
+    p = add_command(sub, "export-model", cmd_export_model,
+                    "store a checkpoint as a reference: half-precision weights, a model card, digests")
+    p.add_argument("--checkpoint", required=True, help="the checkpoint (any lmplug model: LM, acoustic, translation)")
+    p.add_argument("--out", required=True, help="the reference directory, e.g. models/lm-bible")
+    p.add_argument("--name", required=True, help="its name in the card")
+    p.add_argument("--kind", required=True, help="lm | am | nmt | ...")
+    p.add_argument("--description", default="", help="one paragraph for the card")
+    p.add_argument("--data", default="", help="what it was trained on")
+    p.add_argument("--train-command", default="", help="the exact command that trained it")
+    p.add_argument("--metric", action="append", default=[], help="name=value for the card (repeatable)")
+    p.add_argument("--eval-command", default="", help="the command that reproduces --metric")
+    p.add_argument("--eval-text", default=None,
+                   help="an LM: measure per-word/per-token perplexity of the stored weights on this text")
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"),
+                   help="storage precision of the weights (loading restores float32)")
+    p.add_argument("--notes", default="", help="anything else the card should say")
 
     p = add_command(sub, "score", cmd_score, "log-probability of each sentence (JSONL)")
     p.add_argument("--model", required=True, help="checkpoint dir or KenLM .arpa/.bin")

@@ -82,13 +82,20 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     seconds = time.time() - t0
     (out / "npy").mkdir(parents=True, exist_ok=True)
     (out / "labels.json").write_text(json.dumps(list(am.config.labels)) + "\n")
+    greedy = [greedy_transcript(e, am.config.labels) for e in em]
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
-        for u, e in zip(utts, em):
+        for u, e, g in zip(utts, em, greedy):
             np.save(out / "npy" / f"{u.id}.npy", e.astype(np.float32))
             f.write(json.dumps({"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration,
-                                "frames": len(e), "greedy": greedy_transcript(e, am.config.labels)}) + "\n")
-    print(json.dumps({"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
-                      "utterances": len(utts), "seconds": round(seconds, 1)}))
+                                "frames": len(e), "greedy": g}) + "\n")
+    summary = {"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
+               "utterances": len(utts), "seconds": round(seconds, 1)}
+    if utts and all(u.text for u in utts):  # the acoustic model's own accuracy: greedy WER and CER (jiwer)
+        import jiwer
+
+        refs = [u.text for u in utts]
+        summary.update(greedy_wer=round(100 * jiwer.wer(refs, greedy), 2), greedy_cer=round(100 * jiwer.cer(refs, greedy), 2))
+    print(json.dumps(summary))
     return 0
 
 

@@ -65,3 +65,24 @@ def test_speech_commands_check_their_options(am, tmp_path, capsys):
     train = ["train-am", "--train", man, "--dev", man, "--out", str(tmp_path / "am2"), "--max-steps", "0"]
     assert main(train) == 2 and "--max-steps: expected an integer >= 1, found 0" in capsys.readouterr().err
     assert not (tmp_path / "sp").exists() and not (tmp_path / "am2").exists()
+
+
+def test_emissions_reports_the_greedy_error_rates(am, tmp_path, capsys):
+    """With transcripts in the manifest, emissions prints the acoustic model's greedy WER and CER
+    (jiwer, in percent), the same as scoring the manifest's greedy column."""
+    import jiwer
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, text in enumerate(["the cat", "a dog sat"]):
+        sf.write(tmp_path / f"u{i}.flac", (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
+        rows.append({"id": f"u{i}", "audio": f"u{i}.flac", "text": text})
+    man = _manifest(tmp_path / "m.jsonl", rows)
+    capsys.readouterr()
+    assert main(["emissions", "--am", am, "--manifest", man, "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    written = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    refs, hyps = [r["text"] for r in written], [r["greedy"] for r in written]
+    assert summary["greedy_wer"] == round(100 * jiwer.wer(refs, hyps), 2)
+    assert summary["greedy_cer"] == round(100 * jiwer.cer(refs, hyps), 2)

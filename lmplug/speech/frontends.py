@@ -153,8 +153,8 @@ class WhisperEncoder:
     frame_rate = FRAME_RATE
 
     def __init__(self, model: str = "base", device: str = "cpu", compute_type: str = "int8", threads: int = 1) -> None:
-        ct2 = _require("ctranslate2")
         files = self._wheel_files(model) if model in WHISPER_WHEELS else self._dir_files(model)
+        ct2 = _require("ctranslate2")
         self.name = f"whisper-{model}" if model in WHISPER_WHEELS else f"whisper-{Path(model).resolve().name}"
         self.digest = hashlib.sha256(files["model.bin"]).hexdigest()
         self.key = f"{self.name}|model.bin sha256={self.digest}|{device}|{compute_type}|{FRONTEND_VERSION}"
@@ -162,7 +162,8 @@ class WhisperEncoder:
             self.model = ct2.models.Whisper(self.name, device=device, compute_type=compute_type, intra_threads=threads,
                                             files={k: BytesIO(v) for k, v in files.items()})
         except (RuntimeError, ValueError) as e:
-            raise LmplugError(f"{model}: cannot load a CTranslate2 Whisper model ({e})") from None
+            raise LmplugError(f"{model}: expected a whole CTranslate2 Whisper model, found one ctranslate2 cannot "
+                              f"load ({e})") from None
         self.n_mels = int(self.model.n_mels)
         self.dim = self._encode(whisper_log_mel(np.zeros(2 * MIN_SAMPLES, np.float32), self.n_mels)).shape[1]
 

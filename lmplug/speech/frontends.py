@@ -68,7 +68,8 @@ def _require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise LmplugError(f"the speech front-ends need the Python package {module}: run `{SPEECH_INSTALL}`") from None
+        raise LmplugError(f"the speech front-ends need the Python package {module}: run `{SPEECH_INSTALL}` "
+                          "(or `pip install 'lmplug[speech]'`)") from None
 
 
 def _installed_version(dist: str) -> str | None:
@@ -223,7 +224,8 @@ class HamaPhones:
     def __init__(self) -> None:
         hama = _require("hama")
         if _installed_version(HAMA_MODEL[0]) is None:
-            raise LmplugError(f"hama is importable but not installed as a distribution; run `{SPEECH_INSTALL}`")
+            raise LmplugError(f"expected hama installed as a distribution (its RECORD checks the model), found only "
+                              f"the module; run `{SPEECH_INSTALL}`")
         data, path = _wheel_file(*HAMA_MODEL)
         try:
             self.model = hama.ASRModel(model_path=path)

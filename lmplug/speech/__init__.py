@@ -1,1 +1,4 @@
-"""Speech: synthetic speech (``synthesis``) and the Conformer-CTC acoustic model (``acoustic``)."""
+"""Speech: audio input (``audio``: any rate and libsndfile format to 16 kHz mono), synthetic speech
+(``synthesis``), the Conformer-CTC acoustic model (``acoustic``), pretrained front-ends shipped in
+PyPI wheels (``frontends``: Whisper base / tiny.en encoder states, hama's phone CTC log-probs; the
+``speech`` extra) and their float16 feature cache (``cache``)."""

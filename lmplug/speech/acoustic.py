@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from lmplug.errors import LmplugError, config_from_dict
 from lmplug.shard import local_rank
-from lmplug.speech.synthesis import Utterance, load_audio
+from lmplug.speech.audio import load_audio
+from lmplug.speech.synthesis import Utterance
 
 CHAR_LABELS = ("", " ", "'", *"abcdefghijklmnopqrstuvwxyz")  # blank first, " " delimits words
 FORMAT = "lmplug-ctc-am"

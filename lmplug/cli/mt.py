@@ -206,7 +206,7 @@ def register(sub) -> None:
     p = add_command(sub, "prepare-multi30k", cmd_prepare_multi30k,
                     "copy or download Multi30k (task 1 and 2; research use only: never committed), check its line counts")
     p.add_argument("--out", default="data/multi30k", help="output folder (task1/, task2/, manifest.json)")
-    p.add_argument("--from", dest="source", default=None,
+    p.add_argument("--from", dest="source", metavar="DIR", default=None,
                    help="local folder holding task1/train.en etc. (plain or .gz); without it: download from --url")
     p.add_argument("--url", default=MULTI30K_URL, help="base URL of the raw files (BASE/task1/raw/train.en.gz)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each download")

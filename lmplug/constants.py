@@ -11,7 +11,6 @@ from __future__ import annotations
 VERSION = "0.1.0"  # lmplug.__version__, written into every checkpoint and signature
 
 DEFAULT_DATA_DIR = "data"
-SHARED_DATA_DIR = "../shared/data"
 SCALES = ("tiny", "demo", "cpu", "gpu")
 
 TOKENIZER_VOCAB = {"tiny": 200, "demo": 4000, "cpu": 4000, "gpu": 8000}

@@ -1,6 +1,9 @@
-"""Shared fixtures: a tiny tokenizer and a tiny randomly initialised LM, built in seconds."""
+"""Shared fixtures: a tiny tokenizer and a tiny randomly initialised LM, built in seconds; a fake
+Multi30k folder (the real one is never in the repository)."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 import torch
@@ -40,3 +43,31 @@ def tiny_model(tokenizer) -> TransformerLM:
     torch.manual_seed(0)
     cfg = LMConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_head=2, n_embd=32, block_size=32, dropout=0.0)
     return TransformerLM(cfg).eval()
+
+
+def _write_fake_multi30k(root) -> None:
+    """Multi30k's layout with its exact line counts (``root/task1/train.en`` ...): made-up
+    sentences over a 600-word vocabulary, German and French a word-by-word cipher of the English
+    (a translation a tiny model can learn)."""
+    from lmplug.mt.multi30k import multi30k_files
+
+    rng = random.Random(0)
+    vocab = ["".join(rng.choice("abcdefghijklmnoprstuvwyz") for _ in range(rng.randint(2, 7))) for _ in range(600)]
+    cipher = {lang: {w: w[::-1] + suffix for w in vocab} for lang, suffix in (("de", "en"), ("fr", "e"))}
+    cache: dict[int, list[str]] = {}
+    for rel, n in multi30k_files().items():
+        lang = rel.rsplit(".", 1)[1]
+        if n not in cache:
+            cache[n] = [" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 10))) for _ in range(n)]
+        en = cache[n]
+        text = en if lang == "en" else [" ".join(cipher[lang][w] for w in s.split()) for s in en]
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("".join(s + "\n" for s in text), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def fake_multi30k(tmp_path_factory):
+    """A folder laid out as Multi30k (task1/, task2/) with its line counts, for ``--from``."""
+    root = tmp_path_factory.mktemp("fake_multi30k")
+    _write_fake_multi30k(root)
+    return root

@@ -7,7 +7,7 @@ other way round; prints the mean held-out gain per set and writes JSON.
 Usage (from the repository root; the dev n-best of recipes/mt_nbest_rerank stage 7):
 
     .venv/bin/python tools/mt_dev_cv.py --nbest exp/mt/cpu/multi30k/dev.feat.nbest \\
-        --ref ../shared/data/multi30k/task1/val.de --out exp/mt/cpu/multi30k/dev_cv.json
+        --ref data/multi30k/task1/val.de --out exp/mt/cpu/multi30k/dev_cv.json
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Translation subcommands of ``lmplug``: train-nmt, translate, nbest-features, tune-rerank, rerank, eval-mt.
+"""Translation subcommands of ``lmplug``: prepare-multi30k, train-nmt, translate, nbest-features, tune-rerank,
+rerank, eval-mt.
 
 ``register(subparsers)`` adds them to the ``lmplug`` command; ``python -m lmplug.cli.mt`` runs
 them on their own. A user error (``LmplugError``) prints one line and exits 2.
@@ -32,6 +33,17 @@ def _raw_lines(path: str) -> list[str]:
     if not p.is_file():
         raise LmplugError(f"text file not found: {p}")
     return p.read_text(encoding="utf-8").splitlines()
+
+
+# ----------------------------------------------------------------------------------------- data
+def cmd_prepare_multi30k(args: argparse.Namespace) -> int:
+    from lmplug.mt.multi30k import prepare_multi30k
+
+    expect_number("", "--timeout", args.timeout, above=0)
+    manifest = prepare_multi30k(args.out, args.source, base_url=args.url, timeout=args.timeout, force=args.force,
+                                progress=not args.quiet)
+    print(json.dumps({"out": args.out, "source": manifest["source"], "files": len(manifest["files"])}))
+    return 0
 
 
 # ------------------------------------------------------------------------------------- training
@@ -189,6 +201,17 @@ def cmd_eval_mt(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add the translation subcommands to the ``lmplug`` subparsers."""
     from lmplug.constants import NMT_PRESETS
+    from lmplug.mt.multi30k import MULTI30K_URL
+
+    p = add_command(sub, "prepare-multi30k", cmd_prepare_multi30k,
+                    "copy or download Multi30k (task 1 and 2; research use only: never committed), check its line counts")
+    p.add_argument("--out", default="data/multi30k", help="output folder (task1/, task2/, manifest.json)")
+    p.add_argument("--from", dest="source", metavar="DIR", default=None,
+                   help="local folder holding task1/train.en etc. (plain or .gz); without it: download from --url")
+    p.add_argument("--url", default=MULTI30K_URL, help="base URL of the raw files (BASE/task1/raw/train.en.gz)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each download")
+    p.add_argument("--force", action="store_true", help="fetch again even if OUT/manifest.json says it is complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add_command(sub, "train-nmt", cmd_train_nmt, "train (or resume) a Transformer translation model")
     for name in ("train-src", "train-tgt", "dev-src", "dev-tgt"):

@@ -38,9 +38,12 @@ cd "$(dirname "$0")/../.."
 # for it on bible and Gutenberg dev, -5 and -20 no better than -10 for KenLM (NOTES.md)
 # --jobs: grid points of a tuning decoded at once, one process (and cores/jobs torch threads) each;
 # an interrupted stage 4 resumes from each tune dir's grid.jsonl when run again
+# --gutenberg PATH: the Gutenberg text of stage 0 (default data/gutenberg/gutenberg_nltk17.txt, committed:
+# data/README.md)
 # --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
 # scale's preset), also on past an existing checkpoint
 lm_steps=""; scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
+gutenberg=data/gutenberg/gutenberg_nltk17.txt
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --domains) domains=$2; shift 2;;
+    --gutenberg) gutenberg=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
 done
@@ -84,12 +88,12 @@ mkdir -p "$d"
 if step 0; then
   run prepare-bible --out "$data/bible"
   case " $domains " in *" gutenberg "*)
-    if [ -f ../shared/data/text/gutenberg_nltk17.txt ]; then
-      run prepare-text --input ../shared/data/text/gutenberg_nltk17.txt --out "$data/gutenberg"
-    elif [ -f "$data/gutenberg/test.txt" ]; then  # e.g. carried to a lent GPU machine
-      echo "[asr] ../shared/data/text/gutenberg_nltk17.txt absent: using the prepared $data/gutenberg" >&2
+    if [ -f "$gutenberg" ]; then
+      run prepare-text --input "$gutenberg" --out "$data/gutenberg"
+    elif [ -f "$data/gutenberg/test.txt" ]; then  # e.g. --gutenberg names a file this machine lacks
+      echo "[asr] $gutenberg absent: using the prepared $data/gutenberg" >&2
     else
-      echo "expected ../shared/data/text/gutenberg_nltk17.txt or a prepared $data/gutenberg/" >&2; exit 2
+      echo "expected $gutenberg or a prepared $data/gutenberg/" >&2; exit 2
     fi;;
   esac
   run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
@@ -106,10 +110,11 @@ if step 1; then
     if [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
       from=3; [ -f "$lmd/$dom/tok.model" ] && [ -f "$lmd/$dom/ngram5.bin" ] || from=1  # text: stage 0 above
       bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $from --stop-stage 3 --data "$data" --exp "$exp/lm" \
-        --max-steps "$lm_steps"
+        --max-steps "$lm_steps" --gutenberg "$gutenberg"
     else
       [ -f "$lmd/$dom/lm/checkpoint/config.json" ] && [ -f "$lmd/$dom/ngram5.bin" ] || \
-        bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm"
+        bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 3 --data "$data" --exp "$exp/lm" \
+          --gutenberg "$gutenberg"
     fi
   done
 fi

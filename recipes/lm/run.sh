@@ -8,7 +8,8 @@
 #   recipes/lm/run.sh --scale cpu --stage 3 --stop-stage 4 --max-steps 8000   # train on past the preset
 #
 # Corpora: bible (embedded default: Debian's KJV + WEB, lowercased, split by book; see
-#          data/README.md) and gutenberg (--gutenberg PATH, default ../shared/data/text/gutenberg_nltk17.txt).
+#          data/README.md) and gutenberg (--gutenberg PATH, default data/gutenberg/gutenberg_nltk17.txt:
+#          public-domain Project Gutenberg books, committed; data/README.md).
 # Stages:  0 data   1 tokenizer   2 KenLM 5-gram   3 Transformer LM   4 perplexity   5 results.json
 # --max-steps N overrides the scale's number of steps; an lm/ checkpoint of fewer steps is resumed
 #          and trained on to N (the cosine schedule re-stretched to N: the learning rate jumps up once).
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus="bible gutenberg"; stage=0; stop_stage=5
-gutenberg=../shared/data/text/gutenberg_nltk17.txt; data=data; exp=exp/lm; lm_extra=""
+gutenberg=data/gutenberg/gutenberg_nltk17.txt; data=data; exp=exp/lm; lm_extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;

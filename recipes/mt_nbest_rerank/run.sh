@@ -3,7 +3,9 @@
 # KenLM) and a noisy channel model (the reverse-direction NMT), weights tuned for dev BLEU.
 #
 # Usage (from the repository root, after `make setup`):
-#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k          # Multi30k En->De, all stages
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k          # Multi30k En->De, all stages (stage 0
+#                                      downloads Multi30k into data/multi30k unless it is there)
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --multi30k-from DIR   # copied from a local folder
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible             # RV1909 Es -> KJV En (Debian)
 #   recipes/mt_nbest_rerank/run.sh --scale tiny --corpus multi30k         # seconds: what the tests run
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --stage 6 --stop-stage 9
@@ -11,8 +13,11 @@
 #       --lm exp/lm/demo/bible/lm --kenlm exp/lm/demo/bible/ngram5.bin --lm-normalize lower   # `make demo`: the LM recipe's LMs
 #
 # Corpora:
-#   multi30k  ../shared/data/multi30k (--data-dir): train task1 train.en-de, tune on val, test on
-#             test_2016_flickr; German LM on task1 train.de + task2 train.{1..5}.de.
+#   multi30k  data/multi30k (--data-dir DIR reads DIR/multi30k): train task1 train.en-de, tune on val,
+#             test on test_2016_flickr; German LM on task1 train.de + task2 train.{1..5}.de. Research-use
+#             terms, so never committed: stage 0 runs `lmplug prepare-multi30k` (line counts checked),
+#             copying from --multi30k-from DIR (task1/, task2/; plain or .gz), else downloading from
+#             github.com/multi30k/dataset when DIR/multi30k/manifest.json is missing.
 #   bible     data/bible (lmplug prepare-bible): rv.* -> kjv.*, split by book; English LM on the
 #             KJV + WEB text of the training books.
 # Scales:  tiny (first 2000 train / 60 dev / 60 test sentences), demo (all train, first 200 dev /
@@ -25,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=../shared/data; exp=exp/mt
+scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=data; multi30k_from=""; exp=exp/mt
 lm=""; kenlm=""; lm_normalize=none; beam=""; restarts=20; window=2; nmt_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +39,7 @@ while [ $# -gt 0 ]; do
     --stage) stage=$2; shift 2;;
     --stop-stage) stop_stage=$2; shift 2;;
     --data-dir) data_dir=$2; shift 2;;
+    --multi30k-from) multi30k_from=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --lm) lm=$2; shift 2;;
     --kenlm) kenlm=$2; shift 2;;
@@ -80,6 +86,9 @@ case $scale in  # small scales read the first lines of the same splits (split:li
 esac
 if on 0; then
   if [ $corpus = bible ] && [ ! -f $b/manifest.json ]; then run prepare-bible --out $b; fi
+  if [ $corpus = multi30k ]; then  # a complete $m (its manifest) is kept; else copied or downloaded
+    mt prepare-multi30k --out "$m" ${multi30k_from:+--from "$multi30k_from"}
+  fi
   for s in $slices; do
     n=${s#*:}; s=${s%:*}; eval "sp=\$${s}_src tp=\$${s}_tgt"
     head -n "$n" "$sp" > "$d/$s.src"; head -n "$n" "$tp" > "$d/$s.tgt"

@@ -90,16 +90,37 @@ def test_user_errors_exit_2_with_one_line(toy, capsys):
     assert "expected hypotheses for 30 source sentences" in capsys.readouterr().err
 
 
+# the real Multi30k for the recipe test, opt-in (a folder holding task1/ and task2/); by default the
+# test prepares fake files of Multi30k's layout and line counts (tests/conftest.py)
+MULTI30K_ENV = "LMPLUG_MULTI30K"
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT.parent / "shared/data/multi30k/task1/train.en").is_file(), reason="no Multi30k here")
-def test_tiny_recipe_end_to_end(tmp_path):
+@pytest.mark.skipif(not (Path(sys.executable).parent / "lmplz").is_file(), reason="needs lmplz (tools/setup.sh)")
+def test_tiny_recipe_end_to_end(tmp_path, fake_multi30k):
+    source = os.environ.get(MULTI30K_ENV) or str(fake_multi30k)
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["bash", "recipes/mt_nbest_rerank/run.sh", "--scale", "tiny", "--corpus", "multi30k",
+                           "--data-dir", str(tmp_path / "data"), "--multi30k-from", source,
                            "--exp", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "data" / "multi30k" / "manifest.json").read_text())["source"] == source
     res = json.loads((tmp_path / "tiny" / "results.json").read_text())
     rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
     assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel", "oracle"}
+
+
+def test_prepare_multi30k_copies_and_fails_offline_in_one_line(fake_multi30k, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["prepare-multi30k", "--out", str(out), "--from", str(fake_multi30k), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"out": str(out), "source": str(fake_multi30k), "files": 29}
+    assert (out / "task1" / "test_2016_flickr.de").read_bytes() == (fake_multi30k / "task1/test_2016_flickr.de").read_bytes()
+    url = "http://127.0.0.1:9/data"  # nothing listens on the discard port: refused at once
+    assert main(["prepare-multi30k", "--out", str(tmp_path / "m2"), "--url", url, "--timeout", "5", "--quiet"]) == 2
+    err = _error(capsys, "prepare-multi30k")
+    assert err.startswith(f"cannot download {url}/task1/raw/train.en.gz: ") and "--from DIR" in err
+    assert main(["prepare-multi30k", "--out", str(tmp_path / "m3"), "--timeout", "0", "--quiet"]) == 2
+    assert _error(capsys, "prepare-multi30k") == "--timeout: expected a number > 0, found 0.0"
 
 
 def _error(capsys, command: str) -> str:

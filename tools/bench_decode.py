@@ -22,6 +22,20 @@ Systems (one run, same emissions, same weights where they share a meaning):
 - ``lmplug:torch``, ``lmplug+transformer:token:torch``: the same with ``search="torch"`` (the
   search as tensor operations; same hypotheses), batched by ``--lm-batch-size``; ``...:torch+compile``
   with ``compile=True``, timed after one untimed pass that compiles (its seconds: ``compile_s``).
+- ``pyctcdecode+transformer``, ``torchaudio+transformer``: the peers running the SAME Transformer LM
+  (same scorer settings as ``lmplug+transformer:word``, same beam): pyctcdecode's
+  ``BeamSearchDecoderCTC`` with ``lmplug.scorers.PyctcdecodeLM`` (``alpha = --lm-weight``,
+  ``beta = --lm-bonus``, one utterance at a time, as ``pyctcdecode+kenlm``), and torchaudio's
+  ``ctc_decoder`` with ``lmplug.scorers.TorchaudioLM`` over the lexicon of ``torchaudio+kenlm``
+  (``lm_weight = --lm-weight``: the adapter gives natural logs; ``word_score = --lm-bonus``; its
+  decoder is built untimed: flashlight scores every lexicon word once for its trie, ``build_s``).
+  Both call the LM one hypothesis at a time (~1 utt/s), so ``all`` leaves them out: name them
+  (``--systems all,pyctcdecode+transformer,torchaudio+transformer``). The checks give
+  ``lmplug+transformer:word``'s utt/s over each peer's, and the WER difference.
+
+Every Transformer row has ``lm_work``: the LM's forwards as ``TransformerScorer.work`` counts them
+during the timed decoding (forward calls, rows, new tokens, padded tokens), with ``tokens_per_utt`` and
+``tokens_per_word`` (per reference word).
 
 Emissions: a real acoustic model's (``--emissions DIR`` as written by ``lmplug emissions``:
 manifest.jsonl with references, labels.json, npy/), or else ``lmplug.ctc.simulate`` (peaky, confusable,
@@ -62,6 +76,10 @@ SEARCH_VARIANTS = ("numpy", "torch", "torch+compile")  # lmplug systems' searche
 SCALES = {"tiny": dict(n=24, max_words=20), "cpu": dict(n=200, max_words=30)}
 WORD_END = True  # TransformerScorer scores complete words in word fusion (its default)
 CFG = CTCDecoderConfig()  # the decoder defaults every lmplug system runs with (and pyctcdecode's pruning)
+PEERS = ("pyctcdecode+transformer", "torchaudio+transformer")  # the same Transformer in the peers' decoders
+SYSTEMS = (("greedy", "pyctcdecode+kenlm", "torchaudio+kenlm", "lmplug+kenlm", "lmplug+transformer:word")
+           + tuple(f"{base}{'' if v == 'numpy' else ':' + v}" for base in ("lmplug", "lmplug+transformer:token")
+                   for v in SEARCH_VARIANTS))  # what --systems all runs: every system but PEERS (slow)
 
 
 def read_texts(path: str, n: int, max_words: int) -> list[str]:
@@ -98,6 +116,23 @@ def unigrams_for(kenlm_path: str, given: str | None) -> list[str]:
     return sorted(arpa_unigrams(arpa) or [])
 
 
+def torchaudio_lexicon(labels: list[str], unis: list[str], tmp: str) -> tuple[list[str], Path, list[str]]:
+    """flashlight's tokens for ``labels`` ("-" the blank, "|" the word delimiter) and a lexicon file
+    of the unigrams they can spell: (tokens, lexicon path, its words in file order)."""
+    tokens = ["-"] + ["|" if l in (" ", "|") else l for l in labels[1:]]  # flashlight: "|" = silence
+    chars = set(tokens[1:]) - {"|"}
+    words = [w for w in unis if set(w) <= chars]
+    lex = Path(tmp) / "lexicon.txt"
+    lex.write_text("".join(f"{w} {' '.join(w)} |\n" for w in words))
+    return tokens, lex, words
+
+
+def lm_work(scorer: TransformerScorer, before: dict, n_utts: int, n_words: int) -> dict:
+    """The scorer's forwards since ``before`` (a copy of its ``work``), per utterance and reference word."""
+    w = {k: v - before[k] for k, v in scorer.work.items()}
+    return {**w, "tokens_per_utt": w["tokens"] / n_utts, "tokens_per_word": w["tokens"] / n_words}
+
+
 def lmplug_system(decoder, x, lens, batch_size: int):
     texts = []
     for a in range(0, len(x), batch_size):
@@ -129,7 +164,9 @@ def main() -> int:
     ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")
     ap.add_argument("--lexicon", action="store_true", help="lmplug word-mode systems spell only known words")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--systems", default="all", help="comma list of system names to run, or all")
+    ap.add_argument("--systems", default="all",
+                    help="comma list of system names to run; all: every system but the slow peers "
+                         f"{', '.join(PEERS)} (~1 utt/s), which run only when named (all,{PEERS[0]})")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -153,7 +190,13 @@ def main() -> int:
     audio_s = float(lens.sum()) * args.frame_ms / 1000
     unis = unigrams_for(args.kenlm, args.unigrams)
     beams = [int(b) for b in args.beams.split(",")]
-    want = None if args.systems == "all" else set(args.systems.split(","))
+    want = set(args.systems.split(","))
+    if "all" in want:
+        want |= set(SYSTEMS)
+    if want - set(SYSTEMS) - set(PEERS) - {"all"}:
+        sys.exit(f"bench_decode: expected --systems from all, {', '.join(SYSTEMS + PEERS)}; "
+                 f"found {', '.join(sorted(want - set(SYSTEMS) - set(PEERS) - {'all'}))}")
+    n_words = sum(len(t.split()) for t in texts)
     rows: list[dict] = []
 
     def record(system: str, beam: int, hyps: list[str], secs: float, n_utts: int, audio: float, **extra) -> None:
@@ -164,7 +207,7 @@ def main() -> int:
               flush=True)
 
     def on(name: str) -> bool:
-        return want is None or name in want
+        return name in want
 
     g, secs = timed(lambda: greedy_decode(x, labels, lens))
     record("greedy", 1, g, secs, len(texts), audio_s)
@@ -189,10 +232,7 @@ def main() -> int:
                 from torchaudio.models.decoder import ctc_decoder
 
                 with tempfile.TemporaryDirectory() as tmp:
-                    tokens = ["-"] + ["|" if l in (" ", "|") else l for l in labels[1:]]  # flashlight: "|" = silence
-                    chars = set(tokens[1:]) - {"|"}
-                    lex = Path(tmp) / "lexicon.txt"
-                    lex.write_text("".join(f"{w} {' '.join(w)} |\n" for w in unis if set(w) <= chars))
+                    tokens, lex, _ = torchaudio_lexicon(labels, unis, tmp)
                     dec = ctc_decoder(lexicon=str(lex), tokens=tokens, lm=args.kenlm, beam_size=beam,
                                       lm_weight=args.alpha * math.log(10), word_score=args.beta, blank_token="-",
                                       sil_token="|", beam_threshold=25)
@@ -218,8 +258,42 @@ def main() -> int:
             dec = build_ctc_decoder(labels, {"lm": TransformerScorer(tlm, vocabulary=vocab, word_end=WORD_END)},
                                     {"lm": args.lm_weight, "words": args.lm_bonus}, beam_size=beam,
                                     lexicon=args.lexicon and vocab is not None)
+            sc, before = dec.scorers["lm"], dict(dec.scorers["lm"].work)
             hyps, secs = timed(lambda: lmplug_system(dec, x, lens, args.lm_batch_size))
-            record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s)
+            record("lmplug+transformer:word", beam, hyps, secs, len(texts), audio_s,
+                   lm_work=lm_work(sc, before, len(texts), n_words))
+        if tlm is not None and on("pyctcdecode+transformer"):
+            from lmplug.scorers.pyctcdecode_lm import build_pyctcdecode_decoder
+
+            sc = TransformerScorer(tlm, vocabulary=vocab, word_end=WORD_END)
+            dec = build_pyctcdecode_decoder(labels, sc, alpha=args.lm_weight, beta=args.lm_bonus)
+            before = dict(sc.work)
+            hyps, secs = timed(lambda: [dec.decode(e, beam_width=beam, token_min_logp=CFG.token_min_logp,
+                                                   beam_prune_logp=CFG.beam_prune_logp) for e in em])
+            record("pyctcdecode+transformer", beam, hyps, secs, len(texts), audio_s,
+                   lm_work=lm_work(sc, before, len(texts), n_words))
+        if tlm is not None and on("torchaudio+transformer"):
+            try:
+                from torchaudio.models.decoder import ctc_decoder
+
+                from lmplug.scorers.torchaudio_lm import TorchaudioLM
+
+                sc = TransformerScorer(tlm, vocabulary=vocab, word_end=WORD_END)
+                with tempfile.TemporaryDirectory() as tmp:
+                    tokens, lex, words = torchaudio_lexicon(labels, unis, tmp)
+                    ta = TorchaudioLM(sc, words=words)
+                    ta.write_lm_dict(Path(tmp) / "lm_dict.txt")
+                    dec, build_s = timed(lambda: ctc_decoder(
+                        lexicon=str(lex), tokens=tokens, lm=ta, lm_dict=str(Path(tmp) / "lm_dict.txt"), beam_size=beam,
+                        lm_weight=args.lm_weight, word_score=args.lm_bonus, blank_token="-", sil_token="|",
+                        beam_threshold=25))
+                before = dict(sc.work)
+                xt = torch.from_numpy(x)
+                out, secs = timed(lambda: dec(xt, torch.from_numpy(lens).int()))
+                record("torchaudio+transformer", beam, [" ".join(o[0].words) for o in out], secs, len(texts), audio_s,
+                       lm_work=lm_work(sc, before, len(texts), n_words), build_s=build_s)
+            except (ImportError, OSError, RuntimeError) as e:
+                print(f"torchaudio+transformer skipped: {e}")
         for search in SEARCH_VARIANTS:
             name = "lmplug+transformer:token" + ("" if search == "numpy" else f":{search}")
             if tlm is None or not on(name):
@@ -231,15 +305,19 @@ def main() -> int:
             dec = build_ctc_decoder(tlabels, {"lm": TransformerScorer(tlm)}, {"lm": args.lm_weight, "words": 0.0},
                                     beam_size=beam, mode="token", **search_variant(search))
             extra = warm_up(dec, tx, tlens, args.lm_batch_size) if dec.compile else {}
+            sc, before = dec.scorers["lm"], dict(dec.scorers["lm"].work)
             hyps, secs = timed(lambda: lmplug_system(dec, tx, tlens, args.lm_batch_size))
-            record(name, beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000, **extra)
+            record(name, beam, hyps, secs, len(texts), float(tlens.sum()) * args.frame_ms / 1000, **extra,
+                   lm_work=lm_work(sc, before, len(texts), n_words))
 
     by = {(r["system"], r["beam"]): r for r in rows}
-    print("\n| system | beam | utt/s | RTF | WER % |\n|---|---|---|---|---|")
+    print("\n| system | beam | utt/s | RTF | WER % | LM tokens/utt | LM tokens/word |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['system']} | {r['beam']} | {r['utt_per_s']:.1f} | {r['rtf']:.4f} | {100 * r['wer']:.2f} |")
+        w = r.get("lm_work")
+        work = f"{w['tokens_per_utt']:.1f} | {w['tokens_per_word']:.2f}" if w else " | "
+        print(f"| {r['system']} | {r['beam']} | {r['utt_per_s']:.1f} | {r['rtf']:.4f} | {100 * r['wer']:.2f} | {work} |")
     checks = {}
-    ref_beam = CFG.beam_size  # the checks compare at the default beam
+    ref_beam = CFG.beam_size if CFG.beam_size in beams else beams[0]  # the checks compare at the default beam
     ref = by.get(("pyctcdecode+kenlm", ref_beam))
     if ref:
         for name in ("lmplug+kenlm", "lmplug+transformer:word", "lmplug+transformer:token"):
@@ -247,6 +325,12 @@ def main() -> int:
                 checks[f"{name} / pyctcdecode+kenlm utt/s at beam {ref_beam}"] = by[(name, ref_beam)]["utt_per_s"] / ref["utt_per_s"]
         if ("lmplug+kenlm", ref_beam) in by:
             checks[f"WER lmplug+kenlm - pyctcdecode+kenlm at beam {ref_beam}"] = by[("lmplug+kenlm", ref_beam)]["wer"] - ref["wer"]
+    ours = by.get(("lmplug+transformer:word", ref_beam))
+    for peer in PEERS:  # the same Transformer in the peers' decoders
+        theirs = by.get((peer, ref_beam))
+        if ours and theirs:
+            checks[f"lmplug+transformer:word / {peer} utt/s at beam {ref_beam}"] = ours["utt_per_s"] / theirs["utt_per_s"]
+            checks[f"WER lmplug+transformer:word - {peer} at beam {ref_beam}"] = ours["wer"] - theirs["wer"]
     for k, v in checks.items():
         print(f"{k}: {v:.3f}")
     import lmplug

@@ -45,8 +45,12 @@ def _make_torchaudio_class():
                 raise LmplugError("TorchaudioLM: expected exactly one of words= (lexicon decoding) or tokens= "
                                   f"(lexicon-free), found words={words is not None} tokens={tokens is not None}")
             self.scorer = scorer
-            self.words = list(words) if words is not None else None
             self.unk_word = unk_word
+            self.words = None
+            if words is not None:  # ctc_decoder asks the word dict for "<unk>" (its lexicon loader adds
+                # it to every lexicon) and for unk_word: they get the indices after the words
+                self.words = list(words)
+                self.words += [w for w in dict.fromkeys(("<unk>", unk_word)) if w not in self.words]
             self.token_ids = None
             if tokens is not None:
                 if not scorer.token_level or not hasattr(scorer, "tokenizer"):
@@ -88,6 +92,15 @@ def _make_torchaudio_class():
         def finish(self, state):
             return state, float(self.scorer.final_score([self.states[state]])[0])
 
+        def write_lm_dict(self, path) -> None:
+            """Write ``self.words`` one per line: ``ctc_decoder``'s ``lm_dict``, which fixes its word
+            indices to this adapter's."""
+            if self.words is None:
+                raise LmplugError("TorchaudioLM.write_lm_dict: expected lexicon decoding (words=...), found "
+                                  "lexicon-free decoding (tokens=...), which takes no lm_dict")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("".join(f"{w}\n" for w in self.words))
+
     _CLASS = TorchaudioLMImpl
     return TorchaudioLMImpl
 
@@ -96,14 +109,28 @@ def TorchaudioLM(scorer: Scorer, words: Sequence[str] | None = None, tokens: Seq
                  unk_word: str = "<unk>", non_pieces: Sequence[str] = ("-", "|")):
     """A torchaudio ``CTCDecoderLM`` scoring with ``scorer`` (natural-log; torchaudio weights it).
 
+    Lexicon decoding, as it runs (``tests/scorers/test_adapters.py`` follows it line by line)::
+
+        from torchaudio.models.decoder import ctc_decoder
+        words = ["ate", "bone", "dog", "dot", "the"]  # the lexicon's words, in an order you choose
+        Path("lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\\n" for w in words))
+        lm = TorchaudioLM(TransformerScorer(load_lm("models/lm-bible")), words=words)
+        lm.write_lm_dict("lm_dict.txt")  # lm.words: the words, then "<unk>" (ctc_decoder asks for it)
+        decoder = ctc_decoder(lexicon="lexicon.txt", tokens=["-", "|", "a", ...], lm=lm,
+                              lm_dict="lm_dict.txt", lm_weight=0.5, word_score=1.0)
+        words = decoder(emissions)[0][0].words  # emissions: (B, T, len(tokens)) float32 log-probs
+
     Args:
         scorer: any lmplug scorer.
-        words: lexicon decoding: the decoder's word list in index order. Pass ``ctc_decoder`` an
-            ``lm_dict`` file with these words one per line, in this order (without one the
-            decoder numbers the lexicon's words in an order of its own).
+        words: lexicon decoding: the decoder's word list in index order; the adapter appends
+            ``"<unk>"`` and ``unk_word`` unless they are in it (``ctc_decoder`` looks both up), and
+            keeps the list as ``.words``. Pass ``ctc_decoder`` that list as its ``lm_dict`` file
+            (``.write_lm_dict(path)`` writes it), or the decoder numbers the words in an order of
+            its own; every lexicon word must be in it.
         tokens: lexicon-free decoding: the decoder's tokens, which must be the scorer's pieces
-            (a token that is none is an ``LmplugError``), but for ``non_pieces``.
-        unk_word: the word scored for indices outside ``words``.
+            (a token that is none is an ``LmplugError``), but for ``non_pieces``. No ``lm_dict``.
+        unk_word: the unknown word (``ctc_decoder``'s ``unk_word``: pass it the same if it is not
+            ``"<unk>"``), also scored for any index outside ``words``.
         non_pieces: lexicon-free: tokens that are no piece (torchaudio's default blank and
             silence tokens): the LM scores them 0 and keeps its history.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,39 @@ def test_torchaudio_lexicon_decoder_with_transformer_lm(lm, tmp_path):
                           beam_size=8, blank_token="-", sil_token="|", word_score=0.0)
         out[w] = " ".join(dec(em)[0][0].words)
     assert out == {0.0: "the dot ate the bone", 0.3: "the dog ate the bone"}
+
+
+def test_torchaudio_lm_docstring_example_runs(tmp_path, monkeypatch):
+    """TorchaudioLM's docstring, line by line (the reference LM, files in the working directory):
+    an lm_dict of the given words alone failed in ctc_decoder (no '<unk>'); the adapter appends it."""
+    pytest.importorskip("flashlight.lib.text", reason="flashlight-text not installed (pip install flashlight-text==0.0.7)")
+    import torch
+
+    from lmplug.checkpoint import load_lm
+    from lmplug.scorers.torchaudio_lm import TorchaudioLM
+
+    reference = Path(__file__).resolve().parents[2] / "models" / "lm-bible"
+    labels = char_labels(SENTENCES, delimiter="|")
+    x = ambiguous_emission("the dog ate the bone", labels, frame_of=6, wrong="t")  # "dot" by a hair
+    emissions = torch.from_numpy(x).float()[None]
+    monkeypatch.chdir(tmp_path)
+    # -- the docstring --
+    from torchaudio.models.decoder import ctc_decoder
+    words = ["ate", "bone", "dog", "dot", "the"]  # the lexicon's words, in an order you choose
+    Path("lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in words))
+    lm = TorchaudioLM(TransformerScorer(load_lm(str(reference))), words=words)
+    lm.write_lm_dict("lm_dict.txt")  # lm.words: the words, then "<unk>" (ctc_decoder asks for it)
+    decoder = ctc_decoder(lexicon="lexicon.txt", tokens=["-"] + labels[1:], lm=lm,
+                          lm_dict="lm_dict.txt", lm_weight=0.5, word_score=1.0)
+    words = decoder(emissions)[0][0].words
+    # -- end --
+    assert words == ["the", "dog", "ate", "the", "bone"]
+    assert lm.words == ["ate", "bone", "dog", "dot", "the", "<unk>"]
+    assert Path("lm_dict.txt").read_text().split() == lm.words
+    no_lm = ctc_decoder(lexicon="lexicon.txt", tokens=["-"] + labels[1:], lm=lm, lm_dict="lm_dict.txt",
+                        lm_weight=0.0, word_score=1.0)
+    assert no_lm(emissions)[0][0].words == ["the", "dot", "ate", "the", "bone"]  # the LM flipped it
+    assert TorchaudioLM(lm.scorer, words=["<unk>", "the"], unk_word="<oov>").words == ["<unk>", "the", "<oov>"]
 
 
 def test_torchaudio_adapter_with_kenlm_equals_torchaudio_kenlm(tmp_path):

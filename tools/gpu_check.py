@@ -88,13 +88,15 @@ from lmplug.scorers.transformer import TransformerScorer
 from lmplug.ctc.simulate import char_labels, pad_batch, simulate_emissions, text_to_char_ids
 from lmplug.train import TrainConfig, autocast_for, lm_loss, make_optimizer
 
-# sizes per mode: "gpu" is sized for ~8-10 minutes on one H200 (estimated: never run there yet), "tiny" for ~1 minute on 2 CPU cores
+# sizes per mode: "gpu" is sized for ~8-10 minutes on one H200 (estimated), "tiny" for ~1 minute on 2 CPU cores. Seen on
+# the H200 (2026-12-04): setup (the L12-C768 LM, 300 steps) 37 s; decode_equal with 8 utterances had not finished after
+# 140 s, its CPU side (the 86M LM in word mode, beside espeak-ng on the same cores) being the cost: 2 utterances now
 SIZES = {
     "tiny": dict(corpus=600, lexicon=300, max_words=8, vocab=TOKENIZER_VOCAB["tiny"], lm_preset="tiny", lm_steps=20,
                  lm_batch=8, equal_utts=4, kv_tokens=24, matmul_n=512, matmul_iters=5, train_configs="tiny",
                  train_steps=3, score_sents=200, rtf_utts={1: 3, 32: 32}, rtf_budget_s=20.0, beam=8),
     "gpu": dict(corpus=50_000, lexicon=3000, max_words=20, vocab=2000, lm_preset="gpu", lm_steps=300, lm_batch=32,
-                equal_utts=8, kv_tokens=96, matmul_n=8192, matmul_iters=10, train_configs="gpu,wide",
+                equal_utts=2, kv_tokens=96, matmul_n=8192, matmul_iters=10, train_configs="gpu,wide",
                 train_steps=20, score_sents=20_000, rtf_utts={1: 32, 32: 512}, rtf_budget_s=15.0, beam=16),
 }
 # LM training benchmarks: LMConfig fields and batch (sequences)

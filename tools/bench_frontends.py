@@ -6,7 +6,7 @@ greedy decode beside the reference text of the first recording).
     OMP_NUM_THREADS=1 .venv/bin/python tools/bench_frontends.py \\
         --manifest CATHY/manifest.jsonl --n 5 --json exp/bench/frontends.json
 
-    (CATHY: a folder of the Cathy recordings, CC0, with their manifest.jsonl; any manifest of real speech works)
+(CATHY: a folder of the Cathy recordings, CC0, with their manifest.jsonl; any manifest of real speech works.)
 The first recording of each of the first N prompts. Each front-end is loaded (timed), run once to
 warm up, then on each recording in --repeats passes (the median pass is reported) (audio already read
 and at 16 kHz: the time is the front-end's alone). Prints a table and writes JSON.

@@ -7,98 +7,15 @@ array operations over all of them (see the algorithm notes in :mod:`lmplug.ctc.d
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lmplug.ctc.plan import SearchPlan
+from lmplug.ctc.trie import ChildTable, Nodes
 from lmplug.ctc.types import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis
 
 LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
-
-
-class _Nodes:
-    """Growable per-node arrays of the prefix trie."""
-
-    def __init__(self, scorer_names: Sequence[str], n_ptrie: int) -> None:
-        self.n = 0
-        self.cap = 0
-        self.int_fields = ["parent", "tok", "key", "plen", "nwords", "hist", "pid", "oov"] + [f"cls:{s}" for s in scorer_names] + [f"pt{i}" for i in range(n_ptrie)]
-        self.float_fields = ["fused", "ub", "ppen"] + [f"raw:{s}" for s in scorer_names]
-        self.a: dict[str, np.ndarray] = {}
-        self._grow(1024)
-
-    def _grow(self, need: int) -> None:
-        cap = max(need, 2 * self.cap)
-        for f in self.int_fields:
-            old = self.a.get(f)
-            new = np.zeros(cap, dtype=np.int64)
-            if old is not None:
-                new[: self.n] = old[: self.n]
-            self.a[f] = new
-        for f in self.float_fields:
-            old = self.a.get(f)
-            new = np.zeros(cap, dtype=np.float64)
-            if old is not None:
-                new[: self.n] = old[: self.n]
-            self.a[f] = new
-        self.cap = cap
-
-    def alloc(self, m: int) -> np.ndarray:
-        if self.n + m > self.cap:
-            self._grow(self.n + m)
-        ids = np.arange(self.n, self.n + m)
-        self.n += m
-        return ids
-
-
-class _ChildTable:
-    """``(parent, label) -> child`` id map (-1: no child yet), vectorized.
-
-    A dense ``(parents, labels)`` array for character-size label sets (one fancy-index per
-    lookup), a dict keyed by ``parent * n_labels + label`` for large (sentencepiece) ones.
-    """
-
-    DENSE_MAX = 256  # labels; 500k parents x 256 x int32 = 0.5 GB at worst
-
-    def __init__(self, n_labels: int) -> None:
-        self.L = n_labels
-        self.table = np.full((1024, n_labels), -1, dtype=np.int32) if n_labels <= self.DENSE_MAX else None
-        self.map: dict[int, int] = {}
-
-    def get(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
-        if self.table is not None:
-            out = np.full(len(par), -1, dtype=np.int64)
-            inside = par < len(self.table)
-            out[inside] = self.table[par[inside], tok[inside]]
-            return out
-        get = self.map.get
-        return np.fromiter((get(k, -1) for k in (par * self.L + tok).tolist()), dtype=np.int64, count=len(par))
-
-    def set(self, par: np.ndarray, tok: np.ndarray, child: np.ndarray) -> None:
-        if self.table is None:
-            self.map.update(zip((par * self.L + tok).tolist(), child.tolist()))
-            return
-        need = int(par.max()) + 1
-        if need > len(self.table):
-            grown = np.full((max(need, 2 * len(self.table)), self.L), -1, dtype=np.int32)
-            grown[: len(self.table)] = self.table
-            self.table = grown
-        self.table[par, tok] = child
-
-    def get_or_add(self, par: np.ndarray, tok: np.ndarray, make) -> np.ndarray:
-        """Children of ``(par, tok)``; missing ones get ids from ``make(parents, labels)``, called
-        once with each missing pair once."""
-        ids = self.get(par, tok)
-        miss = ids < 0
-        if miss.any():
-            uk, inv = np.unique(par[miss] * self.L + tok[miss], return_inverse=True)
-            mp, mt = uk // self.L, uk % self.L
-            new = np.asarray(make(mp, mt), dtype=np.int64)
-            self.set(mp, mt, new)
-            ids[miss] = new[inv]
-        return ids
 
 
 class Search:
@@ -118,12 +35,12 @@ class Search:
         self.starts = np.append(lab.starts_word, True)  # (V+1,)
         self.tlen = np.append(lab.text_len, 0)
         self.w = plan.weights
-        self.nodes = _Nodes(list(plan.scorers), len(plan.tries))
-        self.children = _ChildTable(self.V + 1)
+        self.nodes = Nodes(list(plan.scorers), len(plan.tries))
+        self.children = ChildTable(self.V + 1)
         # open (partial) words: node attribute "pid" indexes ``partial``, one entry per distinct text
         self.partial: list[str] = [""]
         self.partial_ids: dict[str, int] = {"": 0}
-        self.partial_children = _ChildTable(self.V + 1)  # (pid, label) -> pid
+        self.partial_children = ChildTable(self.V + 1)  # (pid, label) -> pid
         self.state_ids: dict[str, dict[Any, int]] = {n: {} for n in plan.scorers}
         # scorers recombined by their last ``history_words`` words: context id -> word tuple
         self.contexts: dict[str, list[tuple[str, ...]]] = {

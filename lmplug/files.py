@@ -23,7 +23,7 @@ def check_writable(*paths: str | None) -> None:
             continue
         if Path(p).is_dir():
             raise LmplugError(f"expected an output file, found a directory: {p}")
-        probe = Path(f"{p}.tmp")
+        probe = Path(f"{p}.{os.getpid()}.tmp")  # per process: the ranks of a torchrun decode probe the same path
         try:
             probe.open("w").close()
             probe.unlink()

@@ -61,3 +61,22 @@ def test_atomic_output_replaces_whole_or_not_at_all(tmp_path):
             tmp.write_bytes(b"half")
             raise KeyboardInterrupt
     assert target.read_bytes() == b"first" and sorted(p.name for p in target.parent.iterdir()) == ["feats.npy"]
+
+
+def _probe_many(path: str, n: int) -> int:
+    from lmplug.files import check_writable
+
+    for _ in range(n):
+        check_writable(path)
+    return n
+
+
+def test_check_writable_from_two_processes_at_once(tmp_path):
+    """The ranks of a torchrun decode check the same --stats path at the same moment: each probes
+    its own file, so neither removes the other's (this raced, and failed a rank, under load)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    target = str(tmp_path / "stats.json")
+    with ProcessPoolExecutor(2) as pool:
+        assert list(pool.map(_probe_many, [target, target], [300, 300])) == [300, 300]
+    assert list(tmp_path.iterdir()) == []

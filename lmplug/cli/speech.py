@@ -1,4 +1,4 @@
-"""Speech subcommands: ``prepare-speech``, ``train-am``, ``emissions``."""
+"""Speech subcommands: ``prepare-speech``, ``train-am``, ``emissions``, ``transcribe``."""
 
 from __future__ import annotations
 
@@ -40,23 +40,91 @@ def cmd_prepare_speech(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_am(args: argparse.Namespace) -> int:
-    from lmplug.speech.acoustic import AMConfig, extract_features, train_am
+def cmd_prepare_real_speech(args: argparse.Namespace) -> int:
+    """Manifests of real recordings: Cathy split by prompt into train/dev/test (plus augmented copies of
+    the training recordings, train_aug.jsonl) and pocketsphinx-testdata's other speakers (unseen.jsonl)."""
+    from lmplug.speech.corpora import augment_recordings, read_cathy, read_sphinx_testdata, split_by_prompt, write_rows
+
+    expect_number("", "--augment", args.augment, integer=True, at_least=0)
+    rows, skipped = read_cathy(args.cathy)
+    sphinx = read_sphinx_testdata(args.sphinx) if args.sphinx else []  # both read before anything is written
+    splits = split_by_prompt(rows, args.dev_prompts, args.test_prompts, args.seed)
+    out = Path(args.out)
+    counts = {name: len(part) for name, part in splits.items()}
+    for name, part in splits.items():
+        write_rows(part, out / f"{name}.jsonl")
+    if args.augment:
+        aug = augment_recordings(splits["train"], out, args.augment, seed=args.seed, workers=args.workers)
+        write_rows(aug, out / "train_aug.jsonl")
+        counts["train_aug"] = len(aug)
+    if sphinx:
+        write_rows(sphinx, out / "unseen.jsonl")
+        counts["unseen"] = len(sphinx)
+    print(json.dumps({"out": str(out), "utterances": counts, "skipped": skipped,
+                      "prompts": {k: len({r["prompt"] for r in v}) for k, v in splits.items()}}))
+    return 0
+
+
+def _frontend_of(name: str, cache_dir: str):
+    """(front-end, feature cache) of a model's ``frontend`` name; (None, None) for fbank."""
+    from lmplug.speech.acoustic import FBANK
+
+    if name == FBANK:
+        return None, None
+    from lmplug.speech.cache import FeatureCache
+    from lmplug.speech.frontends import load_frontend
+
+    return load_frontend(name), FeatureCache(cache_dir)
+
+
+def _read_manifests(paths: list[str]):
+    """The utterances of one or more manifests, ids unique across them."""
     from lmplug.speech.synthesis import read_manifest
+
+    utts = [u for p in paths for u in read_manifest(p)]
+    seen: dict[str, int] = {}
+    for u in utts:
+        seen[u.id] = seen.get(u.id, 0) + 1
+    if dup := [i for i, n in seen.items() if n > 1]:
+        raise LmplugError(f"{', '.join(paths)}: expected utterance ids unique across the manifests, found "
+                          f"{len(dup)} repeated, e.g. {dup[:3]}")
+    return utts
+
+
+def cmd_train_am(args: argparse.Namespace) -> int:
+    """Train (or resume) a CTC acoustic model: on fbank (the synthetic-speech recipe), or as a head on
+    a pretrained front-end's states (--frontend whisper-base; its features cached in --feature-cache)."""
+    from lmplug.constants import HEAD_PRESETS
+    from lmplug.speech.acoustic import FBANK, AMConfig, extract_features, train_am
     from lmplug.train import TrainConfig
 
-    am_kw, tr_kw = AM_PRESETS[args.scale]
+    am_kw, tr_kw = (AM_PRESETS if args.frontend == FBANK else HEAD_PRESETS)[args.scale]
     tr_kw = dict(tr_kw, device=args.device)
     if args.max_steps is not None:
         expect_number("", "--max-steps", args.max_steps, integer=True, at_least=1)
         tr_kw["max_steps"] = args.max_steps
     out = Path(args.out)
-    train = extract_features(read_manifest(args.train), out / "feats" / "train")
-    dev = extract_features(read_manifest(args.dev), out / "feats" / "dev", stats=train.stats)
-    summary = train_am(train, dev, out, AMConfig(**am_kw), TrainConfig(batch_size=1, **tr_kw),
+    frontend, cache = _frontend_of(args.frontend, args.feature_cache)
+    train_utts, dev_utts = _read_manifests(args.train), _read_manifests([args.dev])
+    train = extract_features(train_utts, out / "feats" / "train", frontend=frontend, cache=cache)
+    dev = extract_features(dev_utts, out / "feats" / "dev", stats=train.stats, frontend=frontend, cache=cache)
+    config = AMConfig(**am_kw, frontend=args.frontend, **({} if frontend is None else {"n_mels": frontend.dim}))
+    summary = train_am(train, dev, out, config, TrainConfig(batch_size=1, **tr_kw),
                        max_frames=args.max_frames, resume=not args.no_resume)
     print(json.dumps({k: summary[k] for k in ("steps", "units_seen", "parameters", "elapsed_s", "dev_loss")}))
     return 0
+
+
+def am_features(am, utts, out: Path, cache_dir: str, progress: bool = True):
+    """``utts``' features as ``am`` reads them (its front-end, normalized with its training statistics),
+    into ``out``; a front-end other than the one the model was trained on is an error."""
+    from lmplug.speech.acoustic import extract_features
+
+    frontend, cache = _frontend_of(am.config.frontend, cache_dir)
+    if frontend is not None and frontend.key != am.frontend_key:
+        raise LmplugError(f"expected the {am.config.frontend} model the acoustic model was trained on "
+                          f"({am.frontend_key}), found another installed ({frontend.key})")
+    return extract_features(utts, out, stats=am.cmvn, frontend=frontend, cache=cache, progress=progress)
 
 
 def cmd_emissions(args: argparse.Namespace) -> int:
@@ -64,7 +132,7 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     (id, emissions, text, duration, greedy transcript) and OUT/labels.json."""
     import numpy as np
 
-    from lmplug.speech.acoustic import emissions, extract_features, greedy_transcript, load_am
+    from lmplug.speech.acoustic import emissions, greedy_transcript, load_am
     from lmplug.speech.synthesis import read_manifest
 
     am = load_am(args.am)
@@ -76,7 +144,7 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     if am.cmvn is None:
         print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
               "normalized with this manifest's own", file=sys.stderr)
-    fs = extract_features(utts, out / "feats", stats=am.cmvn)  # reads every audio file before it creates OUT
+    fs = am_features(am, utts, out / "feats", args.feature_cache)  # reads every audio file before it creates OUT
     t0 = time.time()
     em = emissions(am, fs)
     seconds = time.time() - t0
@@ -100,7 +168,8 @@ def cmd_emissions(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from lmplug.constants import SCALES
+    from lmplug.constants import FEATURE_CACHE, FRONTENDS, SCALES
+    from lmplug.speech.corpora import SPHINX_TESTDATA
 
     p = sub.add_parser("prepare-speech", help="synthesize a speech corpus (espeak-ng) with noise",
                        description=cmd_prepare_speech.__doc__, formatter_class=FMT)
@@ -117,9 +186,22 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 2), help="synthesis processes")
 
+    p = sub.add_parser("prepare-real-speech", help="manifests of real recordings: Cathy by prompt, pocketsphinx-testdata",
+                       description=cmd_prepare_real_speech.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_prepare_real_speech)
+    p.add_argument("--cathy", default="data/cathy", help="the Cathy corpus folder (manifest.jsonl, audio/)")
+    p.add_argument("--sphinx", default=SPHINX_TESTDATA,
+                   help="pocketsphinx-testdata's data folder (unseen speakers); '' to skip")
+    p.add_argument("--out", required=True, help="output folder (train/dev/test[/train_aug/unseen].jsonl)")
+    p.add_argument("--dev-prompts", type=int, default=100, help="held-out prompts for dev")
+    p.add_argument("--test-prompts", type=int, default=150, help="held-out prompts for test")
+    p.add_argument("--augment", type=int, default=2, help="perturbed copies of each training recording")
+    p.add_argument("--seed", type=int, default=0, help="split and augmentation seed")
+    p.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 2), help="augmentation processes")
+
     p = sub.add_parser("train-am", help="train (or resume) the CTC acoustic model", formatter_class=FMT)
     p.set_defaults(handler=cmd_train_am)
-    p.add_argument("--train", required=True, help="training manifest (JSONL)")
+    p.add_argument("--train", required=True, nargs="+", help="training manifest(s) (JSONL)")
     p.add_argument("--dev", required=True, help="dev manifest (JSONL)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--scale", default="cpu", choices=SCALES, help="model/training preset")
@@ -127,6 +209,9 @@ def register(sub) -> None:
     p.add_argument("--max-frames", type=int, default=12000, help="padded fbank frames per batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--frontend", default="fbank", choices=("fbank", *FRONTENDS),
+                   help="input features: fbank, or a pretrained front-end's states (a CTC head on it)")
+    p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")
 
     p = sub.add_parser("emissions", help="CTC log-probs of a manifest, with greedy transcripts, for `decode`",
                        description=cmd_emissions.__doc__, formatter_class=FMT)
@@ -134,6 +219,7 @@ def register(sub) -> None:
     p.add_argument("--am", required=True, help="acoustic model checkpoint")
     p.add_argument("--manifest", required=True, help="JSONL manifest")
     p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
+    p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")
 
 
 __all__ = ["register"]

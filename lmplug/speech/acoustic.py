@@ -1,11 +1,20 @@
-"""A small CTC acoustic model: 80-dim fbank -> conv subsampling (x4) -> Conformer -> labels.
+"""A small CTC acoustic model: features -> Conformer -> labels, on one of two inputs:
 
-It exists to produce real emissions for the speech recipe; nothing in the decoder depends on
-it. Training goes through ``lmplug.train.fit`` (same checkpoints, resume, progress as the LM).
+- ``frontend="fbank"``: 80-dim Kaldi fbank at 100 frames/s -> conv subsampling (x4) -> Conformer
+  (the synthetic-speech recipe's model);
+- ``frontend=<a pretrained front-end>`` (``lmplug.speech.frontends``, e.g. ``"whisper-base"``): its
+  states at 50 frames/s, pairs of frames stacked (``subsample=2``: 25 outputs/s, as the fbank
+  model's) -> a linear projection -> Conformer: a CTC *head* on a frozen pretrained encoder (the
+  real-speech recipe's model). The checkpoint records the
+  front-end's key (its model file's sha256); features of another model are refused.
+
+Nothing in the decoder depends on it. Training goes through ``lmplug.train.fit`` (same
+checkpoints, resume, progress as the LM).
 
 Features are computed once per manifest into a float16 memmap (``features.bin`` + ``.json``
-index), so epochs cost only the network. Checkpoint directory: ``config.json`` (model +
-labels), ``model.safetensors``.
+index), so epochs cost only the network; a front-end's features also go through the feature
+cache (``lmplug.speech.cache``), so each audio file is encoded once across manifests and runs.
+Checkpoint directory: ``config.json`` (model + labels + front-end), ``model.safetensors``.
 """
 
 from __future__ import annotations
@@ -27,13 +36,16 @@ from lmplug.speech.audio import load_audio
 from lmplug.speech.synthesis import Utterance
 
 CHAR_LABELS = ("", " ", "'", *"abcdefghijklmnopqrstuvwxyz")  # blank first, " " delimits words
+FBANK = "fbank"  # AMConfig.frontend of the fbank models
 FORMAT = "lmplug-ctc-am"
 
 
 @dataclass
 class AMConfig:
     labels: tuple[str, ...] = CHAR_LABELS  # output columns; labels[0] is the CTC blank
-    n_mels: int = 80  # fbank bins
+    n_mels: int = 80  # input features per frame: fbank bins, or the front-end's dim
+    frontend: str = FBANK  # "fbank", or a front-end name of lmplug.speech.frontends (its states are the input)
+    subsample: int = 4  # input frames per output frame: 4 (conv subsampling, fbank), or 1 or 2 (stacked frames)
     d_model: int = 144  # Conformer width
     n_layers: int = 8  # Conformer blocks
     n_heads: int = 4  # attention heads
@@ -45,6 +57,8 @@ class AMConfig:
 
     def __post_init__(self) -> None:
         self.labels = tuple(self.labels)
+        if self.subsample not in (1, 2, 4):
+            raise LmplugError(f"expected subsample 1, 2 or 4, found {self.subsample}")
 
 
 class ConformerCTC(nn.Module):
@@ -56,27 +70,45 @@ class ConformerCTC(nn.Module):
 
         self.config = config
         self.cmvn: tuple[np.ndarray, np.ndarray] | None = None  # the training features' (mean, std), saved with it
+        self.frontend_key: str | None = None  # the front-end whose features it reads (None: fbank)
         c = config.d_model
-        self.subsample = nn.Sequential(
-            nn.Conv2d(1, c, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(),
-        )
-        self.proj = nn.Linear(c * ((config.n_mels + 3) // 4), c)
+        if config.subsample == 4:
+            self.subsample = nn.Sequential(
+                nn.Conv2d(1, c, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(c, c, 3, stride=2, padding=1), nn.ReLU(),
+            )
+            self.proj = nn.Linear(c * ((config.n_mels + 3) // 4), c)
+        else:  # a front-end's states: `subsample` consecutive frames stacked, projected
+            self.subsample = None
+            self.proj = nn.Linear(config.n_mels * config.subsample, c)
         self.encoder = Conformer(input_dim=c, num_heads=config.n_heads, ffn_dim=config.ffn_dim,
                                  num_layers=config.n_layers, depthwise_conv_kernel_size=config.conv_kernel,
                                  dropout=config.dropout)
         self.out = nn.Linear(c, len(config.labels))
 
-    @staticmethod
-    def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        if self.subsample is None:  # stacked frames (the last group zero-padded)
+            return (lengths + self.config.subsample - 1) // self.config.subsample
         for _ in range(2):
             lengths = (lengths - 1) // 2 + 1
         return lengths
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per output frame: fbank's 10 ms or a front-end's 20 ms, times the subsampling."""
+        return self.config.subsample * (0.01 if self.config.frontend == FBANK else 0.02)
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.subsample(feats.unsqueeze(1))  # (B, C, T/4, F/4)
-        B, C, T, Fq = x.shape
-        x = self.proj(x.permute(0, 2, 1, 3).reshape(B, T, C * Fq))  # (B, T/4, C)
+        if self.subsample is not None:
+            x = self.subsample(feats.unsqueeze(1))  # (B, C, T/4, F/4)
+            B, C, T, Fq = x.shape
+            x = self.proj(x.permute(0, 2, 1, 3).reshape(B, T, C * Fq))  # (B, T/4, C)
+        else:
+            k = self.config.subsample
+            B, T0, D = feats.shape
+            feats = F.pad(feats, (0, 0, 0, (-T0) % k))  # whole groups of k frames
+            x = self.proj(feats.reshape(B, -1, k * D))  # (B, ceil(T0 / k), C)
+            T = x.shape[1]
         out_len = self.output_lengths(lengths).clamp(max=T)
         x, _ = self.encoder(x, out_len)
         return F.log_softmax(self.out(x).float(), dim=-1), out_len
@@ -101,6 +133,7 @@ class FeatureSet:
     texts: list[str] = field(default_factory=list)
     mean: np.ndarray | None = None  # (n_mels,) the normalization applied: (fbank - mean) / std
     std: np.ndarray | None = None
+    frontend: str = FBANK  # "fbank", or the key of the front-end whose states these are
 
     @property
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,34 +144,48 @@ class FeatureSet:
 
 
 def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: int = 80,
-                     progress: bool = True, stats: tuple[np.ndarray, np.ndarray] | None = None) -> FeatureSet:
-    """Compute (or reuse) fbank features of every utterance, mean/variance normalized.
+                     progress: bool = True, stats: tuple[np.ndarray, np.ndarray] | None = None,
+                     frontend=None, cache=None) -> FeatureSet:
+    """Compute (or reuse) the features of every utterance, mean/variance normalized.
 
     Args:
-        stats: ``(mean, std)`` (n_mels,) to normalize with: the training set's, which an acoustic
+        n_mels: fbank bins (ignored with a ``frontend``: its ``dim``).
+        stats: ``(mean, std)`` per feature to normalize with: the training set's, which an acoustic
             model's checkpoint carries (``model.cmvn``), so that an utterance's features do not
             depend on the other utterances of its manifest. None: this set's own (a training set).
+        frontend: a pretrained front-end (``lmplug.speech.frontends.load_frontend``) whose states
+            are the features; None: fbank.
+        cache: a :class:`lmplug.speech.cache.FeatureCache` for the front-end's features (None:
+            computed, not cached).
     """
     from tqdm import tqdm
 
+    from lmplug.speech.cache import compute_features
+
+    dim = n_mels if frontend is None else frontend.dim
     if stats is not None:  # before any audio is read
         stats = tuple(np.asarray(a, dtype=np.float32) for a in stats)
-        if len(stats) != 2 or any(a.shape != (n_mels,) for a in stats) or not (stats[1] > 0).all():
-            raise LmplugError(f"expected normalization statistics (mean, std) of {n_mels} values with std > 0, found "
+        if len(stats) != 2 or any(a.shape != (dim,) for a in stats) or not (stats[1] > 0).all():
+            raise LmplugError(f"expected normalization statistics (mean, std) of {dim} values with std > 0, found "
                               f"shapes {[a.shape for a in stats]}")
     out = Path(out_prefix)
     meta_path, bin_path = out.with_suffix(".json"), out.with_suffix(".bin")
     ids = [u.id for u in utts]
+    source = FBANK if frontend is None else frontend.key
     # the cache is reused only for the same audio files, unchanged (size, mtime), and a whole .bin
     sources = [[str(u.audio), *_stat(u.audio)] for u in utts]
     try:
         meta = json.loads(meta_path.read_text())
-        if (meta["ids"] == ids and meta["n_mels"] == n_mels and meta.get("sources") == sources
-                and meta.get("normalized_by") == _stats_key(stats) and bin_path.stat().st_size == 2 * n_mels * sum(meta["lengths"])):
+        if (meta["ids"] == ids and meta["n_mels"] == dim and meta.get("sources") == sources
+                and meta.get("frontend", FBANK) == source
+                and meta.get("normalized_by") == _stats_key(stats) and bin_path.stat().st_size == 2 * dim * sum(meta["lengths"])):
             return _load_features(out)
     except (OSError, ValueError, KeyError, TypeError):  # no cache, or a corrupt one: computed again
         pass
-    mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
+    if frontend is None:
+        mats = [fbank(load_audio(u.audio), n_mels) for u in tqdm(utts, disable=not progress, desc="fbank", unit="utt")]
+    else:
+        mats = [m.astype(np.float32) for m in compute_features(frontend, [u.audio for u in utts], cache, progress)]
     out.parent.mkdir(parents=True, exist_ok=True)  # only once every audio file is read
     allf = np.concatenate(mats)
     mean, std = (allf.mean(0), allf.std(0) + 1e-5) if stats is None else stats
@@ -147,8 +194,8 @@ def extract_features(utts: Sequence[Utterance], out_prefix: str | Path, n_mels: 
     meta_path.unlink(missing_ok=True)  # no metadata beside a half-written .bin
     ((allf - mean) / std).astype(np.float16).tofile(bin_path)
     tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps({"ids": ids, "texts": [u.text for u in utts], "n_mels": n_mels, "sources": sources,
-                               "lengths": lengths.tolist(), "offsets": offsets.tolist(),
+    tmp.write_text(json.dumps({"ids": ids, "texts": [u.text for u in utts], "n_mels": dim, "frontend": source,
+                               "sources": sources, "lengths": lengths.tolist(), "offsets": offsets.tolist(),
                                "normalized_by": _stats_key(stats), "mean": np.asarray(mean, np.float32).tolist(),
                                "std": np.asarray(std, np.float32).tolist()}))
     tmp.replace(meta_path)
@@ -176,7 +223,8 @@ def _load_features(out: Path) -> FeatureSet:
     meta = json.loads(out.with_suffix(".json").read_text())
     feats = np.memmap(out.with_suffix(".bin"), dtype=np.float16, mode="r").reshape(-1, meta["n_mels"])
     return FeatureSet(feats, meta["ids"], np.array(meta["offsets"]), np.array(meta["lengths"]), meta["texts"],
-                      np.array(meta["mean"], dtype=np.float32), np.array(meta["std"], dtype=np.float32))
+                      np.array(meta["mean"], dtype=np.float32), np.array(meta["std"], dtype=np.float32),
+                      meta.get("frontend", FBANK))
 
 
 def encode_text(text: str, labels: Sequence[str]) -> list[int]:
@@ -253,6 +301,8 @@ def save_am(path: str | Path, model: ConformerCTC, trainer_write=None) -> None:
 
     cmvn = {} if model.cmvn is None else {"cmvn": {"mean": np.asarray(model.cmvn[0], np.float32).tolist(),
                                                     "std": np.asarray(model.cmvn[1], np.float32).tolist()}}
+    if model.frontend_key is not None:
+        cmvn["frontend_key"] = model.frontend_key
 
     def write(tmp: Path) -> None:
         save_json(tmp / "config.json", {"format": FORMAT, "model": asdict(model.config), **cmvn})
@@ -277,6 +327,10 @@ def load_am(path: str | Path, device: str | torch.device = "cpu") -> ConformerCT
         model = ConformerCTC(config_from_dict(AMConfig, meta.get("model")))
     except LmplugError as e:
         raise LmplugError(f"{ckpt / 'config.json'}: {e}") from None
+    model.frontend_key = meta.get("frontend_key")
+    if model.config.frontend != FBANK and not isinstance(model.frontend_key, str):
+        raise LmplugError(f"{ckpt}/config.json: expected 'frontend_key' (the {model.config.frontend} model its "
+                          f"features came from), found {model.frontend_key!r}")
     cmvn = meta.get("cmvn")
     if cmvn is not None:
         try:
@@ -332,11 +386,18 @@ def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AM
     if dev.mean is None or train.mean is None or _stats_key(dev.stats) != _stats_key(train.stats):
         raise LmplugError("expected the dev features normalized with the training set's statistics "
                           "(extract_features(dev_utts, ..., stats=train.stats)), found other statistics")
+    expected = FBANK if config.frontend == FBANK else config.frontend
+    for name, fs in (("train", train), ("dev", dev)):
+        found = fs.frontend if fs.frontend == FBANK else fs.frontend.split("|")[0]
+        if found != expected or (name == "dev" and fs.frontend != train.frontend):
+            raise LmplugError(f"expected {name} features of {expected} (the model's front-end, as the training set's), "
+                              f"found {fs.frontend.split('|')[0]}")
     device = pick_device(cfg.device, local_rank())  # one GPU per torchrun process
     dist = setup_distributed(device)
     torch.manual_seed(cfg.seed)
     model = ConformerCTC(config).to(device)
     model.cmvn = train.stats  # saved with every checkpoint: `lmplug emissions` normalizes with them
+    model.frontend_key = None if config.frontend == FBANK else train.frontend
     batches = make_batches(train, max_frames)
     dev_batches = make_batches(dev, max_frames)
     frames_per_step = int(np.mean([len(b) * max(train.lengths[i] for i in b) for b in batches]))

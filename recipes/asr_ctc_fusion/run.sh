@@ -129,50 +129,16 @@ if step 3; then
   done; done
 fi
 
-common() {  # decoder arguments shared by tuning and decoding: $1 = domain, $2 = split[, $3 = pyctcdecode]
-  local x=""
-  if [ "${3:-}" = pyctcdecode ]; then x="--backend pyctcdecode"  # it recombines by its own history pruning
-  elif [ "$hist" -gt 0 ]; then x="--history-words $hist"; fi  # 0: no recombination under the Transformer
-  echo --emissions "$d/$1/emissions_$2/manifest.jsonl" --labels "$d/$1/emissions_$2/labels.json" --beam-size $beam \
-    --token-min-logp=$tmin $x
-}
-search_kenlm=""; search_lm=""  # look-ahead of the KenLM-only systems / of those with the Transformer
-[ "$la" -gt 0 ] && search_kenlm="--lookahead kenlm" && search_lm="--lookahead lm"
-search_lm="$search_lm --oov-penalty=$oovp"  # search settings of the systems with the Transformer
+. recipes/common/ctc_systems.sh  # tune_systems, decode_systems
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
-    kenlm="--kenlm $lmd/$dom/ngram5.bin"  # its unigram list is read from ngram5.arpa beside it
-    vocab="--vocabulary $lmd/$dom/ngram5.arpa"  # the same known words for the Transformer's OOV penalty
-    run tune-ctc $(common $dom dev) $kenlm $search_kenlm $grid --out-dir "$d/$dom/tune_kenlm" --jobs $jobs --quiet
-    run tune-ctc $(common $dom dev pyctcdecode) $kenlm $grid --out-dir "$d/$dom/tune_pyctcdecode" --jobs $jobs --quiet
-    run tune-ctc $(common $dom dev) --lm "$lmd/$dom/lm" $vocab $search_lm $grid_lm --out-dir "$d/$dom/tune_lm" --jobs $jobs --quiet
-    # both LMs: the Transformer's weight and the bonus at each KenLM weight of --outer
-    run tune-ctc $(common $dom dev) $kenlm --lm "$lmd/$dom/lm" $search_lm --tune lm $grid_both --out-dir "$d/$dom/tune_both" --jobs $jobs --quiet
-    run decode $(common $dom dev) $kenlm $search_kenlm --weights-file "$d/$dom/tune_kenlm/weights.json" --nbest $beam \
-      --out "$d/$dom/nbest_kenlm_dev.jsonl" --quiet
-    run tune-rescore --nbest "$d/$dom/nbest_kenlm_dev.jsonl" --refs "$d/$dom/emissions_dev/manifest.jsonl" \
-      --lm "$lmd/$dom/lm" --weights-file "$d/$dom/tune_kenlm/weights.json" --out-dir "$d/$dom/tune_rescore"
+    tune_systems "$d/$dom/emissions_dev" "$d/$dom" "$lmd/$dom/ngram5.bin" "$lmd/$dom/lm"
   done
 fi
 
 if step 5; then
   for dom in $domains; do
-    kenlm="--kenlm $lmd/$dom/ngram5.bin"
-    o=$d/$dom
-    run decode $(common $dom test | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
-    run decode $(common $dom test) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
-    run decode $(common $dom test) $kenlm $search_kenlm --weights-file "$o/tune_kenlm/weights.json" \
-      --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
-    run decode $(common $dom test pyctcdecode) $kenlm --weights-file "$o/tune_pyctcdecode/weights.json" \
-      --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
-    run decode $(common $dom test) --lm "$lmd/$dom/lm" --vocabulary "$lmd/$dom/ngram5.arpa" $search_lm --weights-file "$o/tune_lm/weights.json" \
-      --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
-    run decode $(common $dom test) $kenlm --lm "$lmd/$dom/lm" $search_lm --weights-file "$o/tune_both/weights.json" \
-      --out "$o/hyps_lmplug_both.jsonl" --stats "$o/stats_lmplug_both.json" --quiet
-    run decode $(common $dom test) $kenlm $search_kenlm --weights-file "$o/tune_kenlm/weights.json" --nbest $beam \
-      --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
-    run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lmd/$dom/lm" --weights-file "$o/tune_rescore/weights.json" \
-      --out "$o/hyps_kenlm_rescore.jsonl" --stats "$o/stats_rescore_pass.json"
+    decode_systems "$d/$dom/emissions_test" "$d/$dom" "$d/$dom" "$lmd/$dom/ngram5.bin" "$lmd/$dom/lm"
   done
 fi
 

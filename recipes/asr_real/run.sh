@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Real speech with LM fusion: real recordings -> Whisper base's encoder (frozen, features cached) ->
+# a character CTC head -> beam search with and without each LM -> WER/CER on held-out prompts of
+# the Cathy recordings (one speaker) and on pocketsphinx-testdata's other speakers (reported, never
+# tuned on). Weights are tuned on Cathy dev prompts only.
+#
+# Usage (from the repository root, after `make setup`):
+#   recipes/asr_real/run.sh --scale cpu                       # everything (~90 min on 2 cores)
+#   recipes/asr_real/run.sh --scale cpu --stage 4             # re-tune and re-score only
+#   recipes/asr_real/run.sh --scale cpu --cathy DIR           # the Cathy corpus elsewhere (manifest.jsonl, audio/)
+#
+# Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
+#         speech)   1 LMs (recipes/lm, Gutenberg)   2 CTC head on Whisper base   3 emissions
+#         4 tune weights on dev   5 decode test + unseen speakers, Whisper's own decoder   6 results
+# Systems: those of recipes/common/ctc_systems.sh, and Whisper base's own decoder as an anchor.
+# Outputs: exp/real/<scale>/{am,cathy/{emissions_*,tune_*,hyps_*},unseen/{emissions_test,hyps_*}},
+#          exp/real/<scale>/results.json, RESULTS.fragment.md
+#
+# The LMs are the LM recipe's Gutenberg models: the Cathy prompts (CMU ARCTIC) come from books of
+# Curwood, London and Doyle, which that text does not contain (recipes/asr_real/NOTES.md checks it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
+cathy=data/cathy; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2;;
+    --stage) stage=$2; shift 2;;
+    --stop-stage) stop_stage=$2; shift 2;;
+    --jobs) jobs=$2; shift 2;;
+    --data) data=$2; shift 2;;
+    --exp) exp=$2; shift 2;;
+    --cathy) cathy=$2; shift 2;;
+    --sphinx) sphinx=$2; shift 2;;
+    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
+  esac
+done
+PY=${PYTHON:-.venv/bin/python}
+run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
+step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+# the speech recipe's grids and search settings (recipes/asr_ctc_fusion/run.sh says why)
+grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"
+grid_lm="--lm-weights 0.5,0.75,1.0,1.25 --bonuses 0,1,2,3,4,5"
+grid_both="--lm-weights 0.5,0.75,1.0 --bonuses 0,1,2,3,4,5 --outer kenlm=0.25,0.5"
+case $scale in  # held-out prompts, augmented copies, synthetic training utterances
+  tiny) dev_prompts=3; test_prompts=3; augment=0; n_syn=20; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid
+        grid_both="$grid --outer kenlm=0.25";;
+  demo) dev_prompts=40; test_prompts=60; augment=1; n_syn=1000
+        grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2"; grid_lm="--lm-weights 0.5,1.0 --bonuses 0,1.5"
+        grid_both="--lm-weights 0.5,1.0 --bonuses 1,3 --outer kenlm=0.25";;
+  *) dev_prompts=100; test_prompts=150; augment=2; n_syn=3000;;
+esac
+sp=$data/speech_real; syn=$data/speech_$scale/bible; d=$exp/real/$scale; lmd=$exp/lm/$scale/gutenberg
+cache=$exp/feature_cache
+mkdir -p "$d"
+
+if step 0; then
+  run prepare-real-speech --cathy "$cathy" --sphinx "$sphinx" --out "$sp" --dev-prompts $dev_prompts \
+    --test-prompts $test_prompts --augment $augment
+  [ -f "$syn/train.jsonl" ] || {  # multi-voice synthetic speech: the head must not fit only one voice
+    run prepare-bible --out "$data/bible"
+    run prepare-speech --text "$data/bible/kjv.train.txt" --out "$syn" --split train --max-sentences $n_syn --max-words 25 --seed 1
+  }
+fi
+
+if step 1; then
+  [ -f "$lmd/lm/checkpoint/config.json" ] && [ -f "$lmd/ngram5.bin" ] || \
+    bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 3 --data "$data" --exp "$exp/lm"
+fi
+
+if step 2; then
+  train="$syn/train.jsonl $sp/train.jsonl"
+  [ -f "$sp/train_aug.jsonl" ] && [ $augment -gt 0 ] && train="$train $sp/train_aug.jsonl"
+  run train-am --frontend $frontend --feature-cache "$cache" --train $train --dev "$sp/dev.jsonl" --out "$d/am" --scale "$scale"
+fi
+
+if step 3; then
+  for split in dev test; do
+    run emissions --am "$d/am" --manifest "$sp/$split.jsonl" --out "$d/cathy/emissions_$split" --feature-cache "$cache"
+  done
+  run emissions --am "$d/am" --manifest "$sp/unseen.jsonl" --out "$d/unseen/emissions_test" --feature-cache "$cache"
+fi
+
+. recipes/common/ctc_systems.sh  # tune_systems, decode_systems
+if step 4; then
+  tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lmd/lm"
+fi
+
+if step 5; then
+  for set in cathy unseen; do  # the unseen speakers with Cathy dev's weights
+    decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lmd/lm"
+  done
+  "$PY" tools/whisper_baseline.py --manifest "$sp/test.jsonl" --out "$d/cathy/hyps_whisper.jsonl" --stats "$d/cathy/stats_whisper.json"
+  "$PY" tools/whisper_baseline.py --manifest "$sp/unseen.jsonl" --out "$d/unseen/hyps_whisper.jsonl" --stats "$d/unseen/stats_whisper.json"
+fi
+
+if step 6; then
+  "$PY" tools/asr_results.py "$d" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
+fi

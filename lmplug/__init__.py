@@ -3,6 +3,7 @@
 from lmplug.constants import VERSION as __version__
 from lmplug.checkpoint import LanguageModel, load_lm, save_lm
 from lmplug.ctc.decoder import CTCDecoder, CTCHypothesis, build_ctc_decoder, greedy_decode
+from lmplug.ctc.lexicon import Lexicon, read_lexicon
 from lmplug.ctc.rescore import rerank, rescore_nbest
 from lmplug.ctc.tune import TuneResult, tune_ctc_weights
 from lmplug.errors import LmplugError
@@ -24,9 +25,11 @@ __all__ = [
     "CTCDecoder",
     "CTCHypothesis",
     "KenLMScorer",
+    "Lexicon",
     "NBestEntry",
     "Translator",
     "load_translator",
+    "read_lexicon",
     "read_nbest",
     "train_translation",
     "write_nbest",

@@ -49,8 +49,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="word mode: log-score added to the Transformer's score of a word outside the vocabulary "
                         "(--vocabulary, or the KenLM unigrams), as KenLM adds its unk offset")
     p.add_argument("--mode", choices=("word", "token"), default=DEFAULTS.mode, help="fusion mode: word (LMs score completed words) or token (the LM scores every sentencepiece label)")
-    p.add_argument("--lexicon", action="store_true",
-                   help="spell only words of the LM vocabulary (KenLM unigrams / --vocabulary); character labels")
+    p.add_argument("--lexicon", nargs="?", const=True, default=DEFAULTS.lexicon, metavar="FILE",
+                   help="spell only words of a lexicon: alone, the LM vocabulary (KenLM unigrams / --vocabulary) in "
+                        "character labels; FILE: a pronunciation lexicon (word<TAB>tok tok ..., e.g. from "
+                        "`lmplug make-lexicon`) over any labels, e.g. phones with a '<wb>' word boundary")
+    p.add_argument("--implicit-boundaries", action="store_true",
+                   help="--lexicon FILE: a word may also end where its pronunciation is complete and the next "
+                        "word's first token follows, with no word delimiter (for models that do not always emit "
+                        "one; with an LM: the LM and the word bonus must keep words from splitting)")
     p.add_argument("--history-words", type=int, default=DEFAULTS.history_words,
                    help="word mode: recombine beams also with the Transformer LM, by its last N words "
                         "(approximate; frees beam slots; default: no recombination with it)")
@@ -89,7 +95,8 @@ def _decode_spec(args: argparse.Namespace) -> DecodeSpec:
     return DecodeSpec(labels=args.labels, backend=args.backend, beam_size=args.beam_size, mode=args.mode,
                       token_min_logp=args.token_min_logp, lexicon=args.lexicon, history_words=args.history_words,
                       lookahead=tuple(args.lookahead), oov_penalty=args.oov_penalty, lm_prefilter=args.lm_prefilter,
-                      search=args.search, compile=args.compile)
+                      search=args.search, compile=args.compile,
+                      implicit_boundaries=args.implicit_boundaries)
 
 
 def read_weights(weights: str | None, weights_file: str | None, default: dict[str, float]) -> dict[str, float]:

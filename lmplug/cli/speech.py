@@ -1,4 +1,8 @@
-"""Speech subcommands: ``prepare-speech``, ``train-am``, ``emissions``, ``transcribe``."""
+"""Speech subcommands: ``prepare-speech``, ``prepare-real-speech``, ``train-am``, ``emissions``,
+``transcribe``, ``make-lexicon``.
+
+    lmplug make-lexicon --words exp/lm/cpu/gutenberg/ngram5.arpa --frontend hama --out lexicon.txt
+"""
 
 from __future__ import annotations
 
@@ -167,6 +171,33 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_lexicon(args: argparse.Namespace) -> int:
+    """Write a pronunciation lexicon (word<TAB>phone phone ...) of a word list or a KenLM model's
+    unigrams, with the phones of a phone front-end's G2P, for `lmplug decode --lexicon FILE`."""
+    from tqdm import tqdm
+
+    from lmplug.ctc.backends import read_words
+    from lmplug.ctc.lexicon import write_lexicon
+    from lmplug.files import check_writable
+    from lmplug.speech.frontends import load_frontend
+    from lmplug.speech.lexicon import load_g2p, phone_lexicon
+
+    if args.frontend != "hama":
+        raise LmplugError(f"--frontend: expected a phone front-end with a G2P (hama), found {args.frontend!r}")
+    check_writable(args.out)
+    words = list(dict.fromkeys(read_words(args.words)))
+    if not words:
+        raise LmplugError(f"{args.words}: expected words, found none")
+    tokens = load_frontend(args.frontend).tokens
+    g2p = load_g2p()
+    with tqdm(total=len(words), unit="word", desc="make-lexicon", disable=args.quiet) as bar:
+        lex = phone_lexicon(words, tokens, g2p=g2p, progress=bar.update)
+    lines = write_lexicon(args.out, lex.pronunciations)
+    print(json.dumps({"out": args.out, "lines": lines, **lex.summary(), "seconds": round(lex.seconds, 1),
+                      "skipped_examples": {k: v[:5] for k, v in lex.skipped.items() if v}}, ensure_ascii=False))
+    return 0
+
+
 def register(sub) -> None:
     from lmplug.constants import FEATURE_CACHE, FRONTENDS, SCALES
     from lmplug.speech.corpora import SPHINX_TESTDATA
@@ -220,6 +251,15 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, help="JSONL manifest")
     p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
     p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")
+
+    p = sub.add_parser("make-lexicon", help="a phone pronunciation lexicon of a word list (G2P) for decode --lexicon",
+                       description=cmd_make_lexicon.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_make_lexicon)
+    p.add_argument("--words", required=True,
+                   help="words: one per line, or a KenLM .arpa (or .bin with its .arpa beside it): its unigrams")
+    p.add_argument("--frontend", default="hama", help="the phone front-end whose labels and G2P spell the words")
+    p.add_argument("--out", required=True, help="lexicon file to write (word<TAB>phones, one pronunciation a line)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 __all__ = ["register"]

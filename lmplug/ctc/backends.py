@@ -42,13 +42,14 @@ class DecodeSpec:
     beam_size: int  # beams per utterance
     mode: str  # fusion mode: "word" or "token"
     token_min_logp: float  # labels below this log-prob are not expanded
-    lexicon: bool  # spell only words of the LM vocabulary
+    lexicon: bool | str  # spell only words of the LM vocabulary (True), or of this pronunciation lexicon file
     history_words: int | None  # recombine beams by the Transformer's last N words (None: no)
     lookahead: tuple[str, ...]  # scorers whose look-ahead guides the search within a word
     oov_penalty: float  # log-score per (partial) word outside the scorers' vocabularies
     lm_prefilter: float  # new words word-scored per frame, as a multiple of the beam size
     search: str  # "numpy" or "torch"
     compile: bool | str  # torch.compile the torch search (a mode name, or True)
+    implicit_boundaries: bool = False  # a lexicon file's words may also end without a word delimiter
 
 
 def read_words(path: str) -> list[str]:
@@ -154,8 +155,16 @@ def build_decoder(decode: DecodeSpec, scorer_spec: ScorerSpec, scorers: dict, we
                                        nbest=nbest, token_min_logp=decode.token_min_logp)
     from lmplug.ctc.decoder import build_ctc_decoder
 
+    lexicon = decode.lexicon
+    if isinstance(lexicon, str):  # a pronunciation lexicon file over these labels
+        from lmplug.ctc.labels import build_labels
+        from lmplug.ctc.lexicon import read_lexicon
+
+        labels = build_labels(labels)
+        lexicon = read_lexicon(lexicon, labels)
     return build_ctc_decoder(labels, scorers, weights, beam_size=decode.beam_size, mode=decode.mode, nbest=nbest,
-                             token_min_logp=decode.token_min_logp, lexicon=decode.lexicon,
+                             token_min_logp=decode.token_min_logp, lexicon=lexicon,
+                             implicit_boundaries=decode.implicit_boundaries,
                              history_words=decode.history_words, lookahead=list(decode.lookahead),
                              partial_oov_logp=decode.oov_penalty, lm_prefilter=decode.lm_prefilter,
                              search=decode.search, compile=decode.compile)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from lmplug.ctc.labels import CTCLabels
+from lmplug.ctc.lexicon import Lexicon
 from lmplug.errors import LmplugError
 
 if TYPE_CHECKING:
@@ -21,16 +22,22 @@ if TYPE_CHECKING:
 
 
 class PrefixTrie(NamedTuple):
-    """A prefix automaton over character labels of one word scorer's vocabulary.
+    """A prefix automaton over the labels: of one word scorer's vocabulary spelled in characters,
+    or of a pronunciation lexicon's token sequences.
 
     State 0 is the empty prefix; ``table[state, label]`` is the next state or -1 when no known
-    word starts with the extended prefix; ``is_word[state]`` marks whole words.
+    word starts with the extended prefix; ``is_word[state]`` marks whole words. A pronunciation
+    lexicon's trie also says which words each state spells (``homophones``): a word ends as one
+    of them, not as the text of its labels.
     """
 
-    scorer: str  # the scorer whose known_words() it spells
+    scorer: str  # the scorer whose known_words() it spells ("lexicon": a pronunciation lexicon)
     table: np.ndarray  # (states, V+1) int32: next state, or -1
     oov_logp: float  # added (unweighted) to an open word that leaves the trie
     is_word: np.ndarray  # (states,) bool: the state spells a whole word
+    homophones: np.ndarray | None = None  # (states, K) int32: ids into ``words`` a state spells, -1 padded
+    words: tuple[str, ...] = ()  # a pronunciation lexicon's words
+    n_homophones: np.ndarray | None = None  # (states,) int64: the words a state spells
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,13 +56,14 @@ class SearchPlan:
     token_scorers: tuple[str, ...]  # names of token-level scorers (mode="token")
     lookahead_scorers: tuple[str, ...]  # names of word scorers whose prefix_scores guide pruning
     weights: Mapping[str, float]  # fusion weight per scorer and "words" (read-only)
-    tries: tuple[PrefixTrie, ...]  # partial-word OOV penalty / lexicon automata (character labels)
+    tries: tuple[PrefixTrie, ...]  # partial-word OOV penalty / lexicon automata (tries[0]: the lexicon's)
     lm_tok: np.ndarray | None  # (V+1,) acoustic label -> LM piece id (token mode; -1: none), else None
     beam_size: int  # hypotheses kept per utterance after each frame
     nbest: int  # hypotheses returned per utterance
     beam_prune_logp: float  # drop hypotheses this far below the best of their utterance
     lm_prefilter: float  # word-score only the top lm_prefilter * beam_size prefixes per utterance
     lexicon: bool  # tries[0] is a lexicon: words outside it are prohibitive
+    implicit_boundaries: bool  # a pronunciation lexicon's words may also end without a delimiter
     prune_history: bool  # recombine beams whose futures score alike
     history_words: int | None  # unbounded-history scorers recombine by their last N words
     compile: bool | str  # search="torch": torch.compile the frame step (a string: its mode)
@@ -96,17 +104,25 @@ def token_map(labels: CTCLabels, scorers: Mapping[str, Scorer], token_scorers: S
 
 
 def prefix_tries(labels: CTCLabels, scorers: Mapping[str, Scorer], word_scorers: Sequence[str],
-                 weights: Mapping[str, float], lexicon: bool, partial_oov_logp: float) -> tuple[PrefixTrie, ...]:
-    """Per weighted word scorer with a word list (and the lexicon's, whatever its weight): a
-    :class:`PrefixTrie` over character labels (none for sentencepiece labels).
+                 weights: Mapping[str, float], lexicon: bool | Lexicon, partial_oov_logp: float) -> tuple[PrefixTrie, ...]:
+    """The plan's tries: a pronunciation :class:`~lmplug.ctc.lexicon.Lexicon`'s alone; else, for
+    character labels, per weighted word scorer with a word list (and the lexicon's, whatever its
+    weight) a :class:`PrefixTrie` of its words' letters (none for sentencepiece or token labels).
 
     A hypothesis whose open word starts no known word gets ``partial_oov_logp`` (unweighted,
     as pyctcdecode's ``unk_score_offset``), scaled up for words longer than ``AVG_WORD_LEN``.
     """
+    if isinstance(lexicon, Lexicon):
+        return (lexicon_trie(labels, lexicon, partial_oov_logp),)
     out: list[PrefixTrie] = []
     lab = labels
-    if lab.is_spm:
+    if lab.is_spm or (lab.is_tokens and not lexicon):
         return ()
+    if lab.is_tokens:
+        raise LmplugError(
+            "lexicon=True spells the word scorer's vocabulary in characters: expected character labels, found "
+            f"token labels {list(lab.labels)[:8]}...; pass a pronunciation lexicon (lexicon=PATH or a "
+            "lmplug.ctc.lexicon.Lexicon; on the command line --lexicon FILE)")
     char_id = {lab.text[i]: i for i in range(lab.size) if lab.text_len[i] == 1}
     for name in word_scorers:
         words = scorers[name].known_words()
@@ -143,3 +159,19 @@ def prefix_tries(labels: CTCLabels, scorers: Mapping[str, Scorer], word_scorers:
             "(Scorer.known_words(), e.g. KenLM unigrams); found none"
         )
     return tuple(out)
+
+
+def lexicon_trie(labels: CTCLabels, lexicon: Lexicon, oov_logp: float) -> PrefixTrie:
+    """The :class:`PrefixTrie` of a pronunciation lexicon over ``labels`` (which must be its own)."""
+    lab = lexicon.labels
+    if (lab.labels, lab.blank_id, lab.delimiter_id) != (labels.labels, labels.blank_id, labels.delimiter_id):
+        raise LmplugError(
+            f"expected a lexicon over the decoder's {labels.size} labels (blank {labels.blank_id}, delimiter "
+            f"{labels.delimiter_id}), found one over {lab.size} labels (blank {lab.blank_id}, delimiter "
+            f"{lab.delimiter_id}); read it with these labels")
+    table, homophones, words = lexicon.trie()
+    n_hom = (homophones >= 0).sum(1).astype(np.int64)
+    is_word = n_hom > 0
+    for arr in (table, homophones, n_hom, is_word):
+        arr.setflags(write=False)
+    return PrefixTrie("lexicon", table, oov_logp, is_word, homophones, words, n_hom)

@@ -2,6 +2,9 @@
 
 It reads a :class:`~lmplug.ctc.plan.SearchPlan` (never the decoder). All hypotheses of all utterances of a batch are rows of flat numpy arrays; each frame is a few
 array operations over all of them (see the algorithm notes in :mod:`lmplug.ctc.decoder`).
+
+With a pronunciation lexicon (``tries[0]`` has ``homophones``) an edge that closes a word names
+the homophone it picks (:class:`~lmplug.ctc.trie.Edges`): each homophone is a prefix of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lmplug.ctc.plan import SearchPlan
-from lmplug.ctc.trie import ChildTable, Nodes
+from lmplug.ctc.trie import ChildTable, Edges, Nodes
 from lmplug.ctc.types import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis
 
 LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
@@ -36,7 +39,10 @@ class Search:
         self.tlen = np.append(lab.text_len, 0)
         self.w = plan.weights
         self.nodes = Nodes(list(plan.scorers), len(plan.tries))
-        self.children = ChildTable(self.V + 1)
+        # a pronunciation lexicon: its trie (tries[0]); edges name the homophone a closing edge picks
+        self.lex = plan.tries[0] if plan.tries and plan.tries[0].homophones is not None else None
+        self.edges = Edges(self.V + 1, self.lex, plan.implicit_boundaries)
+        self.children = ChildTable(self.edges.L)
         # open (partial) words: node attribute "pid" indexes ``partial``, one entry per distinct text
         self.partial: list[str] = [""]
         self.partial_ids: dict[str, int] = {"": 0}
@@ -74,14 +80,15 @@ class Search:
         """Trie children (created when new) of ``parents`` by ``toks``; (M,) -> (M,)."""
         return self.children.get_or_add(parents, toks, self._create)
 
-    def partial_word_ids(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
-        """Partial-word ids ("pid") of the children ``tok`` of nodes ``par``."""
+    def partial_word_ids(self, par: np.ndarray, edge: np.ndarray) -> np.ndarray:
+        """Partial-word ids ("pid") of the children ``edge`` of nodes ``par``."""
+        tok, code = self.edges.split(edge)
         if self.plan.labels.is_spm:  # a word-initial piece opens a new word; END closes it
             base = np.where(self.starts[tok], 0, self.nodes.a["pid"][par])
             closes = tok == self.END
-        else:
-            base = self.nodes.a["pid"][par]
-            closes = tok == self.delim
+        else:  # a lexicon word closed before ``tok``: tok opens the next word
+            base = np.where(code > 0, 0, self.nodes.a["pid"][par])
+            closes = (tok == self.delim) | (tok == self.END)
         ids = np.zeros(len(par), dtype=np.int64)  # a closed word leaves the empty one (id 0)
         opened = ~closes
         ids[opened] = self.partial_children.get_or_add(base[opened], tok[opened], self._new_partial_words)
@@ -99,29 +106,35 @@ class Search:
             out.append(i)
         return out
 
-    def attrs(self, par: np.ndarray, tok: np.ndarray) -> dict[str, np.ndarray]:
-        """Attributes of the (possibly virtual) children ``tok`` of nodes ``par``, vectorized.
+    def attrs(self, par: np.ndarray, edge: np.ndarray) -> dict[str, np.ndarray]:
+        """Attributes of the (possibly virtual) children ``edge`` of nodes ``par``, vectorized.
 
         ``fused`` is NaN where the child completes a word whose word-level score is pending; ``ub``
         is then its upper bound (the fused score without that word's LM score).
         """
         plan, a, w = self.plan, self.nodes.a, self.w
+        tok, code = self.edges.split(edge)
         pplen = a["plen"][par]
+        opens = np.zeros(len(par), dtype=bool)  # closes a lexicon word and opens the next with tok
         if plan.labels.is_spm:
             starts = self.starts[tok]
             completes = starts & (pplen > 0)
             plen = np.where(starts, self.tlen[tok], pplen + self.tlen[tok])
         else:
-            completes = (tok == self.delim) | (tok == self.END)
-            plen = np.where(completes, 0, pplen + self.tlen[tok])
+            ends = (tok == self.delim) | (tok == self.END)
+            completes = ends | (code > 0)
+            opens = completes & ~ends
+            plen = np.where(completes, np.where(opens, self.tlen[tok], 0), pplen + self.tlen[tok])
         nwords = a["nwords"][par] + completes
         out = {"plen": plen, "nwords": nwords, "completes": completes}
         ppen = np.zeros(len(par))
         oov = a["oov"][par]
         oov_now = np.zeros(len(par), dtype=bool)
-        for i, (_, table, offset, is_word) in enumerate(plan.tries):
+        for i, trie in enumerate(plan.tries):
+            table, offset, is_word = trie.table, trie.oov_logp, trie.is_word
             pst = a[f"pt{i}"][par]
-            nst = np.where(completes, 0, np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
+            nst = np.where(completes, np.where(opens, table[0, tok], 0),
+                           np.where(pst < 0, -1, table[np.maximum(pst, 0), tok]))
             out[f"pt{i}"] = nst
             bad = (nst < 0) & (plen > 0)
             if plan.lexicon and i == 0:  # words outside the lexicon: prohibitive, cumulative
@@ -131,7 +144,7 @@ class Search:
             else:
                 ppen += offset * bad * np.maximum(1.0, plen / AVG_WORD_LEN)
         if plan.lookahead_scorers:  # open words: the look-ahead of the word they begin
-            out["pid"] = pid = self.partial_word_ids(par, tok)
+            out["pid"] = pid = self.partial_word_ids(par, edge)
             opened = ~completes & (plen > 0)
             if opened.any():
                 for name in plan.lookahead_scorers:
@@ -142,7 +155,7 @@ class Search:
         for name in plan.scorers:
             raw = a[f"raw:{name}"][par]
             if name in plan.token_scorers:  # exact token-level score from the parent's state
-                raw = raw + self._token_scores(name, par, tok)
+                raw = raw + self._token_scores(name, par, edge)
             out[f"raw:{name}"] = raw
             fused = fused + w[name] * raw
         out["ub"] = fused
@@ -150,16 +163,16 @@ class Search:
         out["fused"] = np.where(completes & ~oov_now, np.nan, fused) if plan.word_scorers else fused
         return out
 
-    def _create(self, par: np.ndarray, tok: np.ndarray) -> np.ndarray:
+    def _create(self, par: np.ndarray, edge: np.ndarray) -> np.ndarray:
         ids = self.nodes.alloc(len(par))
         a = self.nodes.a
-        at = self.attrs(par, tok)
+        at = self.attrs(par, edge)
         a["parent"][ids] = par
-        a["tok"][ids] = tok
-        a["key"][ids] = par * (self.V + 1) + tok
+        a["tok"][ids] = self.edges.split(edge)[0]
+        a["key"][ids] = par * self.edges.L + edge
         a["hist"][ids] = np.where(at.pop("completes"), ids, a["hist"][par])
         if "pid" not in at:
-            at["pid"] = self.partial_word_ids(par, tok)
+            at["pid"] = self.partial_word_ids(par, edge)
         for k, v in at.items():
             a[k][ids] = v
         return ids
@@ -176,9 +189,31 @@ class Search:
         return out
 
     def word_text(self, node: int) -> str:
-        """The word a completing node closes (the parent's open partial word)."""
+        """The word a completing node closes (the parent's open partial word, or the lexicon word
+        its edge picks)."""
+        return self.closed_words(np.array([node]))[0]
+
+    def closed_words(self, nodes: np.ndarray) -> list[str]:
+        """The words completing ``nodes`` close: the parents' open partial words, or with a
+        pronunciation lexicon the homophone each edge picks (an out-of-lexicon word: its labels)."""
         a = self.nodes.a
-        return self.partial[int(a["pid"][a["parent"][node]])]
+        par = a["parent"][nodes]
+        words = [self.partial[i] for i in a["pid"][par].tolist()]
+        if self.lex is not None:
+            code = self.edges.split(a["key"][nodes] - par * self.edges.L)[1]
+            pick = np.flatnonzero(code > 0)
+            for i, w in zip(pick.tolist(), self.edges.words(a["pt0"][par[pick]], code[pick])):
+                words[i] = w
+        return words
+
+    def path_words(self, node: int) -> list[str]:
+        """The words closed on the path from the root to ``node``, in order."""
+        a, out = self.nodes.a, []
+        while node > 0:
+            if a["hist"][node] == node:
+                out.append(self.word_text(node))
+            node = int(a["parent"][node])
+        return out[::-1]
 
     def score_pending(self, nodes: np.ndarray) -> None:
         """Word-score pending nodes: ONE batched call per word scorer for all of them."""
@@ -188,8 +223,7 @@ class Search:
         nodes = np.unique(nodes)
         par = a["parent"][nodes]
         hist = a["hist"][par].tolist()
-        part = self.partial
-        words = [part[i] for i in a["pid"][par].tolist()]
+        words = self.closed_words(nodes)
         fused = a["ub"][nodes].copy()
         for name in plan.word_scorers:
             states = self.wstate[name]
@@ -323,7 +357,9 @@ class Search:
 
         Returns flat (M,) arrays over the candidates: ``ph`` the hypothesis row, ``utt``, ``node``
         (the hypothesis' prefix), ``tok`` the label, ``t`` the frame, ``ac`` the CTC log-prob,
-        ``is_rep`` (repeats the last label), ``ext`` (extends the prefix), ``completes`` (closes a word).
+        ``is_rep`` (repeats the last label), ``ext`` (extends the prefix), ``completes`` (closes a word),
+        ``edge`` (the trie edge an extension takes; with a pronunciation lexicon a candidate
+        that closes a lexicon word comes once per homophone, see :meth:`_homophones`).
         """
         st, a, blank = self.st, self.nodes.a, self.blank
         utt = H["utt"]
@@ -339,12 +375,34 @@ class Search:
         plen = a["plen"][node]
         noop = (tok == self.delim) & (plen == 0) & ~is_rep  # delimiter with no open word
         ext = ~(is_blank | is_rep | noop)
+        c = {"ph": ph, "utt": utt[ph], "node": node, "tok": tok, "t": st["t"][utt[ph], s],
+             "ac": ac[ph] + st["lp"][utt, s][ph, ci], "is_rep": is_rep, "ext": ext, "edge": tok}
         if self.plan.labels.is_spm:
-            completes = ext & self.starts[tok] & (plen > 0)
+            c["completes"] = ext & self.starts[tok] & (plen > 0)
+        elif self.lex is not None:
+            c = self._homophones(c, plen)
         else:
-            completes = ext & (tok == self.delim)
-        return {"ph": ph, "utt": utt[ph], "node": node, "tok": tok, "t": st["t"][utt[ph], s],
-                "ac": ac[ph] + st["lp"][utt, s][ph, ci], "is_rep": is_rep, "ext": ext, "completes": completes}
+            c["completes"] = ext & (tok == self.delim)
+        return c
+
+    def _homophones(self, c: dict[str, np.ndarray], plen: np.ndarray) -> dict[str, np.ndarray]:
+        """Candidates ``c`` that close a lexicon word, once per word their open word spells: the
+        delimiter after a whole word closes it as each of its homophones; with ``implicit``
+        boundaries a token after a whole word both extends it (code 0) and closes it as each
+        homophone, opening the next word. Every other candidate stays as it is (code 0)."""
+        tok, ext = c["tok"], c["ext"]
+        k = self.edges.homophones(self.nodes.a["pt0"][c["node"]], ext & (plen > 0))
+        isd = tok == self.delim
+        closing = isd & (k > 0)  # no code-0 copy: a whole word at the delimiter is never out of the lexicon
+        opening = ~isd & self.edges.implicit
+        if not closing.any() and not (opening & (k > 0)).any():
+            c["completes"] = ext & isd
+            return c
+        idx, code = self.edges.copies(k, closing, opening)
+        c = {key: v[idx] for key, v in c.items()}
+        c["edge"] = c["tok"] + self.edges.E * code
+        c["completes"] = c["ext"] & ((c["tok"] == self.delim) | (code > 0))
+        return c
 
     def _word_spans(self, H: dict[str, np.ndarray], c: dict[str, np.ndarray]) -> None:
         """Word frame spans of the candidates ``c`` (adds ``ws`` open word's first frame, ``ce``
@@ -366,21 +424,22 @@ class Search:
             ce = np.where(ext, t + 1, ce)
         else:
             isd = ext & (tok == self.delim)
-            ws = np.where(isd, -1, np.where(ext & (ws < 0), t, ws))
+            opens = completes & ~isd  # a lexicon word closed before tok, which opens the next
+            ws = np.where(isd, -1, np.where(ext & ((ws < 0) | opens), t, ws))
             ce = np.where(ext & ~isd, t + 1, ce)
         c["ws"], c["ce"], c["span"] = ws, ce, span
 
     def _merge(self, c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Merge candidates with equal (utterance, prefix, last label) (log-sum-exp of ``ac``).
 
-        A prefix is named by its trie key (parent * (V+1) + label), so new prefixes need no trie
+        A prefix is named by its trie key (parent * edges.L + edge), so new prefixes need no trie
         lookup yet. The merged state keeps the word frames of its most probable member
         (``rep``, an index into the candidates). Returns (G,) arrays over the merged states:
-        ``rep``, ``ac``, ``known`` (the existing trie node, or -1), ``utt``, ``par``, ``tok``.
+        ``rep``, ``ac``, ``known`` (the existing trie node, or -1), ``utt``, ``par``, ``tok``, ``edge``.
         """
         V, a = self.V, self.nodes.a
         node, tok, ext, new_ac = c["node"], c["tok"], c["ext"], c["ac"]
-        pkey = np.where(ext, node * (V + 1) + tok, a["key"][node]) + 1
+        pkey = np.where(ext, node * self.edges.L + c["edge"], a["key"][node]) + 1
         key = (pkey * (V + 1) + tok) * self.B + c["utt"]
         order = np.lexsort((-new_ac, key))
         ks = key[order]
@@ -388,7 +447,7 @@ class Search:
         rep = order[first]
         return {"rep": rep, "ac": np.logaddexp.reduceat(new_ac[order], first),
                 "known": np.maximum.reduceat(np.where(ext, -1, node)[order], first),
-                "utt": c["utt"][rep], "par": node[rep], "tok": tok[rep]}
+                "utt": c["utt"][rep], "par": node[rep], "tok": tok[rep], "edge": c["edge"][rep]}
 
     def _fused_scores(self, m: dict[str, np.ndarray]) -> np.ndarray:
         """Total score (G,) of the merged states: CTC + fused scorer scores + look-ahead.
@@ -406,7 +465,7 @@ class Search:
         kn = known[~virt]
         fused[~virt], ub[~virt], ppen[~virt] = a["fused"][kn], a["ub"][kn], a["ppen"][kn]
         if virt.any():
-            at = self.attrs(m["par"][virt], m["tok"][virt])
+            at = self.attrs(m["par"][virt], m["edge"][virt])
             fused[virt], ub[virt], ppen[virt] = at["fused"], at["ub"], at["ppen"]
         pend = np.isnan(fused)
         if pend.any():
@@ -416,7 +475,7 @@ class Search:
             sel[top] = True
             idx = np.flatnonzero(pend & sel)
             nv = idx[known[idx] < 0]
-            known[nv] = self.child_nodes(m["par"][nv], m["tok"][nv])
+            known[nv] = self.child_nodes(m["par"][nv], m["edge"][nv])
             nodes = known[idx]
             self.score_pending(nodes[np.isnan(a["fused"][nodes])])
             fused[idx] = a["fused"][nodes]
@@ -435,7 +494,7 @@ class Search:
         kn = m["known"][keep]
         nv = kn < 0
         if nv.any():
-            kn[nv] = self.child_nodes(m["par"][keep][nv], m["tok"][keep][nv])
+            kn[nv] = self.child_nodes(m["par"][keep][nv], m["edge"][keep][nv])
         return keep, kn
 
     def _recombine(self, m: dict[str, np.ndarray], total: np.ndarray, keep: np.ndarray,
@@ -447,6 +506,8 @@ class Search:
         keep, kn = keep[o], kn[o]
         cols = [(utt[keep], self.B), (a["pid"][kn], len(self.partial_ids)), (tok[keep], self.V + 1)]
         cols += [(a[f"cls:{n}"][a["hist"][kn]], len(self.state_ids[n]) + 1) for n in self.plan.word_scorers]
+        if self.lex is not None:  # tokens run together may read alike: the lexicon state tells them apart
+            cols.append((a["pt0"][kn] + 1, len(self.lex.table) + 1))
         if math.prod(float(c[1]) for c in cols) < 2.0**62:
             key = np.zeros(len(keep), dtype=np.int64)
             for c, size in cols:
@@ -473,13 +534,19 @@ class Search:
     def finish(self, H: dict[str, np.ndarray]) -> list[list[CTCHypothesis]]:
         """Close open words, add end-of-sentence scores, merge, and sort the n-best."""
         plan, a, st = self.plan, self.nodes.a, self.st
+        end_tok = self.delim if not plan.labels.is_spm else self.END
+        end = np.full(len(H["node"]), end_tok)
+        if self.lex is not None:  # an open lexicon word closes as each of its homophones
+            k = self.edges.homophones(a["pt0"][H["node"]], a["plen"][H["node"]] > 0)
+            idx, code = self.edges.copies(k, k > 0, np.zeros(len(k), dtype=bool))
+            H = {key: v[idx] for key, v in H.items()}
+            end = end_tok + self.edges.E * code
         utt, node = H["utt"], H["node"]
         ac = H["ac"] + st["tail"][utt]
         open_ = a["plen"][node] > 0
-        end_tok = self.delim if not plan.labels.is_spm else self.END
         fnode = node.copy()
         if open_.any():
-            fnode[open_] = self.child_nodes(node[open_], np.full(int(open_.sum()), end_tok))
+            fnode[open_] = self.child_nodes(node[open_], end[open_])
         # merge by (utterance, final prefix), keeping the word frames of the most probable member
         key = fnode * self.B + utt
         order = np.lexsort((-ac, key))
@@ -527,7 +594,6 @@ class Search:
                 spans.append((int(H["ws"][r]), int(H["ce"][r])))
             scores = {CTC: float(m_ac[i]), **{k: float(v[i]) for k, v in raw.items()},
                       WORDS: float(a["nwords"][m_node[i]])}
-            results[int(m_utt[i])].append(
-                CTCHypothesis(plan.labels.spell(toks), toks, spans, float(total[i]), scores)
-            )
+            text = " ".join(self.path_words(int(m_node[i]))) if self.lex is not None else plan.labels.spell(toks)
+            results[int(m_utt[i])].append(CTCHypothesis(text, toks, spans, float(total[i]), scores))
         return results

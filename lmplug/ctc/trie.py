@@ -1,10 +1,13 @@
-"""The numpy search's prefix trie: growable per-node arrays and the (parent, label) -> child table."""
+"""The numpy search's prefix trie: growable per-node arrays, the (parent, edge) -> child table, and
+the copies of candidates that close a pronunciation lexicon's word once per homophone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
+from lmplug.ctc.plan import PrefixTrie
 
 
 class Nodes:
@@ -88,3 +91,49 @@ class ChildTable:
             self.set(mp, mt, new)
             ids[miss] = new[inv]
         return ids
+
+
+
+class Edges:
+    """Trie edge labels. Without a pronunciation lexicon an edge is its label (``E`` of them, the
+    virtual END included); with one, an edge that closes a lexicon word also names which of the
+    words its pronunciation spells: ``edge = label + E * code``, ``code`` 0 for an ordinary edge,
+    ``homophone + 1`` for a closing one (see :mod:`lmplug.ctc.search`).
+    """
+
+    def __init__(self, n_labels: int, lexicon: PrefixTrie | None, implicit: bool) -> None:
+        self.E = n_labels  # labels, END included
+        self.lex = lexicon  # the pronunciation lexicon's trie (with homophones), or None
+        self.implicit = lexicon is not None and implicit  # words also end at the next word's first token
+        self.L = self.E * (1 + (lexicon.homophones.shape[1] if lexicon is not None else 0))  # edge labels
+
+    def split(self, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(label, code) of edges (M,)."""
+        if self.lex is None:
+            return edge, np.zeros(len(edge), dtype=np.int64)
+        return edge % self.E, edge // self.E
+
+    def homophones(self, states: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """(M,) how many lexicon words the open words in lexicon ``states`` spell (0 where not ``where``)."""
+        return np.where(where & (states >= 0), self.lex.n_homophones[np.maximum(states, 0)], 0)
+
+    def words(self, states: np.ndarray, codes: np.ndarray) -> list[str]:
+        """The lexicon words closing edges ``codes`` (>= 1) pick after open words in ``states``."""
+        return [self.lex.words[k] for k in self.lex.homophones[states, codes - 1].tolist()]
+
+    @staticmethod
+    def copies(k: np.ndarray, closing: np.ndarray, opening: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of M candidates repeated once per lexicon word they may close, and each copy's code.
+
+        Args:
+            k: (M,) how many words (homophones) each candidate's open word spells.
+            closing: (M,) the candidate closes its word: ``k`` copies, codes 1..k.
+            opening: (M,) the candidate may also close its word before opening the next one:
+                ``1 + k`` copies, code 0 (it extends the word) then 1..k. Others: one copy, code 0.
+
+        Returns:
+            ``idx`` (N,) the candidate of each copy and ``code`` (N,) its code.
+        """
+        reps = np.where(closing, k, 1 + np.where(opening, k, 0))
+        idx = np.repeat(np.arange(len(k)), reps)
+        return idx, np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps) + closing[idx]

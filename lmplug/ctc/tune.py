@@ -80,9 +80,20 @@ def tuning_signature(decoder: CTCDecoder, n: int) -> str:
                      f"history_words:{decoder.history_words}", f"oov_penalty:{decoder.partial_oov_logp:g}",
                      f"lookahead:{','.join(decoder.lookahead_scorers)}"]
                     + ([f"lm_prefilter:{decoder.lm_prefilter:g}"] if hasattr(decoder, "lm_prefilter") else [])
-                    + (["lexicon"] if getattr(decoder, "lexicon", False) else [])
+                    + _lexicon_signature(decoder)
                     + [f"n:{n}"]
                     + [decoder.scorers[s].signature() for s in decoder.scorers])
+
+
+def _lexicon_signature(decoder: CTCDecoder) -> list[str]:
+    """``["lexicon"]`` for a character lexicon, a pronunciation lexicon's signature (with its word
+    boundaries), or nothing."""
+    lex = getattr(decoder, "lexicon", False)
+    if not lex:
+        return []
+    if lex is True:
+        return ["lexicon"]
+    return [lex.signature(), f"implicit_boundaries:{decoder.implicit_boundaries}"]
 
 
 def dev_fingerprint(batches: Sequence[tuple[Any, Any]], references: Sequence[str]) -> str:

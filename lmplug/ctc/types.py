@@ -7,9 +7,12 @@ Both the decoder (:mod:`lmplug.ctc.decoder`) and the search engines (:mod:`lmplu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lmplug.constants import LM_PREFILTER
+
+if TYPE_CHECKING:
+    from lmplug.ctc.lexicon import Lexicon
 
 WORDS = "words"  # feature: number of words (its weight is the word insertion bonus)
 CTC = "ctc"  # feature: CTC log-probability (weight 1, fixed)
@@ -29,7 +32,8 @@ class CTCDecoderConfig:
     lm_prefilter: float = LM_PREFILTER  # word-score only the top lm_prefilter * beam_size prefixes per utterance
     partial_oov_logp: float = -10.0  # added (unweighted) to an open word that begins no known word; 0: off
     prune_history: bool | None = None  # recombine beams whose futures score alike (None: where exact)
-    lexicon: bool = False  # spell only words of the first word scorer's vocabulary
+    lexicon: bool | Lexicon = False  # True: spell only the first word scorer's words (characters); a Lexicon: its words
+    implicit_boundaries: bool = False  # a Lexicon's word may also end where the next word's first token follows
     blank_id: int | None = None  # column of the blank when its label is not a recognized blank name
     history_words: int | None = None  # recombine unbounded-history scorers by their last N words (None: don't)
     lookahead: tuple[str, ...] = ()  # scorers whose prefix_scores guide pruning inside a word

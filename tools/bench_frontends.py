@@ -28,7 +28,7 @@ from lmplug import __version__
 from lmplug.constants import FRONTENDS
 from lmplug.files import read_jsonl
 from lmplug.speech.audio import SAMPLE_RATE, load_audio
-from lmplug.speech.frontends import load_frontend, whisper_log_mel
+from lmplug.speech.frontends import load_frontend
 
 
 def greedy_phones(log_probs: np.ndarray, tokens, blank: int, word_boundary: int) -> str:
@@ -36,16 +36,6 @@ def greedy_phones(log_probs: np.ndarray, tokens, blank: int, word_boundary: int)
     best = log_probs.argmax(axis=1)
     keep = [int(t) for i, t in enumerate(best) if t != blank and (i == 0 or t != best[i - 1])]
     return " ".join("|" if t == word_boundary else tokens[t] for t in keep)
-
-
-def whisper_text(encoder, audio: np.ndarray) -> str:
-    """Whisper's own greedy decode of one 30-s padded window (its usual input)."""
-    import ctranslate2
-
-    mel = whisper_log_mel(np.pad(audio, (0, max(0, 30 * SAMPLE_RATE - len(audio)))), encoder.n_mels)[:, :3000]
-    prompt = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
-    result = encoder.model.generate(ctranslate2.StorageView.from_array(mel[None]), [prompt], beam_size=1)
-    return "".join(result[0].sequences[0]).replace("Ġ", " ").strip()
 
 
 def main() -> None:
@@ -87,7 +77,7 @@ def main() -> None:
             res["sanity"] = {"id": rows[0]["id"], "text": rows[0]["text"],
                              "greedy_phones": greedy_phones(feats[0], fe.tokens, fe.blank, fe.word_boundary)}
         elif name == "whisper-base":
-            res["sanity"] = {"id": rows[0]["id"], "text": rows[0]["text"], "whisper_greedy": whisper_text(fe, audios[0])}
+            res["sanity"] = {"id": rows[0]["id"], "text": rows[0]["text"], "whisper_greedy": fe.transcribe(audios[0], beam_size=1)}
         results.append(res)
 
     print(f"{len(audios)} recordings, {seconds:.2f} s of audio, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "

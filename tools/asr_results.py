@@ -24,7 +24,10 @@ SYSTEMS = [  # (system, label, weights file or None)
     ("kenlm_rescore", "lmplug + KenLM, then Transformer n-best rescoring", "tune_rescore"),
     ("lmplug_transformer", "lmplug + Transformer LM (word fusion)", "tune_lm"),
     ("lmplug_both", "lmplug + KenLM + Transformer LM (both fused)", "tune_both"),
-    ("hama_lexicon", "hama phones + lexicon + KenLM (no head)", "tune_hama"),
+    ("hama_nolm", "hama phones + lexicon, no LM", None),
+    ("hama_kenlm", "hama phones + lexicon + KenLM", "tune_hama"),
+    ("hama_lm", "hama phones + lexicon + Transformer LM", "tune_hama_lm"),
+    ("hama_both", "hama phones + lexicon + KenLM + Transformer LM", "tune_hama_both"),
     ("whisper", "anchor: Whisper base's own decoder (beam 5)", None),
 ]
 

@@ -133,36 +133,53 @@ def am_features(am, utts, out: Path, cache_dir: str, progress: bool = True):
 
 def cmd_emissions(args: argparse.Namespace) -> int:
     """Write emissions for ``lmplug decode``: OUT/npy/<id>.npy (T, V) log-probs, OUT/manifest.jsonl
-    (id, emissions, text, duration, greedy transcript) and OUT/labels.json."""
+    (id, emissions, text, duration[, greedy transcript]) and OUT/labels.json; of an acoustic model
+    (--am), or of a front-end that is itself a CTC model (--frontend hama: phone log-probs, decoded
+    into words with ``--lexicon``)."""
     import numpy as np
 
     from lmplug.speech.acoustic import emissions, greedy_transcript, load_am
     from lmplug.speech.synthesis import read_manifest
 
-    am = load_am(args.am)
+    if (args.am is None) == (args.frontend is None):
+        raise LmplugError("expected one of --am (an acoustic model) or --frontend hama, found "
+                          f"{'both' if args.am else 'neither'}")
+    am = load_am(args.am) if args.am else None
     utts = read_manifest(args.manifest)
     bad = [u.id for u in utts if "/" in u.id or u.id in (".", "..")]
     if bad:
         raise LmplugError(f"{args.manifest}: expected utterance ids usable as file names, found {bad[:3]}")
     out = Path(args.out)
-    if am.cmvn is None:
-        print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
-              "normalized with this manifest's own", file=sys.stderr)
-    fs = am_features(am, utts, out / "feats", args.feature_cache)  # reads every audio file before it creates OUT
     t0 = time.time()
-    em = emissions(am, fs)
+    if am is None:  # the front-end's own CTC log-probs
+        from lmplug.speech.cache import compute_features
+
+        frontend, cache = _frontend_of(args.frontend, args.feature_cache)
+        if not hasattr(frontend, "tokens"):
+            raise LmplugError(f"--frontend: expected a front-end with CTC outputs (hama), found {args.frontend}, "
+                              "whose states need a trained head (--am)")
+        em = [e.astype(np.float32) for e in compute_features(frontend, [u.audio for u in utts], cache, progress=True)]
+        labels, greedy = list(frontend.tokens), None
+    else:
+        if am.cmvn is None:
+            print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
+                  "normalized with this manifest's own", file=sys.stderr)
+        fs = am_features(am, utts, out / "feats", args.feature_cache)  # reads every audio file before it creates OUT
+        t0 = time.time()
+        em = emissions(am, fs)
+        labels = list(am.config.labels)
+        greedy = [greedy_transcript(e, labels) for e in em]
     seconds = time.time() - t0
     (out / "npy").mkdir(parents=True, exist_ok=True)
-    (out / "labels.json").write_text(json.dumps(list(am.config.labels)) + "\n")
-    greedy = [greedy_transcript(e, am.config.labels) for e in em]
+    (out / "labels.json").write_text(json.dumps(labels, ensure_ascii=False) + "\n")
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as f:
-        for u, e, g in zip(utts, em, greedy):
+        for i, (u, e) in enumerate(zip(utts, em)):
             np.save(out / "npy" / f"{u.id}.npy", e.astype(np.float32))
-            f.write(json.dumps({"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration,
-                                "frames": len(e), "greedy": g}) + "\n")
+            row = {"id": u.id, "emissions": f"npy/{u.id}.npy", "text": u.text, "duration": u.duration, "frames": len(e)}
+            f.write(json.dumps(row if greedy is None else {**row, "greedy": greedy[i]}) + "\n")
     summary = {"manifest": str(out / "manifest.jsonl"), "labels": str(out / "labels.json"),
                "utterances": len(utts), "seconds": round(seconds, 1)}
-    if utts and all(u.text for u in utts):  # the acoustic model's own accuracy: greedy WER and CER (jiwer)
+    if greedy is not None and utts and all(u.text for u in utts):  # the model's own accuracy: greedy WER and CER
         import jiwer
 
         refs = [u.text for u in utts]
@@ -247,7 +264,8 @@ def register(sub) -> None:
     p = sub.add_parser("emissions", help="CTC log-probs of a manifest, with greedy transcripts, for `decode`",
                        description=cmd_emissions.__doc__, formatter_class=FMT)
     p.set_defaults(handler=cmd_emissions)
-    p.add_argument("--am", required=True, help="acoustic model checkpoint")
+    p.add_argument("--am", default=None, help="acoustic model checkpoint")
+    p.add_argument("--frontend", default=None, choices=("hama",), help="instead of --am: a front-end's own CTC outputs")
     p.add_argument("--manifest", required=True, help="JSONL manifest")
     p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
     p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")

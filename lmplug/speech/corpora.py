@@ -12,7 +12,8 @@
   pink noise at 10-30 dB SNR, synthetic reverberation), written once as FLAC (kept on a rerun).
 
 Transcripts are normalized as the LMs' text (``lmplug.corpus.normalize(..., "lower")``); a
-recording whose words fall outside the character labels is skipped and counted.
+recording whose words the character labels cannot spell (digits, letters outside a-z) is skipped
+and counted.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz' ")  # the character acousti
 
 
 def _normalized(text: str) -> str | None:
+    """The transcript as the LMs' text, or None when the labels cannot spell what is said (digits,
+    which normalizing would drop, or letters outside a-z)."""
     from lmplug.corpus import normalize
 
+    if any(ch.isdigit() for ch in text):
+        return None
     t = normalize(text, "lower")
     return t if t and set(t) <= LABEL_CHARS else None
 

@@ -12,7 +12,9 @@
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
 #         speech)   1 LMs (recipes/lm, Gutenberg)   2 CTC head on Whisper base   3 emissions
 #         4 tune weights on dev   5 decode test + unseen speakers, Whisper's own decoder   6 results
-# Systems: those of recipes/common/ctc_systems.sh, and Whisper base's own decoder as an anchor.
+# Systems: those of recipes/common/ctc_systems.sh on the head's character emissions; hama's phone CTC
+#          model with a phone lexicon of the KenLM words and KenLM fusion (no head); and Whisper
+#          base's own decoder as an anchor.
 # Outputs: exp/real/<scale>/{am,cathy/{emissions_*,tune_*,hyps_*},unseen/{emissions_test,hyps_*}},
 #          exp/real/<scale>/results.json, RESULTS.fragment.md
 #
@@ -44,12 +46,18 @@ step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"
 grid_lm="--lm-weights 0.5,0.75,1.0,1.25 --bonuses 0,1,2,3,4,5"
 grid_both="--lm-weights 0.5,0.75,1.0 --bonuses 0,1,2,3,4,5 --outer kenlm=0.25,0.5"
+# hama + phone lexicon: small KenLM weights, negative bonuses (a probe on other Cathy prompts, NOTES.md)
+grid_hama="--lm-weights 0.1,0.2,0.3,0.5,0.75,1.0 --bonuses=-4,-2,0,1,2"
+grid_hama_lm="--lm-weights 0.25,0.5,0.75,1.0 --bonuses=-2,0,1,2"
+grid_hama_both="--lm-weights 0.25,0.5,0.75 --bonuses=-2,0,1 --outer kenlm=0.25,0.5"
 case $scale in  # held-out prompts, augmented copies, synthetic training utterances
   tiny) dev_prompts=3; test_prompts=3; augment=0; n_syn=20; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid
-        grid_both="$grid --outer kenlm=0.25";;
+        grid_both="$grid --outer kenlm=0.25"; grid_hama="--lm-weights 0.1 --bonuses=-4"
+        grid_hama_lm=$grid_hama; grid_hama_both="$grid_hama --outer kenlm=0.25";;
   demo) dev_prompts=40; test_prompts=60; augment=1; n_syn=1000
         grid="--lm-weights 0.25,0.5,1.0 --bonuses 0,1,2"; grid_lm="--lm-weights 0.5,1.0 --bonuses 0,1.5"
-        grid_both="--lm-weights 0.5,1.0 --bonuses 1,3 --outer kenlm=0.25";;
+        grid_both="--lm-weights 0.5,1.0 --bonuses 1,3 --outer kenlm=0.25"; grid_hama="--lm-weights 0.1,0.3 --bonuses=-4,0"
+        grid_hama_lm="--lm-weights 0.5 --bonuses 0"; grid_hama_both="--lm-weights 0.5 --bonuses 0 --outer kenlm=0.25";;
   *) dev_prompts=100; test_prompts=150; augment=2; n_syn=3000;;
 esac
 sp=$data/speech_real; syn=$data/speech_$scale/bible; d=$exp/real/$scale; lmd=$exp/lm/$scale/gutenberg
@@ -81,16 +89,43 @@ if step 3; then
     run emissions --am "$d/am" --manifest "$sp/$split.jsonl" --out "$d/cathy/emissions_$split" --feature-cache "$cache"
   done
   run emissions --am "$d/am" --manifest "$sp/unseen.jsonl" --out "$d/unseen/emissions_test" --feature-cache "$cache"
+  # the second system: hama's phone CTC model as it is (no head), decoded into words with a phone lexicon
+  for split in dev test; do
+    run emissions --frontend hama --manifest "$sp/$split.jsonl" --out "$d/cathy/hama_$split" --feature-cache "$cache"
+  done
+  run emissions --frontend hama --manifest "$sp/unseen.jsonl" --out "$d/unseen/hama_test" --feature-cache "$cache"
 fi
 
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
+hama() {  # decoder arguments of the hama systems: $1 = emissions dir
+  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$d/hama_lexicon.txt" --beam-size $beam \
+    --token-min-logp=$tmin --history-words $hist
+}
+hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
+  case $1 in kenlm) echo --kenlm "$lmd/ngram5.bin";; lm) echo --lm "$lmd/lm" --vocabulary "$lmd/ngram5.arpa";;
+    both) echo --kenlm "$lmd/ngram5.bin" --lm "$lmd/lm";; esac
+}
 if step 4; then
   tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lmd/lm"
+  # the KenLM vocabulary in hama's phones (G2P: ~30 ms a word, ~18 min for Gutenberg's 35,830 words)
+  [ -f "$d/hama_lexicon.txt" ] || run make-lexicon --words "$lmd/ngram5.arpa" --frontend hama --out "$d/hama_lexicon.txt"
+  run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms kenlm) $grid_hama --out-dir "$d/cathy/tune_hama" --jobs $jobs --quiet
+  run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms lm) $grid_hama_lm --out-dir "$d/cathy/tune_hama_lm" --jobs $jobs --quiet
+  run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms both) --tune lm $grid_hama_both --out-dir "$d/cathy/tune_hama_both" \
+    --jobs $jobs --quiet
 fi
 
 if step 5; then
   for set in cathy unseen; do  # the unseen speakers with Cathy dev's weights
     decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lmd/lm"
+  done
+  for set in cathy unseen; do
+    run decode $(hama "$d/$set/hama_test") --out "$d/$set/hyps_hama_nolm.jsonl" --stats "$d/$set/stats_hama_nolm.json" --quiet
+    for sys in kenlm lm both; do
+      t=tune_hama; [ $sys = kenlm ] || t=tune_hama_$sys
+      run decode $(hama "$d/$set/hama_test") $(hama_lms $sys) --weights-file "$d/cathy/$t/weights.json" \
+        --out "$d/$set/hyps_hama_$sys.jsonl" --stats "$d/$set/stats_hama_$sys.json" --quiet
+    done
   done
   "$PY" tools/whisper_baseline.py --manifest "$sp/test.jsonl" --out "$d/cathy/hyps_whisper.jsonl" --stats "$d/cathy/stats_whisper.json"
   "$PY" tools/whisper_baseline.py --manifest "$sp/unseen.jsonl" --out "$d/unseen/hyps_whisper.jsonl" --stats "$d/unseen/stats_whisper.json"

@@ -81,6 +81,10 @@ LM_PREFILTER = 2.0
 # CTC beam search implementations (CTCDecoder(search=...)): on the host (numpy), or as tensor
 # operations on the LM's / emissions' device (torch, lmplug.ctc.torch_search)
 SEARCHES = ("numpy", "torch")
+# `lmplug transcribe`: the speech recipes' tuned search settings where they differ from decode's
+# (recipes/asr_ctc_fusion/run.sh, NOTES.md): labels below -8 not expanded; with the Transformer
+# (--lm), beams recombined by its last word and a partial word outside the vocabulary at -20
+TRANSCRIBE_SEARCH = {"token_min_logp": -8.0, "history_words_lm": 1, "oov_penalty_lm": -20.0}
 # torch.compile modes CTCDecoder(search="torch", compile=MODE) passes on ("reduce-overhead": CUDA graphs)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 

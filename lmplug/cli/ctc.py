@@ -30,9 +30,19 @@ from lmplug.features import parse_weights, read_weights_file
 from lmplug.files import make_out_dir
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_emission_args(p: argparse.ArgumentParser) -> None:
+    """The emissions a decode or tuning reads (``transcribe`` computes its own)."""
     p.add_argument("--emissions", required=True, help=".npy (T,V)/(B,T,V), .npz, or a .jsonl manifest")
     p.add_argument("--labels", required=True, help="labels: JSON list, or one label per line")
+    p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
+
+
+def add_search_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """The scorers and search settings of ``decode``, ``tune-ctc`` and ``transcribe``; ``defaults``
+    replaces the decoder's default of ``oov_penalty``, ``history_words``, ``lookahead`` or
+    ``token_min_logp`` (a command with settings of its own)."""
+    own = {"oov_penalty": DEFAULTS.partial_oov_logp, "history_words": DEFAULTS.history_words,
+           "lookahead": list(DEFAULTS.lookahead), "token_min_logp": DEFAULTS.token_min_logp, **(defaults or {})}
     p.add_argument("--lm", default=None, help="Transformer LM checkpoint dir (scorer name 'lm')")
     p.add_argument("--kenlm", default=None, help="KenLM .arpa/.bin (scorer name 'kenlm')")
     p.add_argument("--unigrams", default=None, help="word list for a binary KenLM without an .arpa beside it")
@@ -42,7 +52,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "(default: the KenLM unigrams when --kenlm is given)")
     p.add_argument("--no-word-end", action="store_true",
                    help="word mode: score a word as its pieces only, without the probability that it ends there")
-    p.add_argument("--oov-penalty", type=float, default=DEFAULTS.partial_oov_logp,
+    p.add_argument("--oov-penalty", type=float, default=own["oov_penalty"],
                    help="word mode: log-score added per (partial) word outside the scorers' vocabularies, "
                         "scaled up for words over 6 characters (pyctcdecode's unk_score_offset)")
     p.add_argument("--lm-unk-offset", type=float, default=0.0,
@@ -57,10 +67,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="--lexicon FILE: a word may also end where its pronunciation is complete and the next "
                         "word's first token follows, with no word delimiter (for models that do not always emit "
                         "one; with an LM: the LM and the word bonus must keep words from splitting)")
-    p.add_argument("--history-words", type=int, default=DEFAULTS.history_words,
+    p.add_argument("--history-words", type=int, default=own["history_words"],
                    help="word mode: recombine beams also with the Transformer LM, by its last N words "
                         "(approximate; frees beam slots; default: no recombination with it)")
-    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=list(DEFAULTS.lookahead),
+    p.add_argument("--lookahead", type=lambda v: [x for x in v.split(",") if x], default=own["lookahead"],
                    help="word mode: comma-separated scorer names (lm, kenlm) whose look-ahead guides the search "
                         "while a word is spelled: the Transformer's probability that the next word begins with "
                         "those letters, KenLM's unigram mass of such words (pruning only; final scores unchanged)")
@@ -68,9 +78,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lm-prefilter", type=float, default=DEFAULTS.lm_prefilter,
                    help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
                         "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
-    p.add_argument("--token-min-logp", type=float, default=DEFAULTS.token_min_logp, help="labels below this log-prob are not expanded")
+    p.add_argument("--token-min-logp", type=float, default=own["token_min_logp"], help="labels below this log-prob are not expanded")
     p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
-    p.add_argument("--logits", action="store_true", help="emissions are logits (apply log-softmax)")
     p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
     p.add_argument("--backend", choices=BACKENDS, default="lmplug",
@@ -84,15 +93,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "(reduce-overhead: CUDA graphs on a GPU)")
 
 
-def _scorer_spec(args: argparse.Namespace) -> ScorerSpec:
+def scorer_spec(args: argparse.Namespace) -> ScorerSpec:
     """The scorers the command line asks for."""
     return ScorerSpec(lm=args.lm, kenlm=args.kenlm, unigrams=args.unigrams, vocabulary=args.vocabulary,
                       word_end=not args.no_word_end, lm_unk_offset=args.lm_unk_offset, device=args.device)
 
 
-def _decode_spec(args: argparse.Namespace) -> DecodeSpec:
-    """The search the command line asks for."""
-    return DecodeSpec(labels=args.labels, backend=args.backend, beam_size=args.beam_size, mode=args.mode,
+def decode_spec(args: argparse.Namespace, labels: "list[str] | tuple[str, ...] | None" = None) -> DecodeSpec:
+    """The search the command line asks for, over ``labels`` (default: the --labels file)."""
+    return DecodeSpec(labels=args.labels if labels is None else labels, backend=args.backend, beam_size=args.beam_size, mode=args.mode,
                       token_min_logp=args.token_min_logp, lexicon=args.lexicon, history_words=args.history_words,
                       lookahead=tuple(args.lookahead), oov_penalty=args.oov_penalty, lm_prefilter=args.lm_prefilter,
                       search=args.search, compile=args.compile,
@@ -111,7 +120,7 @@ def _weights_of(args: argparse.Namespace, default: dict[str, float]) -> dict[str
     return read_weights(args.weights, args.weights_file, default)
 
 
-def _setup(args) -> None:
+def setup_decoding(args: argparse.Namespace) -> None:
     """Check --threads, --device (``auto`` becomes the device it picks) and --beam-size before any work;
     set torch's threads."""
     from lmplug.train import pick_device
@@ -127,7 +136,9 @@ def _setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def _emission_batches(utts, batch_size: int, device: str):
+def emission_batches(utts, batch_size: int, device: str):
+    """Length-sorted batches of ``utts`` (``UtteranceEmissions``): (indices, (B, T, V) emissions on
+    ``device``, lengths (B,))."""
     import torch
 
     from lmplug.ctc.io import batches
@@ -159,18 +170,18 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_writable(args.stats, *([] if part else [args.out]))  # before the decoding, not after it
     if part and torchrun:
         args.device = shard.rank_device(args.device, shard.local_rank())
-    _setup(args)
-    models = _scorer_spec(args)
+    setup_decoding(args)
+    models = scorer_spec(args)
     scorers = load_scorers(models, args.backend)
     weights = _weights_of(args, {n: 0.5 for n in scorers})
-    dec = build_decoder(_decode_spec(args), models, scorers, weights, nbest=args.nbest)
+    dec = build_decoder(decode_spec(args), models, scorers, weights, nbest=args.nbest)
     everything = load_emissions(args.emissions)
     index = shard.shard_indices(len(everything), *part) if part else range(len(everything))
     utts = [everything[i] for i in index]
     results: list = [None] * len(utts)
     seconds = 0.0
     with tqdm(total=len(utts), unit="utt", desc="decode", disable=args.quiet) as bar:
-        for idx, x, lens in _emission_batches(utts, args.batch_size, args.device):
+        for idx, x, lens in emission_batches(utts, args.batch_size, args.device):
             t0 = time.perf_counter()
             with _named_by_id(args.emissions, utts, idx):
                 decoded = dec.decode(x, lens, logits=args.logits)
@@ -307,7 +318,7 @@ def _tune_setup(job: _TuneJob):
     dec = build_decoder(job.search, job.models, scorers, {**{k: base[k] for k in fixed}, name: 0.0})
     batches = []
     refs: list[str] = []
-    for idx, x, lens in _emission_batches(utts, job.batch_size, job.models.device):
+    for idx, x, lens in emission_batches(utts, job.batch_size, job.models.device):
         with _named_by_id(job.emissions, utts, idx):  # the grid decodes log-probs (--logits: normalized once, here)
             batches.append(dec.prepare(x, lens, logits=job.logits))
         refs.extend(utts[i].text for i in idx)
@@ -330,12 +341,12 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
 
     from lmplug.ctc.tune import ParallelGrid, tune_ctc_weights
 
-    _setup(args)
+    setup_decoding(args)
     if args.jobs < 1:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     make_out_dir(args.out_dir, "weights.json")
-    job = _TuneJob(_scorer_spec(args), _decode_spec(args), args.emissions, args.batch_size, args.logits, args.tune,
+    job = _TuneJob(scorer_spec(args), decode_spec(args), args.emissions, args.batch_size, args.logits, args.tune,
                    args.outer, _weights_of(args, {}))
     dec, batches, refs, name, outer = _tune_setup(job)
     journal = Path(args.out_dir) / "grid.jsonl"
@@ -387,7 +398,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from lmplug.files import check_writable, write_lines
     from lmplug.ctc.rescore import rescore_nbest
 
-    _setup(args)
+    setup_decoding(args)
     check_writable(args.out, args.stats)
     ids, lists = read_ctc_nbest(args.nbest)
     scorers = _rescore_scorers(args.lm, args.device)
@@ -404,7 +415,7 @@ def cmd_tune_rescore(args: argparse.Namespace) -> int:
     """Grid-search the rescoring LM weight x word bonus on dev WER (LM features computed once)."""
     from lmplug.ctc.rescore import tune_rescore_weights
 
-    _setup(args)
+    setup_decoding(args)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     ids, lists = read_ctc_nbest(args.nbest)
     make_out_dir(args.out_dir, "weights.json")
@@ -419,7 +430,8 @@ def register(subparsers) -> None:
     """Add ``decode``, ``merge-decode``, ``tune-ctc``, ``rescore`` and ``tune-rescore`` to ``lmplug``."""
     p = subparsers.add_parser("decode", help="CTC beam search with LM fusion", description=cmd_decode.__doc__,
                               formatter_class=FMT)
-    _add_model_args(p)
+    _add_emission_args(p)
+    add_search_args(p)
     p.add_argument("--weights", default=None, help="fusion weights, e.g. lm=0.5,words=1.0 (default: 0.5 per LM)")
     p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
     p.add_argument("--stats", default=None,
@@ -445,7 +457,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("tune-ctc", help="tune LM weight and word bonus on dev WER",
                               description=cmd_tune_ctc.__doc__, formatter_class=FMT)
-    _add_model_args(p)
+    _add_emission_args(p)
+    add_search_args(p)
     p.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1.0,1.5", help="LM weights to try")
     p.add_argument("--bonuses", default="-1,0,0.5,1,2,3", help="word insertion bonuses to try")
     p.add_argument("--tune", default=None, help="the scorer whose weight is tuned ('lm' or 'kenlm'; default: the only one)")

@@ -1,6 +1,9 @@
 """Speech subcommands: ``prepare-speech``, ``prepare-real-speech``, ``train-am``, ``emissions``,
 ``transcribe``, ``make-lexicon``.
 
+    lmplug transcribe talk.wav interview.mp3 --am models/am-synthetic            # beam search, no LM
+    lmplug transcribe --manifest calls.jsonl --am exp/real/cpu/am --kenlm exp/lm/cpu/gutenberg/ngram5.bin \
+        --weights kenlm=0.75,words=0 --format jsonl --out calls.hyps.jsonl      # words with start/end seconds
     lmplug make-lexicon --words exp/lm/cpu/gutenberg/ngram5.arpa --frontend hama --out lexicon.txt
 """
 
@@ -10,6 +13,7 @@ import argparse
 import os
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,15 +123,22 @@ def cmd_train_am(args: argparse.Namespace) -> int:
     return 0
 
 
-def am_features(am, utts, out: Path, cache_dir: str, progress: bool = True):
-    """``utts``' features as ``am`` reads them (its front-end, normalized with its training statistics),
-    into ``out``; a front-end other than the one the model was trained on is an error."""
-    from lmplug.speech.acoustic import extract_features
-
+def am_frontend(am, cache_dir: str):
+    """(front-end, feature cache) of acoustic model ``am`` ((None, None): fbank), loaded; a front-end
+    other than the one the model was trained on is an error."""
     frontend, cache = _frontend_of(am.config.frontend, cache_dir)
     if frontend is not None and frontend.key != am.frontend_key:
         raise LmplugError(f"expected the {am.config.frontend} model the acoustic model was trained on "
                           f"({am.frontend_key}), found another installed ({frontend.key})")
+    return frontend, cache
+
+
+def am_features(am, utts, out: Path, cache_dir: str, progress: bool = True):
+    """``utts``' features as ``am`` reads them (its front-end, normalized with its training statistics),
+    into ``out``."""
+    from lmplug.speech.acoustic import extract_features
+
+    frontend, cache = am_frontend(am, cache_dir)
     return extract_features(utts, out, stats=am.cmvn, frontend=frontend, cache=cache, progress=progress)
 
 
@@ -188,6 +199,132 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Tuned:
+    """The default of a search flag ``transcribe`` sets from the LMs given (shown as such in --help)."""
+
+    def __str__(self) -> str:
+        return "tuned: by the LMs given"
+
+
+_TUNED = _Tuned()
+
+
+def _transcribe_settings(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the speech recipe's tuned search settings where the user gave none: the
+    look-ahead of the LMs given (--lm, else --kenlm); with --lm, recombination by its last word and
+    --oov-penalty -20. ``--history-words 0``: no recombination."""
+    from lmplug.constants import TRANSCRIBE_SEARCH as TUNED
+    from lmplug.ctc.types import CTCDecoderConfig as DEFAULTS
+
+    own = args.backend != "pyctcdecode"  # pyctcdecode has neither look-ahead nor recombination settings
+    lm = bool(args.lm) and own
+    settings = {
+        "lookahead": (["lm"] if lm else ["kenlm"] if args.kenlm and own else []) if args.lookahead is _TUNED else args.lookahead,
+        "oov_penalty": (TUNED["oov_penalty_lm"] if lm else DEFAULTS.partial_oov_logp) if args.oov_penalty is _TUNED else args.oov_penalty,
+        "history_words": (TUNED["history_words_lm"] if lm else None) if args.history_words is _TUNED else args.history_words or None,
+    }
+    return argparse.Namespace(**{**vars(args), **settings})
+
+
+def _transcribe_inputs(audio: list[str], manifest: str | None):
+    """The utterances to transcribe: audio files (each its own id), or a manifest's rows (id, audio[, text])."""
+    from lmplug.speech.synthesis import Utterance, read_manifest
+
+    if bool(audio) == bool(manifest):
+        raise LmplugError(f"expected audio files or --manifest, found {'both' if audio else 'neither'}")
+    if manifest:
+        return read_manifest(manifest, require_text=False)
+    for a in audio:
+        if not Path(a).is_file():
+            raise LmplugError(f"audio not found: expected a WAV, FLAC, OGG or MP3 file at {a}")
+    return [Utterance(id=a, audio=a, text="") for a in audio]
+
+
+def _transcribe_chunk(am, dec, utts, feats: Path, frontend, cache, device: str) -> list:
+    """The best hypothesis (``CTCHypothesis``) of each of ``utts``: features into ``feats``, the
+    acoustic model's (T, V) log-probs, the search."""
+    from lmplug.cli.ctc import emission_batches
+    from lmplug.ctc.io import UtteranceEmissions
+    from lmplug.speech.acoustic import emissions, extract_features
+
+    fs = extract_features(utts, feats, stats=am.cmvn, frontend=frontend, cache=cache, progress=False)
+    if short := [u.audio for u, n in zip(utts, fs.lengths) if n < 1]:
+        raise LmplugError(f"{short[0]}: expected audio long enough for one feature frame (25 ms), found less")
+    em = [UtteranceEmissions(u.id, e) for u, e in zip(utts, emissions(am, fs))]
+    best: list = [None] * len(em)
+    for idx, x, lens in emission_batches(em, len(em), device):
+        for i, hyps in zip(idx, dec.decode(x, lens)):
+            best[i] = hyps[0]
+    return best
+
+
+def _transcript_row(utt, hyp, frame_seconds: float) -> dict:
+    """One JSONL row: id, audio, text, score(s), words with start/end seconds, duration (seconds)."""
+    from lmplug.speech.audio import audio_seconds
+
+    duration = audio_seconds(utt.audio)
+
+    def at(frame: int) -> float:
+        return round(min(frame * frame_seconds, duration), 3)
+
+    words = [{"word": w, "start": at(a), "end": at(b)} for w, (a, b) in zip(hyp.text.split(), hyp.word_frames)]
+    return {"id": utt.id, "audio": str(utt.audio), "text": hyp.text, "score": hyp.score, "scores": hyp.scores,
+            "words": words, "duration": round(duration, 3)}
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    """Transcribe audio files (WAV, FLAC, OGG, MP3; any rate, resampled to 16 kHz) with an acoustic
+    model and CTC beam search fused with --lm/--kenlm (no LM: plain beam search; --beam-size 1: greedy).
+
+    Search defaults are the speech recipe's tuned ones: --token-min-logp -8; the look-ahead of the LMs
+    given (--lookahead lm with --lm, else kenlm with --kenlm); with --lm, --history-words 1 and
+    --oov-penalty -20. Output: one line per input, ``<audio path or id><TAB><text>`` (text), or
+    id, audio, text, score, words [{word, start, end} in seconds], duration (jsonl). On stderr: the
+    compute time (features, acoustic model, search; model loading apart) per audio second."""
+    from tqdm import tqdm
+
+    from lmplug.cli.ctc import decode_spec, read_weights, scorer_spec, setup_decoding
+    from lmplug.ctc.backends import build_decoder, load_scorers
+    from lmplug.files import check_writable, write_lines
+    from lmplug.speech.acoustic import load_am
+
+    args = _transcribe_settings(args)
+    check_writable(args.out)
+    utts = _transcribe_inputs(args.audio, args.manifest)
+    setup_decoding(args)
+    am = load_am(args.am, device=args.device)
+    frontend, cache = am_frontend(am, args.feature_cache)
+    models = scorer_spec(args)
+    scorers = load_scorers(models, args.backend)
+    weights = read_weights(args.weights, args.weights_file, {n: 0.5 for n in scorers})
+    if unknown := sorted(set(weights) - {*scorers, "words"}):
+        given = f"--weights-file {args.weights_file}" if args.weights_file else f"--weights {args.weights}"
+        raise LmplugError(f"{given}: expected weights of the scorers loaded ({sorted(scorers) or 'none'}; --lm, "
+                          f"--kenlm) and 'words', found {unknown} too")
+    dec = build_decoder(decode_spec(args, labels=am.config.labels), models, scorers, weights)
+    if am.cmvn is None and not args.quiet:
+        print(f"[transcribe] {args.am} carries no feature statistics: each batch normalized with its own", file=sys.stderr)
+    rows, seconds = [], 0.0
+    with tempfile.TemporaryDirectory(prefix="lmplug-transcribe-") as tmp, \
+            tqdm(total=len(utts), unit="utt", desc="transcribe", disable=args.quiet) as bar:
+        for a in range(0, len(utts), args.batch_size):
+            chunk = utts[a : a + args.batch_size]
+            t0 = time.perf_counter()
+            best = _transcribe_chunk(am, dec, chunk, Path(tmp) / f"feats{a}", frontend, cache, args.device)
+            seconds += time.perf_counter() - t0
+            rows += [_transcript_row(u, h, am.frame_seconds) for u, h in zip(chunk, best)]
+            bar.update(len(chunk))
+    as_text = args.format == "text" or (args.format == "auto" and not args.out.endswith(".jsonl"))
+    write_lines(args.out, (f"{r['id']}\t{r['text']}" if as_text else json.dumps(r) for r in rows))
+    if not args.quiet:
+        audio = sum(r["duration"] for r in rows)
+        sig = "|".join([f"am:{args.am}", *(f"{k}:{v}" for k, v in (("kenlm", args.kenlm), ("lm", args.lm)) if v),
+                        f"weights:{json.dumps(dec.weights)}", f"beam:{args.beam_size}", f"backend:{args.backend}"])
+        print(f"[transcribe] {len(rows)} utterances, {audio:.1f} s of audio, {seconds:.1f} s of compute (features, "
+              f"acoustic model, search): {seconds / max(audio, 1e-9):.3f} s per audio second | {sig}", file=sys.stderr)
+    return 0
+
+
 def cmd_make_lexicon(args: argparse.Namespace) -> int:
     """Write a pronunciation lexicon (word<TAB>phone phone ...) of a word list or a KenLM model's
     unigrams, with the phones of a phone front-end's G2P, for `lmplug decode --lexicon FILE`."""
@@ -216,7 +353,8 @@ def cmd_make_lexicon(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from lmplug.constants import FEATURE_CACHE, FRONTENDS, SCALES
+    from lmplug.cli.ctc import add_search_args
+    from lmplug.constants import FEATURE_CACHE, FRONTENDS, SCALES, TRANSCRIBE_SEARCH
     from lmplug.speech.corpora import SPHINX_TESTDATA
 
     p = sub.add_parser("prepare-speech", help="synthesize a speech corpus (espeak-ng) with noise",
@@ -269,6 +407,23 @@ def register(sub) -> None:
     p.add_argument("--manifest", required=True, help="JSONL manifest")
     p.add_argument("--out", required=True, help="output directory (manifest.jsonl, labels.json, npy/)")
     p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")
+
+    p = sub.add_parser("transcribe", help="audio files to text: the acoustic model, then CTC beam search with LM fusion",
+                       description=cmd_transcribe.__doc__, formatter_class=FMT)
+    p.set_defaults(handler=cmd_transcribe)
+    p.add_argument("audio", nargs="*", help="audio files (WAV, FLAC, OGG, MP3; any rate >= 8 kHz; stereo averaged)")
+    p.add_argument("--manifest", default=None, help="instead of files: JSONL with id, audio[, text] (paths relative to it)")
+    p.add_argument("--am", required=True, help="acoustic model checkpoint (`lmplug train-am`, or models/am-synthetic)")
+    add_search_args(p, {"token_min_logp": TRANSCRIBE_SEARCH["token_min_logp"], "lookahead": _TUNED,
+                        "oov_penalty": _TUNED, "history_words": _TUNED})
+    p.add_argument("--weights", default=None, help="fusion weights, e.g. kenlm=0.75,words=0 (default: 0.5 per LM)")
+    p.add_argument("--weights-file", default=None, help="weights JSON (a tune-ctc weights.json); overrides --weights")
+    p.add_argument("--feature-cache", default=FEATURE_CACHE, help="where front-end features are cached")
+    p.add_argument("--out", default="-", help="output file, '-' for stdout (written whole, once every input is done)")
+    p.add_argument("--format", choices=("auto", "text", "jsonl"), default="auto",
+                   help="text: <audio or id><TAB><text> a line; jsonl: also score, word times, duration; "
+                        "auto: jsonl for an --out ending in .jsonl, else text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no timing summary")
 
     p = sub.add_parser("make-lexicon", help="a phone pronunciation lexicon of a word list (G2P) for decode --lexicon",
                        description=cmd_make_lexicon.__doc__, formatter_class=FMT)

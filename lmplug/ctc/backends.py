@@ -11,6 +11,7 @@ name the options by their ``lmplug decode`` flags.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class ScorerSpec:
 class DecodeSpec:
     """How a decode searches: the backend and its settings (every field as ``lmplug decode`` has it)."""
 
-    labels: str  # labels file: a JSON list, or one label per line
+    labels: str | Sequence[str]  # the labels, or their file: a JSON list, or one label per line
     backend: str  # one of BACKENDS
     beam_size: int  # beams per utterance
     mode: str  # fusion mode: "word" or "token"
@@ -145,7 +146,7 @@ def build_decoder(decode: DecodeSpec, scorer_spec: ScorerSpec, scorers: dict, we
     from lmplug.ctc.io import load_labels
 
     check_backend(decode, scorer_spec)
-    labels = load_labels(decode.labels)
+    labels = list(decode.labels) if isinstance(decode.labels, (list, tuple)) else load_labels(decode.labels)
     if decode.backend == "pyctcdecode":
         from lmplug.ctc.pyctcdecode_backend import PyctcdecodeKenLMDecoder
         from lmplug.ngram import arpa_unigrams

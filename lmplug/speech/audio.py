@@ -65,6 +65,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return resample(audio.mean(axis=1), sr, sample_rate)
 
 
+def audio_seconds(path: str | Path) -> float:
+    """The length of an audio file in seconds, from its header (a file :func:`load_audio` has read)."""
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return info.frames / info.samplerate
+
+
 def file_digest(path: str | Path) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()

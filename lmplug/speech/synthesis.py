@@ -194,15 +194,22 @@ def build_speech_corpus(
     return manifest
 
 
-def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]:
-    """Read a JSONL manifest; every error names the file and line (a repeated id, its lines)."""
+def read_manifest(path: str | Path, check_files: bool = True, require_text: bool = True) -> list[Utterance]:
+    """Read a JSONL manifest; every error names the file and line (a repeated id, its lines).
+
+    Args:
+        require_text: every row has a non-empty transcript ``text``; False (audio to transcribe):
+            ``text`` is optional (``""`` when absent).
+    """
     p = Path(path)
     utts, lines = [], []
+    needed = ("id", "audio", "text") if require_text else ("id", "audio")
     for n, d in read_jsonl(p, "manifest"):
-        missing = [k for k in ("id", "audio", "text") if k not in d]
+        missing = [k for k in needed if k not in d]
         if missing:
-            raise LmplugError(f"{p}:{n}: missing field(s) {missing}; expected at least id, audio, text")
-        if not str(d["text"]).strip():
+            raise LmplugError(f"{p}:{n}: missing field(s) {missing}; expected at least {', '.join(needed)}")
+        d.setdefault("text", "")
+        if require_text and not str(d["text"]).strip():
             raise LmplugError(f"{p}:{n}: empty transcript for utterance {d['id']}")
         d["audio"] = str(d["audio"]) if Path(d["audio"]).is_absolute() else str(p.parent / d["audio"])
         if check_files and not Path(d["audio"]).is_file():

@@ -5,14 +5,15 @@
 #   bash tools/setup.sh            # apt packages, .venv, lmplug[all,speech,dev], KenLM lmplz/build_binary
 #
 # Steps (each skipped when already done):
-#   1. apt: espeak-ng, sox, diatheke + the three SWORD bibles, Boost/Eigen/zlib headers, cmake
+#   1. apt: espeak-ng, sox, diatheke + the three SWORD bibles, pocketsphinx-testdata (10 real
+#      utterances of other speakers: recipes/asr_real), Boost/Eigen/zlib headers, cmake
 #   2. .venv in the checkout with the measured dependency set (pyproject extra "all")
 #   3. KenLM's lmplz and build_binary built from the kenlm sdist into .venv/bin
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 stamp_dir=$VENV/.lmplug-setup
-APT_PKGS="espeak-ng sox diatheke sword-text-web sword-text-kjv sword-text-sparv \
+APT_PKGS="espeak-ng sox diatheke sword-text-web sword-text-kjv sword-text-sparv pocketsphinx-testdata \
   libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev \
   libeigen3-dev zlib1g-dev libbz2-dev liblzma-dev cmake g++ make"
 

@@ -132,5 +132,5 @@ if step 5; then
 fi
 
 if step 6; then
-  "$PY" tools/asr_results.py "$d" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
+  "$PY" tools/asr_results.py "$d" --out "$d/results.json" --weights-from cathy | tee "$d/RESULTS.fragment.md"
 fi

@@ -8,6 +8,7 @@
 #   recipes/asr_real/run.sh --scale cpu                       # everything (~90 min on 2 cores)
 #   recipes/asr_real/run.sh --scale cpu --stage 4             # re-tune and re-score only
 #   recipes/asr_real/run.sh --scale cpu --cathy DIR           # the Cathy corpus elsewhere (manifest.jsonl, audio/)
+#   recipes/asr_real/run.sh --scale cpu --stage 4 --systems hama   # stages 4-5 of some systems only (head, hama, whisper)
 #
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
 #         speech)   1 LMs (recipes/lm, Gutenberg)   2 CTC head on Whisper base   3 emissions
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
-cathy=data/cathy; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base
+cathy=data/cathy; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -35,12 +36,14 @@ while [ $# -gt 0 ]; do
     --exp) exp=$2; shift 2;;
     --cathy) cathy=$2; shift 2;;
     --sphinx) sphinx=$2; shift 2;;
+    --systems) systems=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
   esac
 done
 PY=${PYTHON:-.venv/bin/python}
 run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+has() { case " $systems " in *" $1 "*) true;; *) false;; esac; }
 
 # the speech recipe's grids and search settings (recipes/asr_ctc_fusion/run.sh says why)
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"
@@ -48,8 +51,8 @@ grid_lm="--lm-weights 0.5,0.75,1.0,1.25 --bonuses 0,1,2,3,4,5"
 grid_both="--lm-weights 0.5,0.75,1.0 --bonuses 0,1,2,3,4,5 --outer kenlm=0.25,0.5"
 # hama + phone lexicon: small KenLM weights, negative bonuses (a probe on other Cathy prompts, NOTES.md)
 grid_hama="--lm-weights 0.1,0.2,0.3,0.5,0.75,1.0 --bonuses=-4,-2,0,1,2"
-grid_hama_lm="--lm-weights 0.25,0.5,0.75,1.0 --bonuses=-2,0,1,2"
-grid_hama_both="--lm-weights 0.25,0.5,0.75 --bonuses=-2,0,1 --outer kenlm=0.25,0.5"
+grid_hama_lm="--lm-weights 0.1,0.25,0.5,0.75,1.0 --bonuses=-4,-2,0,1,2"
+grid_hama_both="--lm-weights 0.1,0.25,0.5 --bonuses=-4,-2,0 --outer kenlm=0.1,0.25"
 case $scale in  # held-out prompts, augmented copies, synthetic training utterances
   tiny) dev_prompts=3; test_prompts=3; augment=0; n_syn=20; grid="--lm-weights 0,0.5 --bonuses 0,1"; grid_lm=$grid
         grid_both="$grid --outer kenlm=0.25"; grid_hama="--lm-weights 0.1 --bonuses=-4"
@@ -106,7 +109,9 @@ hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
     both) echo --kenlm "$lmd/ngram5.bin" --lm "$lmd/lm";; esac
 }
 if step 4; then
-  tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lmd/lm"
+  has head && tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lmd/lm"
+fi
+if step 4 && has hama; then
   # the KenLM vocabulary in hama's phones (G2P: ~30 ms a word, ~18 min for Gutenberg's 35,830 words)
   [ -f "$d/hama_lexicon.txt" ] || run make-lexicon --words "$lmd/ngram5.arpa" --frontend hama --out "$d/hama_lexicon.txt"
   run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms kenlm) $grid_hama --out-dir "$d/cathy/tune_hama" --jobs $jobs --quiet
@@ -117,9 +122,11 @@ fi
 
 if step 5; then
   for set in cathy unseen; do  # the unseen speakers with Cathy dev's weights
+    has head || continue
     decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lmd/lm"
   done
   for set in cathy unseen; do
+    has hama || continue
     run decode $(hama "$d/$set/hama_test") --out "$d/$set/hyps_hama_nolm.jsonl" --stats "$d/$set/stats_hama_nolm.json" --quiet
     for sys in kenlm lm both; do
       t=tune_hama; [ $sys = kenlm ] || t=tune_hama_$sys
@@ -127,8 +134,8 @@ if step 5; then
         --out "$d/$set/hyps_hama_$sys.jsonl" --stats "$d/$set/stats_hama_$sys.json" --quiet
     done
   done
-  "$PY" tools/whisper_baseline.py --manifest "$sp/test.jsonl" --out "$d/cathy/hyps_whisper.jsonl" --stats "$d/cathy/stats_whisper.json"
-  "$PY" tools/whisper_baseline.py --manifest "$sp/unseen.jsonl" --out "$d/unseen/hyps_whisper.jsonl" --stats "$d/unseen/stats_whisper.json"
+  has whisper && "$PY" tools/whisper_baseline.py --manifest "$sp/test.jsonl" --out "$d/cathy/hyps_whisper.jsonl" --stats "$d/cathy/stats_whisper.json"
+  has whisper && "$PY" tools/whisper_baseline.py --manifest "$sp/unseen.jsonl" --out "$d/unseen/hyps_whisper.jsonl" --stats "$d/unseen/stats_whisper.json"
 fi
 
 if step 6; then

@@ -87,15 +87,13 @@ def _frontend_of(name: str, cache_dir: str):
 
 def _read_manifests(paths: list[str]):
     """The utterances of one or more manifests, ids unique across them."""
+    from lmplug.errors import expect_unique_ids
     from lmplug.speech.synthesis import read_manifest
 
-    utts = [u for p in paths for u in read_manifest(p)]
-    seen: dict[str, int] = {}
-    for u in utts:
-        seen[u.id] = seen.get(u.id, 0) + 1
-    if dup := [i for i, n in seen.items() if n > 1]:
-        raise LmplugError(f"{', '.join(paths)}: expected utterance ids unique across the manifests, found "
-                          f"{len(dup)} repeated, e.g. {dup[:3]}")
+    parts = [(p, read_manifest(p)) for p in paths]
+    utts = [u for _, part in parts for u in part]
+    expect_unique_ids(", ".join(paths), [u.id for u in utts],
+                      [f"{p} #{i}" for p, part in parts for i in range(1, len(part) + 1)], unit="entries")
     return utts
 
 

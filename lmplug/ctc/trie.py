@@ -23,18 +23,12 @@ class Nodes:
 
     def _grow(self, need: int) -> None:
         cap = max(need, 2 * self.cap)
-        for f in self.int_fields:
-            old = self.a.get(f)
-            new = np.zeros(cap, dtype=np.int64)
-            if old is not None:
-                new[: self.n] = old[: self.n]
-            self.a[f] = new
-        for f in self.float_fields:
-            old = self.a.get(f)
-            new = np.zeros(cap, dtype=np.float64)
-            if old is not None:
-                new[: self.n] = old[: self.n]
-            self.a[f] = new
+        for fields, dtype in ((self.int_fields, np.int64), (self.float_fields, np.float64)):
+            for f in fields:
+                new = np.zeros(cap, dtype=dtype)
+                if f in self.a:
+                    new[: self.n] = self.a[f][: self.n]
+                self.a[f] = new
         self.cap = cap
 
     def alloc(self, m: int) -> np.ndarray:
@@ -91,7 +85,6 @@ class ChildTable:
             self.set(mp, mt, new)
             ids[miss] = new[inv]
         return ids
-
 
 
 class Edges:

@@ -386,12 +386,11 @@ def train_am(train: FeatureSet, dev: FeatureSet, out_dir: str | Path, config: AM
     if dev.mean is None or train.mean is None or _stats_key(dev.stats) != _stats_key(train.stats):
         raise LmplugError("expected the dev features normalized with the training set's statistics "
                           "(extract_features(dev_utts, ..., stats=train.stats)), found other statistics")
-    expected = FBANK if config.frontend == FBANK else config.frontend
     for name, fs in (("train", train), ("dev", dev)):
-        found = fs.frontend if fs.frontend == FBANK else fs.frontend.split("|")[0]
-        if found != expected or (name == "dev" and fs.frontend != train.frontend):
-            raise LmplugError(f"expected {name} features of {expected} (the model's front-end, as the training set's), "
-                              f"found {fs.frontend.split('|')[0]}")
+        found = fs.frontend.split("|")[0]  # a front-end key starts with its name; fbank is "fbank"
+        if found != config.frontend or (name == "dev" and fs.frontend != train.frontend):
+            raise LmplugError(f"expected {name} features of {config.frontend} (the model's front-end, as the "
+                              f"training set's), found {found}")
     device = pick_device(cfg.device, local_rank())  # one GPU per torchrun process
     dist = setup_distributed(device)
     torch.manual_seed(cfg.seed)

@@ -124,7 +124,7 @@ def _augment(job: dict) -> dict:
 
     from lmplug.files import atomic_output
     from lmplug.speech.audio import SAMPLE_RATE, load_audio, resample
-    from lmplug.speech.synthesis import add_noise, make_noise, reverberate
+    from lmplug.speech.synthesis import add_noise, limit_peak, make_noise, reverberate
 
     rng = np.random.default_rng(job["seed"])
     audio = load_audio(job["source"])
@@ -133,7 +133,7 @@ def _augment(job: dict) -> dict:
     if job["reverb"]:
         audio = reverberate(audio, rng)
     audio = add_noise(audio, make_noise(job["noise"], len(audio), rng), job["snr"])
-    audio = audio / max(1.0, float(np.max(np.abs(audio))) / 0.95)
+    audio = limit_peak(audio)
     with atomic_output(job["path"]) as tmp:
         sf.write(str(tmp), audio, SAMPLE_RATE, format="FLAC")
     return {"id": job["id"], "duration": round(len(audio) / SAMPLE_RATE, 3)}

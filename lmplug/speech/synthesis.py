@@ -106,6 +106,11 @@ def reverberate(audio: np.ndarray, rng: np.random.Generator, rt60: float = 0.3) 
     return np.convolve(audio, rir)[: len(audio)].astype(np.float32)
 
 
+def limit_peak(audio: np.ndarray, peak: float = 0.95) -> np.ndarray:
+    """Scaled down so that no sample exceeds ``peak`` (quieter audio is left as it is)."""
+    return audio / max(1.0, float(np.max(np.abs(audio))) / peak)
+
+
 def _synthesize(job: dict) -> dict:
     """One utterance (run in a worker process): TTS, resample, noise, reverb, write FLAC."""
     import soundfile as sf
@@ -118,7 +123,7 @@ def _synthesize(job: dict) -> dict:
     if job["noise"]:
         babble = [resample(*_espeak(t, v, 170, 50)) for t, v in job["babble"]] if job["noise"] == "babble" else []
         audio = add_noise(audio, make_noise(job["noise"], len(audio), rng, babble), job["snr"])
-    audio = audio / max(1.0, float(np.max(np.abs(audio))) / 0.95)
+    audio = limit_peak(audio)
     sf.write(job["path"], audio, SAMPLE_RATE, format="FLAC")
     return {"id": job["id"], "duration": round(len(audio) / SAMPLE_RATE, 3)}
 

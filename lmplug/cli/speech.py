@@ -140,6 +140,51 @@ def am_features(am, utts, out: Path, cache_dir: str, progress: bool = True):
     return extract_features(utts, out, stats=am.cmvn, frontend=frontend, cache=cache, progress=progress)
 
 
+class CTCSource:
+    """Where CTC log-probs come from: an acoustic model (``--am``: its front-end's features, normalized
+    with its training statistics, through the model) or a front-end that is itself a CTC model
+    (``--frontend hama``: its phone posteriors as they are). ``labels``, ``frame_seconds``, and
+    ``emissions(utts, work)``: one (T, V) float32 array per utterance (``work``: a folder for the
+    acoustic model's feature files)."""
+
+    def __init__(self, am: str | None, frontend: str | None, cache_dir: str, device: str = "cpu") -> None:
+        from lmplug.speech.acoustic import load_am
+
+        if (am is None) == (frontend is None):
+            raise LmplugError("expected one of --am (an acoustic model) or --frontend hama, found "
+                              f"{'both' if am else 'neither'}")
+        self.name = am or frontend
+        self.device = device
+        if am is not None:
+            self.am = load_am(am, device=device)
+            self.frontend, self.cache = am_frontend(self.am, cache_dir)
+            self.labels = list(self.am.config.labels)
+            self.frame_seconds = self.am.frame_seconds
+        else:
+            self.am = None
+            self.frontend, self.cache = _frontend_of(frontend, cache_dir)
+            if not hasattr(self.frontend, "tokens"):
+                raise LmplugError(f"--frontend: expected a front-end with CTC outputs (hama), found {frontend}, "
+                                  "whose states need a trained head (--am)")
+            self.labels = list(self.frontend.tokens)
+            self.frame_seconds = 1.0 / self.frontend.frame_rate
+
+    def emissions(self, utts, work: Path, progress: bool = True) -> list:
+        import numpy as np
+
+        if self.am is None:
+            from lmplug.speech.cache import compute_features
+
+            return [e.astype(np.float32) for e in compute_features(self.frontend, [u.audio for u in utts], self.cache,
+                                                                   progress=progress)]
+        from lmplug.speech.acoustic import emissions, extract_features
+
+        fs = extract_features(utts, work, stats=self.am.cmvn, frontend=self.frontend, cache=self.cache, progress=progress)
+        if short := [u.audio for u, n in zip(utts, fs.lengths) if n < 1]:
+            raise LmplugError(f"{short[0]}: expected audio long enough for one feature frame (25 ms), found less")
+        return emissions(self.am, fs)
+
+
 def cmd_emissions(args: argparse.Namespace) -> int:
     """Write emissions for ``lmplug decode``: OUT/npy/<id>.npy (T, V) log-probs, OUT/manifest.jsonl
     (id, emissions, text, duration[, greedy transcript]) and OUT/labels.json; of an acoustic model
@@ -147,37 +192,22 @@ def cmd_emissions(args: argparse.Namespace) -> int:
     into words with ``--lexicon``)."""
     import numpy as np
 
-    from lmplug.speech.acoustic import emissions, greedy_transcript, load_am
+    from lmplug.speech.acoustic import greedy_transcript
     from lmplug.speech.synthesis import read_manifest
 
-    if (args.am is None) == (args.frontend is None):
-        raise LmplugError("expected one of --am (an acoustic model) or --frontend hama, found "
-                          f"{'both' if args.am else 'neither'}")
-    am = load_am(args.am) if args.am else None
+    source = CTCSource(args.am, args.frontend, args.feature_cache)
     utts = read_manifest(args.manifest)
     bad = [u.id for u in utts if "/" in u.id or u.id in (".", "..")]
     if bad:
         raise LmplugError(f"{args.manifest}: expected utterance ids usable as file names, found {bad[:3]}")
     out = Path(args.out)
+    if source.am is not None and source.am.cmvn is None:
+        print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
+              "normalized with this manifest's own", file=sys.stderr)
     t0 = time.time()
-    if am is None:  # the front-end's own CTC log-probs
-        from lmplug.speech.cache import compute_features
-
-        frontend, cache = _frontend_of(args.frontend, args.feature_cache)
-        if not hasattr(frontend, "tokens"):
-            raise LmplugError(f"--frontend: expected a front-end with CTC outputs (hama), found {args.frontend}, "
-                              "whose states need a trained head (--am)")
-        em = [e.astype(np.float32) for e in compute_features(frontend, [u.audio for u in utts], cache, progress=True)]
-        labels, greedy = list(frontend.tokens), None
-    else:
-        if am.cmvn is None:
-            print(f"[emissions] {args.am} carries no feature statistics (trained before they were saved): features "
-                  "normalized with this manifest's own", file=sys.stderr)
-        fs = am_features(am, utts, out / "feats", args.feature_cache)  # reads every audio file before it creates OUT
-        t0 = time.time()
-        em = emissions(am, fs)
-        labels = list(am.config.labels)
-        greedy = [greedy_transcript(e, labels) for e in em]
+    em = source.emissions(utts, out / "feats")  # reads every audio file before it creates OUT
+    labels = source.labels
+    greedy = None if source.am is None else [greedy_transcript(e, labels) for e in em]
     seconds = time.time() - t0
     (out / "npy").mkdir(parents=True, exist_ok=True)
     (out / "labels.json").write_text(json.dumps(labels, ensure_ascii=False) + "\n")
@@ -234,23 +264,19 @@ def _transcribe_inputs(audio: list[str], manifest: str | None):
         return read_manifest(manifest, require_text=False)
     for a in audio:
         if not Path(a).is_file():
-            raise LmplugError(f"audio not found: expected a WAV, FLAC, OGG or MP3 file at {a}")
+            raise LmplugError(f"audio not found: expected a WAV, FLAC, OGG, Opus or MP3 file at {a}")
     return [Utterance(id=a, audio=a, text="") for a in audio]
 
 
-def _transcribe_chunk(am, dec, utts, feats: Path, frontend, cache, device: str) -> list:
-    """The best hypothesis (``CTCHypothesis``) of each of ``utts``: features into ``feats``, the
-    acoustic model's (T, V) log-probs, the search."""
+def _transcribe_chunk(source: CTCSource, dec, utts, work: Path) -> list:
+    """The best hypothesis (``CTCHypothesis``) of each of ``utts``: the source's (T, V) log-probs
+    (features into ``work``), then the search."""
     from lmplug.cli.ctc import emission_batches
     from lmplug.ctc.io import UtteranceEmissions
-    from lmplug.speech.acoustic import emissions, extract_features
 
-    fs = extract_features(utts, feats, stats=am.cmvn, frontend=frontend, cache=cache, progress=False)
-    if short := [u.audio for u, n in zip(utts, fs.lengths) if n < 1]:
-        raise LmplugError(f"{short[0]}: expected audio long enough for one feature frame (25 ms), found less")
-    em = [UtteranceEmissions(u.id, e) for u, e in zip(utts, emissions(am, fs))]
+    em = [UtteranceEmissions(u.id, e) for u, e in zip(utts, source.emissions(utts, work, progress=False))]
     best: list = [None] * len(em)
-    for idx, x, lens in emission_batches(em, len(em), device):
+    for idx, x, lens in emission_batches(em, len(em), source.device):
         for i, hyps in zip(idx, dec.decode(x, lens)):
             best[i] = hyps[0]
     return best
@@ -284,14 +310,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from lmplug.cli.ctc import decode_spec, read_weights, scorer_spec, setup_decoding
     from lmplug.ctc.backends import build_decoder, load_scorers
     from lmplug.files import check_writable, write_lines
-    from lmplug.speech.acoustic import load_am
 
     args = _transcribe_settings(args)
     check_writable(args.out)
     utts = _transcribe_inputs(args.audio, args.manifest)
     setup_decoding(args)
-    am = load_am(args.am, device=args.device)
-    frontend, cache = am_frontend(am, args.feature_cache)
+    source = CTCSource(args.am, args.frontend, args.feature_cache, args.device)
+    if args.frontend and not isinstance(args.lexicon, str):
+        raise LmplugError(f"--frontend {args.frontend}: expected --lexicon FILE (its words as phones, "
+                          "`lmplug make-lexicon`) to spell words with, found none")
     models = scorer_spec(args)
     scorers = load_scorers(models, args.backend)
     weights = read_weights(args.weights, args.weights_file, {n: 0.5 for n in scorers})
@@ -299,8 +326,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         given = f"--weights-file {args.weights_file}" if args.weights_file else f"--weights {args.weights}"
         raise LmplugError(f"{given}: expected weights of the scorers loaded ({sorted(scorers) or 'none'}; --lm, "
                           f"--kenlm) and 'words', found {unknown} too")
-    dec = build_decoder(decode_spec(args, labels=am.config.labels), models, scorers, weights)
-    if am.cmvn is None and not args.quiet:
+    dec = build_decoder(decode_spec(args, labels=source.labels), models, scorers, weights)
+    if source.am is not None and source.am.cmvn is None and not args.quiet:
         print(f"[transcribe] {args.am} carries no feature statistics: each batch normalized with its own", file=sys.stderr)
     rows, seconds = [], 0.0
     with tempfile.TemporaryDirectory(prefix="lmplug-transcribe-") as tmp, \
@@ -308,15 +335,16 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         for a in range(0, len(utts), args.batch_size):
             chunk = utts[a : a + args.batch_size]
             t0 = time.perf_counter()
-            best = _transcribe_chunk(am, dec, chunk, Path(tmp) / f"feats{a}", frontend, cache, args.device)
+            best = _transcribe_chunk(source, dec, chunk, Path(tmp) / f"feats{a}")
             seconds += time.perf_counter() - t0
-            rows += [_transcript_row(u, h, am.frame_seconds) for u, h in zip(chunk, best)]
+            rows += [_transcript_row(u, h, source.frame_seconds) for u, h in zip(chunk, best)]
             bar.update(len(chunk))
     as_text = args.format == "text" or (args.format == "auto" and not args.out.endswith(".jsonl"))
     write_lines(args.out, (f"{r['id']}\t{r['text']}" if as_text else json.dumps(r) for r in rows))
     if not args.quiet:
         audio = sum(r["duration"] for r in rows)
-        sig = "|".join([f"am:{args.am}", *(f"{k}:{v}" for k, v in (("kenlm", args.kenlm), ("lm", args.lm)) if v),
+        am = f"am:{args.am}" if args.am else f"frontend:{args.frontend}|lexicon:{args.lexicon}"
+        sig = "|".join([am, *(f"{k}:{v}" for k, v in (("kenlm", args.kenlm), ("lm", args.lm)) if v),
                         f"weights:{json.dumps(dec.weights)}", f"beam:{args.beam_size}", f"backend:{args.backend}"])
         print(f"[transcribe] {len(rows)} utterances, {audio:.1f} s of audio, {seconds:.1f} s of compute (features, "
               f"acoustic model, search): {seconds / max(audio, 1e-9):.3f} s per audio second | {sig}", file=sys.stderr)
@@ -411,7 +439,9 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_transcribe)
     p.add_argument("audio", nargs="*", help="audio files (WAV, FLAC, OGG, MP3; any rate >= 8 kHz; stereo averaged)")
     p.add_argument("--manifest", default=None, help="instead of files: JSONL with id, audio[, text] (paths relative to it)")
-    p.add_argument("--am", required=True, help="acoustic model checkpoint (`lmplug train-am`, or models/am-synthetic)")
+    p.add_argument("--am", default=None, help="acoustic model checkpoint (`lmplug train-am`, or models/am-real-whisper)")
+    p.add_argument("--frontend", default=None, choices=("hama",),
+                   help="instead of --am: a front-end's own CTC outputs (hama's phones; needs --lexicon FILE)")
     add_search_args(p, {"token_min_logp": TRANSCRIBE_SEARCH["token_min_logp"], "lookahead": _TUNED,
                         "oov_penalty": _TUNED, "history_words": _TUNED})
     p.add_argument("--weights", default=None, help="fusion weights, e.g. kenlm=0.75,words=0 (default: 0.5 per LM)")

@@ -1,4 +1,4 @@
-"""Audio input: any file libsndfile reads (WAV, FLAC, OGG/Vorbis, MP3 with libsndfile >= 1.1),
+"""Audio input: any file libsndfile reads (WAV, FLAC, OGG Vorbis or Opus, MP3 with libsndfile >= 1.1),
 any sample rate from 8 kHz up, mono or stereo, as mono float32 samples at 16 kHz.
 
 Stereo is averaged to mono; more than two channels are refused (a 5.1 mix's average is not the
@@ -18,7 +18,7 @@ from lmplug.errors import LmplugError
 SAMPLE_RATE = 16000  # every front-end's input rate
 MIN_SAMPLE_RATE = 8000  # telephone speech; lower rates are refused
 MAX_CHANNELS = 2  # stereo is averaged; more channels are refused
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")  # what manifests and `transcribe` expect (any libsndfile format reads)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")  # what manifests and `transcribe` expect (any libsndfile format reads)
 
 
 def resample(audio: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
@@ -49,7 +49,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     try:
         audio, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as e:
-        raise LmplugError(f"{p}: unreadable audio: expected WAV, FLAC, OGG or MP3, found bytes libsndfile "
+        raise LmplugError(f"{p}: unreadable audio: expected WAV, FLAC, OGG, Opus or MP3, found bytes libsndfile "
                           f"cannot decode ({str(e).strip().splitlines()[-1]})") from None
     n, channels = audio.shape
     if n == 0:

@@ -8,10 +8,12 @@
 #   recipes/asr_real/run.sh --scale cpu                       # everything (~90 min on 2 cores)
 #   recipes/asr_real/run.sh --scale cpu --stage 4             # re-tune and re-score only
 #   recipes/asr_real/run.sh --scale cpu --cathy DIR           # the Cathy corpus elsewhere (manifest.jsonl, audio/)
+#   recipes/asr_real/run.sh --scale cpu --lm exp/lm/cpu/gutenberg/lm   # another Transformer LM than the reference
 #   recipes/asr_real/run.sh --scale cpu --stage 4 --systems hama   # stages 4-5 of some systems only (head, hama, whisper)
 #
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
-#         speech)   1 LMs (recipes/lm, Gutenberg)   2 CTC head on Whisper base   3 emissions
+#         speech)   1 KenLM (recipes/lm stages 0-2, Gutenberg; the Transformer is --lm, by default the
+#         reference checkpoint models/lm-gutenberg, not retrained)   2 CTC head on Whisper base   3 emissions
 #         4 tune weights on dev   5 decode test + unseen speakers, Whisper's own decoder   6 results
 # Systems: those of recipes/common/ctc_systems.sh on the head's character emissions; hama's phone CTC
 #          model with a phone lexicon of the KenLM words and KenLM fusion (no head); and Whisper
@@ -19,13 +21,13 @@
 # Outputs: exp/real/<scale>/{am,cathy/{emissions_*,tune_*,hyps_*},unseen/{emissions_test,hyps_*}},
 #          exp/real/<scale>/results.json, RESULTS.fragment.md
 #
-# The LMs are the LM recipe's Gutenberg models: the Cathy prompts (CMU ARCTIC) come from books of
+# Data: data/cathy (committed, CC0: data/README.md). The LMs are the LM recipe's Gutenberg models: the Cathy prompts (CMU ARCTIC) come from books of
 # Curwood, London and Doyle, which that text does not contain (recipes/asr_real/NOTES.md checks it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
-cathy=data/cathy; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
+cathy=data/cathy; lm=models/lm-gutenberg; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2;;
     --exp) exp=$2; shift 2;;
     --cathy) cathy=$2; shift 2;;
+    --lm) lm=$2; shift 2;;
     --sphinx) sphinx=$2; shift 2;;
     --systems) systems=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
@@ -77,8 +80,8 @@ if step 0; then
 fi
 
 if step 1; then
-  [ -f "$lmd/lm/checkpoint/config.json" ] && [ -f "$lmd/ngram5.bin" ] || \
-    bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 3 --data "$data" --exp "$exp/lm"
+  [ -f "$lmd/ngram5.bin" ] || \
+    bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 2 --data "$data" --exp "$exp/lm"
 fi
 
 if step 2; then
@@ -105,11 +108,11 @@ hama() {  # decoder arguments of the hama systems: $1 = emissions dir
     --token-min-logp=$tmin --history-words $hist
 }
 hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
-  case $1 in kenlm) echo --kenlm "$lmd/ngram5.bin";; lm) echo --lm "$lmd/lm" --vocabulary "$lmd/ngram5.arpa";;
-    both) echo --kenlm "$lmd/ngram5.bin" --lm "$lmd/lm";; esac
+  case $1 in kenlm) echo --kenlm "$lmd/ngram5.bin";; lm) echo --lm "$lm" --vocabulary "$lmd/ngram5.arpa";;
+    both) echo --kenlm "$lmd/ngram5.bin" --lm "$lm";; esac
 }
 if step 4; then
-  has head && tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lmd/lm"
+  has head && tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lm"
 fi
 if step 4 && has hama; then
   # the KenLM vocabulary in hama's phones (G2P: ~30 ms a word, ~18 min for Gutenberg's 35,830 words)
@@ -123,7 +126,7 @@ fi
 if step 5; then
   for set in cathy unseen; do  # the unseen speakers with Cathy dev's weights
     has head || continue
-    decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lmd/lm"
+    decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lm"
   done
   for set in cathy unseen; do
     has hama || continue

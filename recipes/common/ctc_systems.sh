@@ -3,23 +3,25 @@
 #
 #   tune_systems EMISSIONS_DEV TUNE_ROOT KENLM_BIN LM_DIR      # TUNE_ROOT/tune_{kenlm,pyctcdecode,lm,both,rescore}
 #   decode_systems EMISSIONS_TEST TUNE_ROOT OUT KENLM_BIN LM_DIR  # OUT/hyps_<system>.jsonl + stats_<system>.json
+#   weights_out TUNE_ROOT DIR [PREFIX]     # the tuned weights as DIR/weights_<PREFIX><system>.json (results/)
+#   weights_in DIR PREFIX TUNE_ROOT        # those files back as TUNE_ROOT/tune_<system>/weights.json (no tuning)
 #
-# The caller sets: run (runs `lmplug ARGS`), beam, tmin (--token-min-logp), hist (--history-words; 0:
-# none), la (look-ahead 1/0), oovp (the Transformer systems' --oov-penalty), jobs, and the grids
+# The caller sets: run (runs `lmplug ARGS`), beam, token_min_logp, history_words (0: none), lookahead
+# (1/0), oov_penalty (the Transformer systems' --oov-penalty), jobs, and the grids
 # grid (KenLM systems), grid_lm (the Transformer), grid_both (both fused). The KenLM unigrams are
 # read from the .arpa beside KENLM_BIN (also the Transformer's known words).
 
 ctc_common() {  # decoder arguments of tuning and decoding: $1 = emissions dir[, $2 = pyctcdecode]
   local x=""
   if [ "${2:-}" = pyctcdecode ]; then x="--backend pyctcdecode"  # it recombines by its own history pruning
-  elif [ "$hist" -gt 0 ]; then x="--history-words $hist"; fi  # 0: no recombination under the Transformer
-  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --beam-size $beam --token-min-logp=$tmin $x
+  elif [ "$history_words" -gt 0 ]; then x="--history-words $history_words"; fi  # 0: no recombination under the Transformer
+  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --beam-size $beam --token-min-logp=$token_min_logp $x
 }
 
 ctc_search() {  # search settings: $1 = kenlm (the KenLM-only systems) or lm (the systems with the Transformer)
   local s=""
-  [ "$la" -gt 0 ] && s="--lookahead $1"
-  [ "$1" = lm ] && s="$s --oov-penalty=$oovp"
+  [ "$lookahead" -gt 0 ] && s="--lookahead $1"
+  [ "$1" = lm ] && s="$s --oov-penalty=$oov_penalty"
   echo $s
 }
 
@@ -54,4 +56,21 @@ decode_systems() {  # every system on test emissions with the weights tuned on d
     --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
   run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lm" --weights-file "$t/tune_rescore/weights.json" \
     --out "$o/hyps_kenlm_rescore.jsonl" --stats "$o/stats_rescore_pass.json"
+}
+
+weights_out() {  # the tuned weights, for committing: TUNE_ROOT/tune_<system>/weights.json -> DIR/weights_<PREFIX><system>.json
+  local t=$1 out=$2 prefix=${3:-} f s
+  mkdir -p "$out"
+  for f in "$t"/tune_*/weights.json; do
+    [ -f "$f" ] || continue
+    s=$(basename "$(dirname "$f")"); cp "$f" "$out/weights_$prefix${s#tune_}.json"
+  done
+}
+
+weights_in() {  # the reverse, in place of tuning (`make demo`): DIR/weights_<PREFIX><system>.json -> TUNE_ROOT/tune_<system>/
+  local dir=$1 prefix=$2 t=$3 f s
+  for f in "$dir"/weights_"$prefix"*.json; do
+    [ -f "$f" ] || { echo "expected tuned weights $dir/weights_$prefix<system>.json, found none" >&2; return 2; }
+    s=$(basename "$f" .json); s=${s#weights_"$prefix"}; mkdir -p "$t/tune_$s"; cp "$f" "$t/tune_$s/weights.json"
+  done
 }

@@ -22,19 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 stage=0; stop_stage=3; lm_steps=300; exp=exp/demo; data=data
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --lm-steps) lm_steps=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
-  esac
-done
-PY=${PYTHON:-.venv/bin/python}
-run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
-step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+. recipes/common/stages.sh "$@"  # options, PY, run, step
 mkdir -p "$exp"
 t0=$(date +%s)
 lap() { echo "[demo] stage $1 done at $(( $(date +%s) - t0 )) s" >&2; }

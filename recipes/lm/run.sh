@@ -18,23 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus="bible gutenberg"; stage=0; stop_stage=5
-gutenberg=data/gutenberg/gutenberg_nltk17.txt; data=data; exp=exp/lm; lm_extra=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=$2; shift 2;;
-    --corpus) corpus=$2; shift 2;;
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --gutenberg) gutenberg=$2; shift 2;;
-    --data) data=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --max-steps) lm_extra="--max-steps $2"; shift 2;;
-    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
-  esac
-done
-PY=${PYTHON:-.venv/bin/python}
-lmplug() { "$PY" -m lmplug "$@"; }
-run() { echo "+ lmplug $*" >&2; lmplug "$@"; }
+gutenberg=data/gutenberg/gutenberg_nltk17.txt; data=data; exp=exp/lm; max_steps=""
+. recipes/common/stages.sh "$@"  # options, PY, run, step
 
 for c in $corpus; do
   d=$exp/$scale/$c; mkdir -p "$d"
@@ -43,7 +28,7 @@ for c in $corpus; do
     gutenberg) src=$data/gutenberg; train=$src/train.txt; dev=$src/dev.txt; test=$src/test.txt;;
     *) echo "unknown corpus $c (bible|gutenberg)" >&2; exit 2;;
   esac
-  if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  if step 0; then
     if [ $c = bible ]; then run prepare-bible --out "$src"
     elif [ -f "$gutenberg" ]; then run prepare-text --input "$gutenberg" --out "$src"
     elif [ -f "$test" ]; then echo "[lm] $gutenberg absent: using the prepared $src" >&2  # e.g. carried to a GPU machine
@@ -53,19 +38,19 @@ for c in $corpus; do
     head -n 3000 "$train" > "$d/train.txt"; head -n 300 "$dev" > "$d/dev.txt"; head -n 300 "$test" > "$d/test.txt"
     train=$d/train.txt; dev=$d/dev.txt; test=$d/test.txt
   fi
-  if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  if step 1; then
     run train-tokenizer --text "$train" --out "$d/tok.model" --scale "$scale"
   fi
-  if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  if step 2; then
     run train-ngram --text "$train" --out "$d/ngram5" --order 5 | tee "$d/ngram5.json"
   fi
-  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-    run train-lm --train "$train" --dev "$dev" --tokenizer "$d/tok.model" --out "$d/lm" --scale "$scale" $lm_extra
+  if step 3; then
+    run train-lm --train "$train" --dev "$dev" --tokenizer "$d/tok.model" --out "$d/lm" --scale "$scale" ${max_steps:+--max-steps $max_steps}
   fi
-  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  if step 4; then
     run ppl --model "$d/lm" --model "$d/ngram5.bin" --text "$test" --json "$d/ppl.json"
   fi
 done
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if step 5; then
   "$PY" tools/lm_results.py "$exp/$scale" --out "$exp/$scale/results.json"
 fi

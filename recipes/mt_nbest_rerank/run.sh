@@ -32,31 +32,10 @@ cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus=multi30k; stage=0; stop_stage=9; data_dir=data; multi30k_from=""; exp=exp/mt
 lm=""; kenlm=""; lm_normalize=none; beam=""; restarts=20; window=2; nmt_args=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --scale) scale=$2; shift 2;;
-    --corpus) corpus=$2; shift 2;;
-    --stage) stage=$2; shift 2;;
-    --stop-stage) stop_stage=$2; shift 2;;
-    --data-dir) data_dir=$2; shift 2;;
-    --multi30k-from) multi30k_from=$2; shift 2;;
-    --exp) exp=$2; shift 2;;
-    --lm) lm=$2; shift 2;;
-    --kenlm) kenlm=$2; shift 2;;
-    --lm-normalize) lm_normalize=$2; shift 2;;
-    --beam) beam=$2; shift 2;;
-    --restarts) restarts=$2; shift 2;;
-    --window) window=$2; shift 2;;
-    --nmt-args) nmt_args=$2; shift 2;;
-    *) echo "unknown option $1 (see the usage block at the top of $0)" >&2; exit 2;;
-  esac
-done
-PY=${PYTHON:-.venv/bin/python}
+. recipes/common/stages.sh "$@"  # options, PY, run, step
 # the translation commands are `lmplug` subcommands once lmplug.cli.main registers lmplug.cli.mt
 if "$PY" -m lmplug --help 2>/dev/null | grep tune-rerank > /dev/null; then MT=lmplug; else MT=lmplug.cli.mt; fi
-run() { echo "+ lmplug $*" >&2; "$PY" -m lmplug "$@"; }
 mt() { echo "+ lmplug $*" >&2; "$PY" -m $MT "$@"; }
-on() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 d=$exp/$scale/$corpus; mkdir -p "$d"
 case $corpus in
@@ -84,7 +63,7 @@ case $scale in  # small scales read the first lines of the same splits (split:li
   demo) slices="dev:200 test:300";;
   *) slices="";;
 esac
-if on 0; then
+if step 0; then
   if [ $corpus = bible ] && [ ! -f $b/manifest.json ]; then run prepare-bible --out $b; fi
   if [ $corpus = multi30k ]; then  # a complete $m (its manifest) is kept; else copied or downloaded
     mt prepare-multi30k --out "$m" ${multi30k_from:+--from "$multi30k_from"}
@@ -99,36 +78,36 @@ for s in $slices; do
   s=${s%:*}; eval "${s}_src=$d/$s.src ${s}_tgt=$d/$s.tgt"
 done
 
-if on 1; then
+if step 1; then
   cat "$train_src" "$train_tgt" > "$d/nmt_tok_text.txt"
   run train-tokenizer --text "$d/nmt_tok_text.txt" --out "$d/nmt_tok.model" --vocab-size $vocab
   if [ -z "$lm" ]; then run train-tokenizer --text "$d/lm.txt" --out "$d/lm_tok.model" --vocab-size $lm_vocab; fi
 fi
-if on 2 && [ -z "$kenlm" ]; then
+if step 2 && [ -z "$kenlm" ]; then
   run train-ngram --text "$d/lm.txt" --out "$d/ngram5" --order 5 | tee "$d/ngram5.json"
 fi
-if on 3 && [ -z "$lm" ]; then
+if step 3 && [ -z "$lm" ]; then
   run train-lm --train "$d/lm.txt" --dev "$dev_tgt" --tokenizer "$d/lm_tok.model" --out "$d/lm" --scale "$scale" \
     $( [ "$scale" = cpu ] && echo "--max-steps 2000 --eval-every 250" )
 fi
 lm=${lm:-$d/lm}; kenlm=${kenlm:-$d/ngram5.bin}
-if on 4; then
+if step 4; then
   mt train-nmt --train-src "$train_src" --train-tgt "$train_tgt" --dev-src "$dev_src" --dev-tgt "$dev_tgt" \
     --tokenizer "$d/nmt_tok.model" --out "$d/nmt" --direction $src-$tgt --scale "$scale" $nmt_args
 fi
-if on 5; then  # the channel model: the same system trained in the reverse direction
+if step 5; then  # the channel model: the same system trained in the reverse direction
   mt train-nmt --train-src "$train_tgt" --train-tgt "$train_src" --dev-src "$dev_tgt" --dev-tgt "$dev_src" \
     --tokenizer "$d/nmt_tok.model" --out "$d/channel" --direction $tgt-$src --scale "$scale" \
     $( [ "$scale" = cpu ] && echo "--max-steps 3000" ) $nmt_args
 fi
-if on 6; then
+if step 6; then
   for s in dev test; do
     eval "sp=\$${s}_src"
     mt translate --model "$d/nmt" --src "$sp" --out "$d/$s.nbest" --onebest "$d/$s.1best.txt" --beam $beam --nbest $beam \
       | tee "$d/$s.translate.json"
   done
 fi
-if on 7; then
+if step 7; then
   for s in dev test; do
     eval "sp=\$${s}_src"
     mt nbest-features --nbest "$d/$s.nbest" --src "$sp" --out "$d/$s.feat.nbest" --lm "$lm" --kenlm "$kenlm" \
@@ -143,7 +122,7 @@ declare -A sets=([len]=$base [lm]=$base,lm,kenlm [channel]=$base,channel [lm_cha
                  [norm]=nmt_norm,words,len_ratio,lm_norm,kenlm_norm,channel_norm
                  [norm_lm_channel]=nmt_norm,channel_norm,lm_norm,words)
 names="len lm channel lm_channel norm norm_lm_channel"
-if on 8; then
+if step 8; then
   for name in $names; do  # tuned on dev only
     mt tune-rerank --nbest "$d/dev.feat.nbest" --ref "$dev_tgt" --features ${sets[$name]} --init nmt_norm=1 \
       --restarts $restarts --window $window --out "$d/weights.$name.json"
@@ -151,7 +130,7 @@ if on 8; then
   done
   mt rerank --nbest "$d/test.feat.nbest" --oracle-ref "$test_tgt" --out "$d/test.oracle.txt"
 fi
-if on 9; then
+if step 9; then
   mt eval-mt --ref "$test_tgt" --baseline 1best --system 1best="$d/test.1best.txt" --system len="$d/test.len.txt" \
     --system lm="$d/test.lm.txt" --system channel="$d/test.channel.txt" --system lm_channel="$d/test.lm_channel.txt" \
     --system norm="$d/test.norm.txt" --system norm_lm_channel="$d/test.norm_lm_channel.txt" \

@@ -42,6 +42,19 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
 
 
+def acoustic_model(path: Path) -> dict:
+    """What the results say about the acoustic model: a trained one's train_summary.json, or a reference
+    checkpoint's card (name, parameters, commit, the weights' sha256)."""
+    if (path / "train_summary.json").is_file():
+        am = json.loads((path / "train_summary.json").read_text())
+        return {k: am[k] for k in ("parameters", "steps", "units_seen", "elapsed_s", "dev_loss", "model")}
+    if (path / "card.json").is_file():
+        card = json.loads((path / "card.json").read_text())
+        return {"model": str(path), "reference": card["name"], "parameters": card["parameters"],
+                "lmplug_commit": card["lmplug_commit"], "sha256": card["files"]["model.safetensors"]["sha256"]}
+    raise SystemExit(f"{path}: expected an acoustic model dir with train_summary.json or card.json, found neither")
+
+
 def main() -> None:
     import jiwer
 
@@ -50,12 +63,13 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="results.json")
     ap.add_argument("--weights-from", default=None,
                     help="a domain whose tune_* weights the others were decoded with (asr_real: cathy)")
+    ap.add_argument("--am", default=None,
+                    help="the acoustic model decoded (default: SCALE_DIR/am, trained by the recipe; a reference "
+                         "checkpoint is described by its card.json)")
     args = ap.parse_args()
     root = Path(args.scale_dir)
-    am = json.loads((root / "am" / "train_summary.json").read_text())
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    results = {"scale": root.name, "git": git, "acoustic_model": {k: am[k] for k in ("parameters", "steps", "units_seen",
-                                                                                      "elapsed_s", "dev_loss", "model")},
+    results = {"scale": root.name, "git": git, "acoustic_model": acoustic_model(Path(args.am) if args.am else root / "am"),
                "domains": {}}
     for dom_dir in sorted(p for p in root.iterdir() if (p / "emissions_test" / "manifest.jsonl").is_file()):
         refs = read_jsonl(dom_dir / "emissions_test" / "manifest.jsonl")

@@ -139,5 +139,5 @@ fi
 
 if step 6; then
   for dom in $domains; do weights_out "$d/$dom" "$d/weights" "${dom}_"; done  # what --weights-from reads
-  "$PY" tools/asr_results.py "$d" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
+  "$PY" tools/asr_results.py "$d" --am "$am" --out "$d/results.json" | tee "$d/RESULTS.fragment.md"
 fi

@@ -139,5 +139,5 @@ fi
 
 if step 6; then
   weights_out "$d/cathy" "$d/weights"  # results/weights_<system>.json, what --weights-from reads
-  "$PY" tools/asr_results.py "$d" --out "$d/results.json" --weights-from cathy | tee "$d/RESULTS.fragment.md"
+  "$PY" tools/asr_results.py "$d" --am "$am" --out "$d/results.json" --weights-from cathy | tee "$d/RESULTS.fragment.md"
 fi

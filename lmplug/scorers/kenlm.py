@@ -91,6 +91,10 @@ class KenLMScorer(Scorer):
             new.append(hit[1])
         return out, new
 
+    def word_bounds(self, states, words):
+        """The word scores themselves (cheap, and kept in the cache ``score_words`` reads)."""
+        return self.score_words(states, words)[0]
+
     def final_score(self, states):
         e = self._State()
         return np.array([self.model.BaseScore(s, "</s>", e) * LN10 for s in states], dtype=np.float64)

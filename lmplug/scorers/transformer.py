@@ -416,19 +416,32 @@ class TransformerScorer(Scorer):
         return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
 
     @torch.inference_mode()
-    def score_words(self, states, words):
-        """Word log-probs: the first piece from the state's distribution, the others from ONE
-        forward over the multi-piece words; the states after the words stay lazy (unless
-        ``word_end``: then the forward covers every word and adds its word-end mass)."""
-        states = self.materialize(states)
-        ids = [self.word_ids(w) for w in words]
-        scores = self.token_logprobs(states, [i[0] for i in ids])
+    def word_bounds(self, states, words):
+        """The part of each word score read from the state alone, with no forward
+        (:meth:`_first_piece_scores`). The rest of the score (the later pieces' log-probs, the
+        word-end mass after the word) is at most 0, so this bounds ``score_words`` from above."""
+        return self._first_piece_scores(self.materialize(states), words)
+
+    def _first_piece_scores(self, states: Sequence[TransformerState], words: Sequence[str]) -> np.ndarray:
+        """The first piece's log-prob of each word and its ``unk_offset``, less the word-boundary
+        mass at the state with ``word_end``: (N,) float64."""
+        scores = self.token_logprobs(states, [self.word_ids(w)[0] for w in words])
         if self.unk_offset:
             scores += self._unk_offsets(words)
+        return scores - self.boundary_logmass(states) if self.word_end else scores
+
+    @torch.inference_mode()
+    def score_words(self, states, words):
+        """Word log-probs: the first piece from the state's distribution (:meth:`_first_piece_scores`),
+        the others from ONE forward over the multi-piece words; the states after the words stay
+        lazy (unless ``word_end``: then the forward covers every word and adds its word-end mass)."""
+        states = self.materialize(states)
+        ids = [self.word_ids(w) for w in words]
+        scores = self._first_piece_scores(states, words)
         if self.word_end:
             after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
             new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
-            return scores - self.boundary_logmass(states) + later + self.boundary_logmass(new), new
+            return scores + later + self.boundary_logmass(new), new
         multi = [r for r, i in enumerate(ids) if len(i) > 1]
         new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
         if multi:

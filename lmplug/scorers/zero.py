@@ -25,6 +25,9 @@ class ZeroScorer(Scorer):
     def score_words(self, states, words):
         return np.zeros(len(words)), [None] * len(words)
 
+    def word_bounds(self, states, words):
+        return np.zeros(len(words))
+
     def final_score(self, states):
         return np.zeros(len(states))
 

@@ -523,20 +523,24 @@ class Search:
         return np.maximum(kth, best + self.plan.beam_prune_logp)
 
     def word_bounds(self, nodes: np.ndarray) -> np.ndarray | None:
-        """Upper bounds of the fused scores of pending ``nodes`` (``ub`` plus each word scorer's
-        weighted :meth:`~lmplug.scorers.base.Scorer.word_bounds`), or None where a word scorer
-        gives none or has a negative weight."""
+        """Upper bounds of the fused scores of pending ``nodes``: ``ub`` plus each word scorer's
+        weighted :meth:`~lmplug.scorers.base.Scorer.word_bounds` (a ``cheap_words`` scorer's:
+        its scores). None where bounding pays nothing (every weighted word scorer is cheap) or
+        cannot be done (a scorer gives no bound, or has a negative weight)."""
         a, plan = self.nodes.a, self.plan
+        weighted = [n for n in plan.word_scorers if self.w[n] != 0]
+        if all(plan.scorers[n].cheap_words for n in weighted) or any(self.w[n] < 0 for n in weighted):
+            return None
         uniq, inv = np.unique(nodes, return_inverse=True)
         out = a["ub"][uniq].copy()
         hist = a["hist"][a["parent"][uniq]].tolist()
         words = self.closed_words(uniq)
-        for name in plan.word_scorers:
-            w = self.w[name]
-            b = plan.scorers[name].word_bounds(self.word_states(name, hist), words) if w > 0 else None
-            if b is None and w != 0:
+        for name in weighted:
+            scorer, states = plan.scorers[name], self.word_states(name, hist)
+            b = scorer.score_words(states, words)[0] if scorer.cheap_words else scorer.word_bounds(states, words)
+            if b is None:
                 return None
-            out += w * b if b is not None else 0.0
+            out += self.w[name] * b
         return out[inv]
 
     def _prune(self, m: dict[str, np.ndarray], total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,12 +56,16 @@ class Scorer:
             so a decoder may memoize it by prefix).
         scores_empty_word: ``score_words`` takes ``""`` (KenLM: as ``<unk>``, which pyctcdecode's
             own KenLM wrapper relies on); False: the empty word is no word.
+        cheap_words: ``score_words`` costs no more than a bound would (KenLM's table lookups): a
+            decoder that bounds word scores (``word_bounds``) takes such a scorer's scores as
+            they are, and bounds nothing when every word scorer is cheap.
     """
 
     name: str = "lm"
     order: int | None = None  # n-gram order (1: no history); None: unbounded (neural)
     prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
     scores_empty_word: bool = False  # score_words([""]) is defined (KenLM's <unk>)
+    cheap_words: bool = False  # score_words is as cheap as a bound (KenLM, the zero scorer)
 
     @property
     def token_level(self) -> bool:

@@ -216,7 +216,9 @@ class TransformerScorer(Scorer):
 
     @torch.inference_mode()
     def _forward(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
-        """Append ``tokens[i]`` to ``states[i]``: returns new states and log-probs (N, T, V)."""
+        """Append ``tokens[i]`` to ``states[i]``: returns the new states, the log-probs after
+        every new token (n, V), packed row after row (padding is never computed: the model's
+        ``packed`` forward), and where each row's tokens start in them (N,)."""
         n = len(states)
         T = max(len(t) for t in tokens)
         dev = self.device
@@ -235,11 +237,12 @@ class TransformerScorer(Scorer):
         # batch: a hypothesis' score must not depend on what it is decoded with)
         lens = torch.tensor([len(t) for t in tokens])
         cache = _gather_cache(self.model, states, (self.config.block_size - lens).clamp(min=1))
-        logits, new_cache = self.model(idx, cache, token_mask=mask)
-        logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
-        last = logp[torch.arange(n, device=dev), lens.to(dev) - 1]  # (N, V)
+        logits, new_cache = self.model(idx, cache, token_mask=mask, packed=True)
+        logp = torch.log_softmax(logits, dim=-1)  # (n, V): the valid tokens, row after row
+        starts = (lens.cumsum(0) - lens).to(dev)  # (N,)
+        last = logp.index_select(0, starts + lens.to(dev) - 1)  # (N, V)
         new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
-        return new, logp, idx, mask
+        return new, logp, starts
 
     def _root_state(self) -> TransformerState:
         if self._root is None:
@@ -263,13 +266,13 @@ class TransformerScorer(Scorer):
         return groups.values()
 
     def _run(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
-        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, idx, mask)])."""
+        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, starts)])."""
         out: list[TransformerState] = []
         parts = []
         for a in range(0, len(states), self.max_batch):
-            new, logp, idx, mask = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
+            new, logp, starts = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
             out.extend(new)
-            parts.append((logp, idx, mask))
+            parts.append((logp, starts))
         return out, parts
 
     def materialize(self, states: Sequence[Any]) -> list[TransformerState]:
@@ -464,14 +467,16 @@ class TransformerScorer(Scorer):
             sub = [rows[i] for i in group]
             new, parts = self._run([states[r] for r in sub], [ids[r] if full else ids[r][:-1] for r in sub])
             k = 0
-            for logp, idx, _ in parts:  # piece j+1 is predicted at position j
-                n, T = idx.shape
+            for logp, starts in parts:  # piece j+1 is predicted at the row's position j
+                n = len(starts)
                 words = [ids[r] for r in sub[k : k + n]]
-                tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
-                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
-                npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
-                valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
-                out[group[k : k + n]] = (lp * valid).sum(1).double().cpu().numpy()
+                npred = [len(w) - 1 for w in words]
+                if sum(npred):
+                    row = np.repeat(np.arange(n), npred)
+                    pos = starts.cpu().numpy()[row] + np.concatenate([np.arange(m) for m in npred])
+                    tgt = np.fromiter((p for w in words for p in w[1:]), dtype=np.int64)
+                    lp = logp[torch.as_tensor(pos, device=logp.device), torch.as_tensor(tgt, device=logp.device)]
+                    out[group[k : k + n]] = np.bincount(row, weights=lp.double().cpu().numpy(), minlength=n)
                 k += n
             for i, st in zip(group, new):
                 after[i] = st

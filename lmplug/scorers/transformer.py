@@ -64,7 +64,9 @@ class PendingState:
 
 
 def _gather_cache(model, states: Sequence[TransformerState], max_len):
-    """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
+    """One KVCache with a row per state: each source cache's rows copied once into place, right
+    aligned, without the columns none of them attends to (the rows of a shorter or sparser
+    source get invalid columns on the left)."""
     from lmplug.model import KVCache
 
     groups: dict[int, tuple[Any, list[int], list[int]]] = {}
@@ -72,35 +74,34 @@ def _gather_cache(model, states: Sequence[TransformerState], max_len):
         g = groups.setdefault(id(s.cache), (s.cache, [], []))
         g[1].append(s.row)
         g[2].append(i)
-    parts, order = [], []
+    if len(groups) == 1:
+        cache, rows, _ = next(iter(groups.values()))
+        if rows == list(range(cache.batch_size)):  # the whole cache, in order: no copy
+            return _window(cache.compact(), max_len)
+    parts = []  # (cache, rows, columns or None: all, valid (r, l), output positions)
     for cache, rows, pos in groups.values():
-        idx = torch.tensor(rows, dtype=torch.long, device=cache.valid.device)
-        parts.append(cache.select(idx) if len(rows) != cache.batch_size or rows != list(range(len(rows))) else cache)
-        order.extend(pos)
-    if len(parts) == 1:
-        out = parts[0]
-    else:
-        L = max(p.length for p in parts)
-
-        def pad(t: torch.Tensor, n: int) -> torch.Tensor:  # left-pad the column dim (2) by n
-            if n == 0:
-                return t
-            shape = list(t.shape)
-            shape[2] = n
-            return torch.cat([t.new_zeros(shape), t], dim=2)
-
-        n_layer = len(parts[0].keys)
-        out = KVCache(
-            keys=[torch.cat([pad(p.keys[l], L - p.length) for p in parts]) for l in range(n_layer)],
-            values=[torch.cat([pad(p.values[l], L - p.length) for p in parts]) for l in range(n_layer)],
-            valid=torch.cat([torch.cat([p.valid.new_zeros(p.batch_size, L - p.length), p.valid], 1) for p in parts]),
-            positions=torch.cat([p.positions for p in parts]),
-        )
-    if order != list(range(len(order))):
-        inv = torch.empty(len(order), dtype=torch.long)
-        inv[torch.tensor(order)] = torch.arange(len(order))
-        out = out.select(inv.to(out.valid.device))
-    return _window(out.compact(), max_len)
+        dev = cache.valid.device
+        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        valid = cache.valid.index_select(0, idx)
+        used = valid.any(0)
+        cols = None if bool(used.all()) else used.nonzero().squeeze(1)
+        parts.append((cache, idx, cols, valid if cols is None else valid.index_select(1, cols),
+                      torch.tensor(pos, dtype=torch.long, device=dev)))
+    first = parts[0][0]
+    N, L = len(states), max(p[3].shape[1] for p in parts)
+    shape = (N, first.keys[0].shape[1], L, first.keys[0].shape[3])  # (N, nh, L, hs)
+    keys = [first.keys[0].new_zeros(shape) for _ in first.keys]
+    values = [first.values[0].new_zeros(shape) for _ in first.values]
+    valid = first.valid.new_zeros(N, L)
+    positions = first.positions.new_empty(N)
+    for cache, idx, cols, v, pos in parts:
+        n = v.shape[1]
+        for dst, src in zip(keys + values, cache.keys + cache.values):
+            src = src.index_select(0, idx)
+            dst.narrow(2, L - n, n).index_copy_(0, pos, src if cols is None else src.index_select(2, cols))
+        valid.narrow(1, L - n, n).index_copy_(0, pos, v)
+        positions.index_copy_(0, pos, cache.positions.index_select(0, idx))
+    return _window(KVCache(keys, values, valid, positions), max_len)
 
 
 def _window(cache, max_len):

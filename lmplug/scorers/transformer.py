@@ -190,7 +190,8 @@ class TransformerScorer(Scorer):
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
         self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
         # the model's work so far (``lmplug decode --stats`` reports it): forward calls, rows,
-        # new tokens, and tokens as padded (rows x the longest row of each call)
+        # new tokens, and tokens as padded (rows x the longest row of each call: attention's
+        # layout; every other layer runs on the new tokens only)
         self.work = {"forwards": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
 
     def known_words(self) -> set[str] | None:

@@ -149,6 +149,29 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return out.type_as(x)
 
 
+@dataclass(frozen=True)
+class Pack:
+    """The valid tokens of a right-padded (B, T) batch as one (n, ...) tensor: every layer but
+    attention works on the n real tokens only, so padding costs no matrix products."""
+
+    index: torch.Tensor  # (n,) long: flat positions b * T + t of the valid tokens, ascending
+    B: int
+    T: int
+
+    @staticmethod
+    def of(token_mask: torch.Tensor) -> "Pack":
+        """The pack of a (B, T) bool mask."""
+        return Pack(token_mask.reshape(-1).nonzero().squeeze(1), *token_mask.shape)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) -> (n, ...)."""
+        return x.reshape(self.B * self.T, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, ...) -> (B, T, ...), zeros at the padded positions."""
+        return x.new_zeros(self.B * self.T, *x.shape[1:]).index_copy_(0, self.index, x).view(self.B, self.T, *x.shape[1:])
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: LMConfig) -> None:
         super().__init__()
@@ -168,9 +191,13 @@ class CausalSelfAttention(nn.Module):
         past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, nh, L, hs) each
         mask: torch.Tensor | None,  # (B, 1, T, L+T) bool, True = attend; None = plain causal
         slot: torch.Tensor | None = None,  # (B,): write row b's new key/value (T = 1) into column slot[b] of past, in place
+        pack: Pack | None = None,  # x is (n, C): the valid tokens of a (B, T) batch, see Pack
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
+        qkv = self.qkv(x)
+        if pack is not None:  # only attention needs the (B, T) layout: padded positions get zeros
+            qkv = pack.unpack(qkv)
+        B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        q, k, v = qkv.split(C, dim=2)
         q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)
         v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)
@@ -188,6 +215,8 @@ class CausalSelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
+        if pack is not None:
+            y = pack.pack(y)
         return self.resid_dropout(self.proj(y)), (k, v)
 
 
@@ -205,8 +234,8 @@ class Block(nn.Module):
             nn.Dropout(config.dropout),
         )
 
-    def forward(self, x, cos, sin, past, mask, slot=None):
-        a, kv = self.attn(self.ln1(x), cos, sin, past, mask, slot)
+    def forward(self, x, cos, sin, past, mask, slot=None, pack=None):
+        a, kv = self.attn(self.ln1(x), cos, sin, past, mask, slot, pack)
         x = x + a
         x = x + self.mlp(self.ln2(x))
         return x, kv
@@ -258,6 +287,7 @@ class TransformerLM(nn.Module):
         idx: torch.Tensor,
         cache: KVCache | None = None,
         token_mask: torch.Tensor | None = None,
+        packed: bool = False,
     ) -> tuple[torch.Tensor, KVCache | None]:
         """Logits for every position.
 
@@ -267,15 +297,19 @@ class TransformerLM(nn.Module):
                 (the training path: plain causal attention).
             token_mask: (B, T) bool, with a cache only: False marks padding among the new tokens
                 (right-padded rows of different lengths); padded columns are never attended to.
+            packed: with a cache only: run every layer but attention on the valid tokens alone
+                (:class:`Pack`) and return their logits only, ``(n, V)`` in row-major order
+                (row b's tokens start at the sum of the earlier rows' valid counts).
 
         Returns:
-            logits (B, T, V) in float32, and the extended cache (or None without one).
+            logits (B, T, V) (``packed``: (n, V)) in float32, and the extended cache (or None
+            without one).
         """
         if idx.dim() != 2:
             raise ValueError(f"expected token ids of shape (B, T), found {tuple(idx.shape)}")
         B, T = idx.shape
-        x = self.drop(self.wte(idx))
         if cache is None:
+            x = self.drop(self.wte(idx))
             if T > self.config.block_size:
                 raise ValueError(f"sequence of {T} tokens exceeds block_size {self.config.block_size}")
             pos = torch.arange(T, device=idx.device).expand(B, T)
@@ -299,7 +333,9 @@ class TransformerLM(nn.Module):
         eye = torch.eye(T, dtype=torch.bool, device=idx.device).unsqueeze(0)
         mask[:, :, cache.length:] |= eye & ~token_mask.unsqueeze(2)
         mask = mask.unsqueeze(1)  # (B, 1, T, L+T)
-        logits, keys, values = self._cached_blocks(x, cos, sin, cache, mask)
+        pack = Pack.of(token_mask) if packed else None
+        x = self.drop(self.wte(idx if pack is None else pack.pack(idx)))
+        logits, keys, values = self._cached_blocks(x, cos, sin, cache, mask, pack=pack)
         new_cache = KVCache(
             keys=keys,
             values=values,
@@ -308,11 +344,12 @@ class TransformerLM(nn.Module):
         )
         return logits, new_cache
 
-    def _cached_blocks(self, x, cos, sin, cache: KVCache, mask, slot=None):
-        """The blocks over new tokens ``x`` with ``cache``'s keys and values: (float32 logits, keys, values)."""
+    def _cached_blocks(self, x, cos, sin, cache: KVCache, mask, slot=None, pack=None):
+        """The blocks over new tokens ``x`` (packed by ``pack`` if given) with ``cache``'s keys and
+        values: (float32 logits, keys, values)."""
         keys, values = [], []
         for i, block in enumerate(self.blocks):
-            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask, slot)
+            x, (k, v) = block(x, cos, sin, (cache.keys[i], cache.values[i]), mask, slot, pack)
             keys.append(k)
             values.append(v)
         return self.lm_head(self.ln_f(x)).float(), keys, values

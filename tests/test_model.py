@@ -41,6 +41,23 @@ def test_kv_cache_chunks_and_padding_equal_full_forward(tiny_model):
     torch.testing.assert_close(l2[1, 0], ref_b[0, 5], atol=1e-5, rtol=1e-5)
 
 
+def test_packed_forward_equals_padded_forward(tiny_model):
+    """packed=True: the valid tokens' logits, row after row, and the same cache as padded."""
+    torch.manual_seed(3)
+    V = tiny_model.config.vocab_size
+    _, cache = tiny_model(torch.randint(0, V, (3, 4)), tiny_model.empty_cache(3),
+                          token_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]).bool())
+    idx = torch.randint(0, V, (3, 5))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]).bool()
+    padded, pc = tiny_model(idx, cache, token_mask=mask)
+    packed, kc = tiny_model(idx, cache, token_mask=mask, packed=True)
+    assert packed.shape == (int(mask.sum()), V)
+    torch.testing.assert_close(packed, padded[mask], atol=1e-5, rtol=1e-5)
+    assert torch.equal(kc.valid, pc.valid) and torch.equal(kc.positions, pc.positions)
+    nxt = torch.randint(0, V, (3, 1))  # the caches continue alike (padded columns are never attended)
+    torch.testing.assert_close(tiny_model(nxt, kc)[0], tiny_model(nxt, pc)[0], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("packed", [False, True])
 def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model, packed):
     """Rows that skip steps (token_mask False), with and without a sliding window: each row's logits

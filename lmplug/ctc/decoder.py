@@ -18,11 +18,14 @@ How the search runs (all utterances of a batch in lock step):
 - Prefixes live in one trie shared by all utterances; every array operation (expansion, merging,
   pruning) is a numpy operation over all hypotheses of the batch at once.
 - LM scores attach to trie nodes, so each (history, word) is scored once per call. Word mode:
-  the nodes that complete a word are scored in ONE ``score_words`` call per scorer per step for
-  the whole batch (only nodes whose LM-free score ranks in the top ``lm_prefilter * beam_size``
-  of their utterance). The Transformer answers it with at most two batched forwards: one that
-  computes the (lazy) states of the histories, one over the multi-piece words; a word's first
-  piece is read from its history's distribution. Token mode (acoustic labels = the LM's
+  the nodes that complete a word are scored in batched ``score_words`` calls per scorer per step
+  for the whole batch (only nodes whose LM-free score ranks in the top ``lm_prefilter * beam_size``
+  of their utterance). Where the scorers bound their word scores (``word_bounds``: the
+  Transformer's first piece, read from its history's distribution with no forward), the search
+  scores them in rounds, best bound first, until no bound reaches the score a beam needs to
+  survive the frame; the rest could not survive and are never forwarded (the same beams as
+  scoring them all). The Transformer answers each call with at most two batched forwards: one
+  that computes the (lazy) states of the histories, one over the multi-piece words. Token mode (acoustic labels = the LM's
   sentencepiece pieces): the LM's next-token log-probs are read from each prefix's state, and
   the states of the new surviving prefixes come from one KV-cached forward per step.
 - With n-gram scorers only (finite history), beams that agree on the open word, the last label

@@ -19,6 +19,7 @@ from lmplug.ctc.trie import ChildTable, Edges, Nodes
 from lmplug.ctc.types import AVG_WORD_LEN, CTC, WORDS, CTCHypothesis
 
 LEXICON_PENALTY = -1e4  # lexicon mode: per word (or partial word) outside the vocabulary
+BOUND_SLACK = 1e-4  # word bounds within this of the survival score are scored (float32 rounding)
 
 
 class Search:
@@ -476,11 +477,71 @@ class Search:
             idx = np.flatnonzero(pend & sel)
             nv = idx[known[idx] < 0]
             known[nv] = self.child_nodes(m["par"][nv], m["edge"][nv])
-            nodes = known[idx]
-            self.score_pending(nodes[np.isnan(a["fused"][nodes])])
-            fused[idx] = a["fused"][nodes]
-            fused[np.isnan(fused)] = -np.inf
+            fused[pend] = -np.inf
+            self._score_ranking(m["utt"], m_ac + ppen, fused, idx, known[idx])
         return m_ac + fused + ppen
+
+    def _score_ranking(self, utt: np.ndarray, base: np.ndarray, fused: np.ndarray, idx: np.ndarray,
+                       nodes: np.ndarray) -> None:
+        """Word-score the pending trie ``nodes`` of merged states ``idx`` that can still survive
+        :meth:`_prune`, and write their fused scores into ``fused`` (the others stay -inf).
+
+        Where every word scorer gives :meth:`word_bounds`, in rounds: the beam's worth of pending
+        states with the best bounds (``base + bound``) per utterance is scored exactly, which
+        raises the score a state needs to be kept (its utterance's ``beam_size``-th best, and
+        its best plus ``beam_prune_logp``); it stops when no bound reaches that score. A state
+        left unscored could not have been kept, so the beams are those of scoring them all.
+        """
+        a, plan = self.nodes.a, self.plan
+        opt = self.word_bounds(nodes)
+        todo = np.ones(len(idx), dtype=bool)
+        while todo.any():
+            pick = np.flatnonzero(todo)
+            if opt is not None:
+                need = self.survival_floor(utt, base + fused)[utt[idx[pick]]] - BOUND_SLACK
+                pick = pick[base[idx[pick]] + opt[pick] >= need]
+                if not len(pick):
+                    return
+                pick = pick[self.top_per_utt(utt[idx[pick]], opt[pick] + base[idx[pick]], plan.beam_size)]
+            self.score_pending(nodes[pick][np.isnan(a["fused"][nodes[pick]])])
+            todo[pick] = False
+            done = ~np.isnan(a["fused"][nodes])  # a node pending in several utterances is scored once
+            fused[idx[done]] = a["fused"][nodes[done]]
+            todo &= ~done
+
+    def survival_floor(self, utt: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """(B,): per utterance the total a merged state needs to survive :meth:`_prune` given
+        ``total`` so far (-inf: unknown yet): the ``beam_size``-th best, and the best plus
+        ``beam_prune_logp``."""
+        k = self.plan.beam_size
+        best = np.full(self.B, -np.inf)
+        np.maximum.at(best, utt, total)
+        top = self.top_per_utt(utt, total, k)
+        kth = np.full(self.B, np.inf)
+        np.minimum.at(kth, utt[top], total[top])
+        kth[np.bincount(utt[top], minlength=self.B) < k] = -np.inf
+        return np.maximum(kth, best + self.plan.beam_prune_logp)
+
+    def word_bounds(self, nodes: np.ndarray) -> np.ndarray | None:
+        """Upper bounds of the fused scores of pending ``nodes``: ``ub`` plus each word scorer's
+        weighted :meth:`~lmplug.scorers.base.Scorer.word_bounds` (a ``cheap_words`` scorer's:
+        its scores). None where bounding pays nothing (every weighted word scorer is cheap) or
+        cannot be done (a scorer gives no bound, or has a negative weight)."""
+        a, plan = self.nodes.a, self.plan
+        weighted = [n for n in plan.word_scorers if self.w[n] != 0]
+        if all(plan.scorers[n].cheap_words for n in weighted) or any(self.w[n] < 0 for n in weighted):
+            return None
+        uniq, inv = np.unique(nodes, return_inverse=True)
+        out = a["ub"][uniq].copy()
+        hist = a["hist"][a["parent"][uniq]].tolist()
+        words = self.closed_words(uniq)
+        for name in weighted:
+            scorer, states = plan.scorers[name], self.word_states(name, hist)
+            b = scorer.score_words(states, words)[0] if scorer.cheap_words else scorer.word_bounds(states, words)
+            if b is None:
+                return None
+            out += self.w[name] * b
+        return out[inv]
 
     def _prune(self, m: dict[str, np.ndarray], total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Drop outliers (``beam_prune_logp`` below their utterance's best), keep the best

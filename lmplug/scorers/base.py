@@ -17,7 +17,8 @@ Two granularities, as in ESPnet's ``batch_score``:
 sentences (``<s>`` context, ``</s>`` included): CTC n-best rescoring and the MT reranker's LM
 features both call it. The rest are optional hooks with defaults: ``token_logprobs`` (partial
 scoring of given tokens, ESPnet's ``score_partial``), ``prefix_scores`` (look-ahead),
-``compact`` (memory), ``known_words``, ``signature``.
+``word_bounds`` (a cheap upper bound of ``score_words``, so a decoder scores exactly only the words
+that can still rank), ``compact`` (memory), ``known_words``, ``signature``.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def words_signature(words) -> str:
 class Scorer:
     """Base class. A new scorer implements three methods: ``init_state``, ``score_words``,
     ``final_score`` (word level), and ``batch_score`` + ``advance`` to be token level too; the other
-    six (``token_logprobs``, ``prefix_scores``, ``compact``, ``known_words``, ``signature``,
-    ``score_sentences``) have working defaults that a scorer overrides for speed or features.
+    seven (``token_logprobs``, ``prefix_scores``, ``word_bounds``, ``compact``, ``known_words``,
+    ``signature``, ``score_sentences``) have working defaults that a scorer overrides for speed or features.
 
     Attributes:
         name: short default feature name (``"lm"``, ``"kenlm"``, ...).
@@ -55,12 +56,16 @@ class Scorer:
             so a decoder may memoize it by prefix).
         scores_empty_word: ``score_words`` takes ``""`` (KenLM: as ``<unk>``, which pyctcdecode's
             own KenLM wrapper relies on); False: the empty word is no word.
+        cheap_words: ``score_words`` costs no more than a bound would (KenLM's table lookups): a
+            decoder that bounds word scores (``word_bounds``) takes such a scorer's scores as
+            they are, and bounds nothing when every word scorer is cheap.
     """
 
     name: str = "lm"
     order: int | None = None  # n-gram order (1: no history); None: unbounded (neural)
     prefix_uses_state: bool = True  # False: prefix_scores ignores the states (decoders memoize by prefix)
     scores_empty_word: bool = False  # score_words([""]) is defined (KenLM's <unk>)
+    cheap_words: bool = False  # score_words is as cheap as a bound (KenLM, the zero scorer)
 
     @property
     def token_level(self) -> bool:
@@ -98,6 +103,12 @@ class Scorer:
         """Look-ahead for word mode: ``log P(the next word begins with prefixes[i] | states[i])``,
         on the footing of ``score_words`` (an estimate of the coming word's score for a decoder's
         pruning), as float64 ``(N,)``; None when the scorer has none (the default)."""
+        return None
+
+    def word_bounds(self, states: Sequence[Any], words: Sequence[str]) -> np.ndarray | None:
+        """Upper bounds of ``score_words(states, words)[0]`` as float64 ``(N,)``, cheaper than the
+        scores themselves (a decoder word-scores exactly only the words whose bound could still
+        rank among its beams); None when the scorer has none (the default: every word is scored)."""
         return None
 
     def compact(self, states: Sequence[Any]) -> list[Any]:

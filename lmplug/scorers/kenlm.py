@@ -42,6 +42,7 @@ class KenLMScorer(Scorer):
 
     prefix_uses_state = False  # its look-ahead is unigram
     scores_empty_word = True  # "" is <unk>, as pyctcdecode's KenLM wrapper scores it
+    cheap_words = True  # a word score is a table lookup (and cached)
 
     def __init__(self, path: str | Path, unigrams: Sequence[str] | None = None, unk_offset: float = KENLM_UNK_OFFSET,
                  name: str = "kenlm") -> None:

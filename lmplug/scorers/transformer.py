@@ -64,7 +64,9 @@ class PendingState:
 
 
 def _gather_cache(model, states: Sequence[TransformerState], max_len):
-    """One KVCache with a row per state (rows of different chunks padded with invalid columns)."""
+    """One KVCache with a row per state: each source cache's rows copied once into place, right
+    aligned, without the columns none of them attends to (the rows of a shorter or sparser
+    source get invalid columns on the left)."""
     from lmplug.model import KVCache
 
     groups: dict[int, tuple[Any, list[int], list[int]]] = {}
@@ -72,35 +74,34 @@ def _gather_cache(model, states: Sequence[TransformerState], max_len):
         g = groups.setdefault(id(s.cache), (s.cache, [], []))
         g[1].append(s.row)
         g[2].append(i)
-    parts, order = [], []
+    if len(groups) == 1:
+        cache, rows, _ = next(iter(groups.values()))
+        if rows == list(range(cache.batch_size)):  # the whole cache, in order: no copy
+            return _window(cache.compact(), max_len)
+    parts = []  # (cache, rows, columns or None: all, valid (r, l), output positions)
     for cache, rows, pos in groups.values():
-        idx = torch.tensor(rows, dtype=torch.long, device=cache.valid.device)
-        parts.append(cache.select(idx) if len(rows) != cache.batch_size or rows != list(range(len(rows))) else cache)
-        order.extend(pos)
-    if len(parts) == 1:
-        out = parts[0]
-    else:
-        L = max(p.length for p in parts)
-
-        def pad(t: torch.Tensor, n: int) -> torch.Tensor:  # left-pad the column dim (2) by n
-            if n == 0:
-                return t
-            shape = list(t.shape)
-            shape[2] = n
-            return torch.cat([t.new_zeros(shape), t], dim=2)
-
-        n_layer = len(parts[0].keys)
-        out = KVCache(
-            keys=[torch.cat([pad(p.keys[l], L - p.length) for p in parts]) for l in range(n_layer)],
-            values=[torch.cat([pad(p.values[l], L - p.length) for p in parts]) for l in range(n_layer)],
-            valid=torch.cat([torch.cat([p.valid.new_zeros(p.batch_size, L - p.length), p.valid], 1) for p in parts]),
-            positions=torch.cat([p.positions for p in parts]),
-        )
-    if order != list(range(len(order))):
-        inv = torch.empty(len(order), dtype=torch.long)
-        inv[torch.tensor(order)] = torch.arange(len(order))
-        out = out.select(inv.to(out.valid.device))
-    return _window(out.compact(), max_len)
+        dev = cache.valid.device
+        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        valid = cache.valid.index_select(0, idx)
+        used = valid.any(0)
+        cols = None if bool(used.all()) else used.nonzero().squeeze(1)
+        parts.append((cache, idx, cols, valid if cols is None else valid.index_select(1, cols),
+                      torch.tensor(pos, dtype=torch.long, device=dev)))
+    first = parts[0][0]
+    N, L = len(states), max(p[3].shape[1] for p in parts)
+    shape = (N, first.keys[0].shape[1], L, first.keys[0].shape[3])  # (N, nh, L, hs)
+    keys = [first.keys[0].new_zeros(shape) for _ in first.keys]
+    values = [first.values[0].new_zeros(shape) for _ in first.values]
+    valid = first.valid.new_zeros(N, L)
+    positions = first.positions.new_empty(N)
+    for cache, idx, cols, v, pos in parts:
+        n = v.shape[1]
+        for dst, src in zip(keys + values, cache.keys + cache.values):
+            src = src.index_select(0, idx)
+            dst.narrow(2, L - n, n).index_copy_(0, pos, src if cols is None else src.index_select(2, cols))
+        valid.narrow(1, L - n, n).index_copy_(0, pos, v)
+        positions.index_copy_(0, pos, cache.positions.index_select(0, idx))
+    return _window(KVCache(keys, values, valid, positions), max_len)
 
 
 def _window(cache, max_len):
@@ -189,7 +190,8 @@ class TransformerScorer(Scorer):
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
         self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
         # the model's work so far (``lmplug decode --stats`` reports it): forward calls, rows,
-        # new tokens, and tokens as padded (rows x the longest row of each call)
+        # new tokens, and tokens as padded (rows x the longest row of each call: attention's
+        # layout; every other layer runs on the new tokens only)
         self.work = {"forwards": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
 
     def known_words(self) -> set[str] | None:
@@ -216,7 +218,9 @@ class TransformerScorer(Scorer):
 
     @torch.inference_mode()
     def _forward(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
-        """Append ``tokens[i]`` to ``states[i]``: returns new states and log-probs (N, T, V)."""
+        """Append ``tokens[i]`` to ``states[i]``: returns the new states, the log-probs after
+        every new token (n, V), packed row after row (padding is never computed: the model's
+        ``packed`` forward), and where each row's tokens start in them (N,)."""
         n = len(states)
         T = max(len(t) for t in tokens)
         dev = self.device
@@ -235,11 +239,12 @@ class TransformerScorer(Scorer):
         # batch: a hypothesis' score must not depend on what it is decoded with)
         lens = torch.tensor([len(t) for t in tokens])
         cache = _gather_cache(self.model, states, (self.config.block_size - lens).clamp(min=1))
-        logits, new_cache = self.model(idx, cache, token_mask=mask)
-        logp = torch.log_softmax(logits, dim=-1)  # (N, T, V)
-        last = logp[torch.arange(n, device=dev), lens.to(dev) - 1]  # (N, V)
+        logits, new_cache = self.model(idx, cache, token_mask=mask, packed=True)
+        logp = torch.log_softmax(logits, dim=-1)  # (n, V): the valid tokens, row after row
+        starts = (lens.cumsum(0) - lens).to(dev)  # (N,)
+        last = logp.index_select(0, starts + lens.to(dev) - 1)  # (N, V)
         new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
-        return new, logp, idx, mask
+        return new, logp, starts
 
     def _root_state(self) -> TransformerState:
         if self._root is None:
@@ -263,13 +268,13 @@ class TransformerScorer(Scorer):
         return groups.values()
 
     def _run(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
-        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, idx, mask)])."""
+        """:meth:`_forward` in chunks of ``max_batch`` rows: (new states, [(logp, starts)])."""
         out: list[TransformerState] = []
         parts = []
         for a in range(0, len(states), self.max_batch):
-            new, logp, idx, mask = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
+            new, logp, starts = self._forward(states[a : a + self.max_batch], tokens[a : a + self.max_batch])
             out.extend(new)
-            parts.append((logp, idx, mask))
+            parts.append((logp, starts))
         return out, parts
 
     def materialize(self, states: Sequence[Any]) -> list[TransformerState]:
@@ -416,19 +421,32 @@ class TransformerScorer(Scorer):
         return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
 
     @torch.inference_mode()
-    def score_words(self, states, words):
-        """Word log-probs: the first piece from the state's distribution, the others from ONE
-        forward over the multi-piece words; the states after the words stay lazy (unless
-        ``word_end``: then the forward covers every word and adds its word-end mass)."""
-        states = self.materialize(states)
-        ids = [self.word_ids(w) for w in words]
-        scores = self.token_logprobs(states, [i[0] for i in ids])
+    def word_bounds(self, states, words):
+        """The part of each word score read from the state alone, with no forward
+        (:meth:`_first_piece_scores`). The rest of the score (the later pieces' log-probs, the
+        word-end mass after the word) is at most 0, so this bounds ``score_words`` from above."""
+        return self._first_piece_scores(self.materialize(states), words)
+
+    def _first_piece_scores(self, states: Sequence[TransformerState], words: Sequence[str]) -> np.ndarray:
+        """The first piece's log-prob of each word and its ``unk_offset``, less the word-boundary
+        mass at the state with ``word_end``: (N,) float64."""
+        scores = self.token_logprobs(states, [self.word_ids(w)[0] for w in words])
         if self.unk_offset:
             scores += self._unk_offsets(words)
+        return scores - self.boundary_logmass(states) if self.word_end else scores
+
+    @torch.inference_mode()
+    def score_words(self, states, words):
+        """Word log-probs: the first piece from the state's distribution (:meth:`_first_piece_scores`),
+        the others from ONE forward over the multi-piece words; the states after the words stay
+        lazy (unless ``word_end``: then the forward covers every word and adds its word-end mass)."""
+        states = self.materialize(states)
+        ids = [self.word_ids(w) for w in words]
+        scores = self._first_piece_scores(states, words)
         if self.word_end:
             after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
             new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
-            return scores - self.boundary_logmass(states) + later + self.boundary_logmass(new), new
+            return scores + later + self.boundary_logmass(new), new
         multi = [r for r, i in enumerate(ids) if len(i) > 1]
         new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
         if multi:
@@ -451,14 +469,16 @@ class TransformerScorer(Scorer):
             sub = [rows[i] for i in group]
             new, parts = self._run([states[r] for r in sub], [ids[r] if full else ids[r][:-1] for r in sub])
             k = 0
-            for logp, idx, _ in parts:  # piece j+1 is predicted at position j
-                n, T = idx.shape
+            for logp, starts in parts:  # piece j+1 is predicted at the row's position j
+                n = len(starts)
                 words = [ids[r] for r in sub[k : k + n]]
-                tgt = torch.tensor([w[1:] + [0] * (T - len(w) + 1) for w in words], device=idx.device)
-                lp = logp.gather(2, tgt.unsqueeze(2)).squeeze(2)  # (n, T)
-                npred = torch.tensor([len(w) - 1 for w in words], device=idx.device)
-                valid = torch.arange(T, device=idx.device)[None] < npred[:, None]
-                out[group[k : k + n]] = (lp * valid).sum(1).double().cpu().numpy()
+                npred = [len(w) - 1 for w in words]
+                if sum(npred):
+                    row = np.repeat(np.arange(n), npred)
+                    pos = starts.cpu().numpy()[row] + np.concatenate([np.arange(m) for m in npred])
+                    tgt = np.fromiter((p for w in words for p in w[1:]), dtype=np.int64)
+                    lp = logp[torch.as_tensor(pos, device=logp.device), torch.as_tensor(tgt, device=logp.device)]
+                    out[group[k : k + n]] = np.bincount(row, weights=lp.double().cpu().numpy(), minlength=n)
                 k += n
             for i, st in zip(group, new):
                 after[i] = st

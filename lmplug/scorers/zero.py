@@ -15,6 +15,7 @@ class ZeroScorer(Scorer):
 
     name = "zero"
     order = 1  # no history: every state is the same
+    cheap_words = True
 
     def __init__(self, vocab_size: int = 1) -> None:
         self.vocab_size = vocab_size

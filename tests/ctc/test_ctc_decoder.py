@@ -279,6 +279,32 @@ def test_releasing_and_repacking_lm_states_changes_nothing(lm, monkeypatch, mode
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)
 
 
+def test_word_bounds_spare_forwards_and_change_no_hypothesis(lm, kenlm_scorer, monkeypatch):
+    """Word-scoring only the words whose bound can still rank (Search._score_ranking) keeps the
+    beams of scoring every pending word: same n-best lists and scores, fewer LM rows."""
+    labels = char_labels(SENTENCES)
+    ids = [text_to_char_ids(t, labels) for t in SENTENCES * 2]
+    x, lens = pad_batch(simulate_emissions(ids, labels, seed=17, confusion=0.6))
+    vocab = sorted({w for s in SENTENCES for w in s.split()})
+
+    def run(scorers, weights, **kw):
+        sc = TransformerScorer(lm, vocabulary=vocab, unk_offset=-2.0)
+        dec = build_ctc_decoder(labels, {**scorers, "lm": sc}, weights, beam_size=4, nbest=3, **kw)
+        return dec.decode(x, lens), sc.work["rows"]
+
+    for scorers, weights, kw in (({}, {"lm": 0.8, "words": 0.5}, {}),
+                                 ({}, {"lm": 0.8, "words": 0.5}, {"lookahead": ["lm"], "history_words": 1}),
+                                 ({"kenlm": kenlm_scorer}, {"kenlm": 0.3, "lm": 0.6, "words": 1.0}, {})):
+        bounded, rows = run(scorers, weights, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(TransformerScorer, "word_bounds", lambda self, states, words: None)
+            every, rows_every = run(scorers, weights, **kw)
+        assert rows < rows_every, kw
+        for a, b in zip(bounded, every):
+            assert [h.text for h in a] == [h.text for h in b]
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-5, atol=1e-4)
+
+
 def test_history_words_recombines_only_unbounded_scorers(lm, kenlm_scorer):
     labels = char_labels(SENTENCES)
     ids = [text_to_char_ids(t, labels) for t in SENTENCES * 2]

@@ -161,6 +161,29 @@ def test_transformer_oov_word_gets_unk_offset(lm):
         TransformerScorer(lm, unk_offset=-7.0)
 
 
+def test_word_bounds_bound_the_word_scores(lm, arpa):
+    """word_bounds (no forward) >= score_words; equal without word_end for one-piece words; the
+    default (KenLM: its scores are as cheap as a bound) is none."""
+    words = ["the", "cat", "zebra", "qqq", "mat", "fish"]
+    for kw in ({}, {"word_end": False}, {"vocabulary": ["the", "cat"], "unk_offset": -3.0}):
+        sc = TransformerScorer(lm, **kw)
+        _, (st,) = sc.score_words(sc.init_state(1), ["the"])  # a history that is not the root
+        sc.materialize([st])  # (lazy without word_end: computed when first used)
+        for states in (sc.init_state(len(words)), [st] * len(words)):
+            forwards = sc.work["forwards"]
+            bound = sc.word_bounds(states, words)
+            assert sc.work["forwards"] == forwards  # read from the states alone
+            score, _ = sc.score_words(states, words)
+            assert (bound >= score - 1e-6).all(), (kw, bound, score)
+            if kw.get("word_end") is False:
+                one = [len(sc.word_ids(w)) == 1 for w in words]
+                assert any(one)
+                np.testing.assert_allclose(bound[one], score[one], atol=1e-6)
+    ken = KenLMScorer(arpa)
+    assert ken.cheap_words and ZeroScorer().cheap_words and not sc.cheap_words
+    assert ken.word_bounds(ken.init_state(len(words)), words) is None
+
+
 def test_zero_scorer_scores_nothing():
     z = ZeroScorer(vocab_size=5)
     s, _ = z.score_words(z.init_state(3), ["a", "b", "c"])

@@ -24,7 +24,8 @@ def _write(path: Path, obj) -> None:
 
 def test_rows_compare_with_the_committed_results(tmp_path, monkeypatch):
     tool = _tool()
-    committed = {"lm_card": tmp_path / "card.json", "lm_results": tmp_path / "lm.json", "asr_real": tmp_path / "asr.json"}
+    committed = {"lm_card": tmp_path / "card.json", "lm_results": tmp_path / "lm.json", "asr_real": tmp_path / "asr.json",
+                 "asr_synthetic": tmp_path / "none.json"}
     _write(committed["lm_card"], {"metrics": {"ppl_word": 80.48}})
     _write(committed["lm_results"], {"corpora": {"bible": {"kenlm": {"ppl_word": 105.0}}}})
     systems = {"lmplug_kenlm": ("lmplug + KenLM", 0.2342), "lmplug_transformer": ("lmplug + Transformer", 0.2282),
@@ -48,6 +49,7 @@ def test_rows_compare_with_the_committed_results(tmp_path, monkeypatch):
     hama = speech["WER %, real recordings (Cathy test), hama phones + lexicon, KenLM vs Transformer fusion"]
     assert hama["match"] == "no (+0.72)"
     assert "not decoded" in speech["WER %, other speakers (10 utterances; half their text is in the LM data), hama + lexicon"]["note"]
+    assert speech["WER %, synthetic speech (recipes/asr_ctc_fusion)"]["note"] == "stage 3 not run"
 
 
 def test_missing_parts_are_rows(tmp_path, capsys):

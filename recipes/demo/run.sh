@@ -43,8 +43,10 @@ if step 1; then
 fi
 
 if step 2; then
-  bash recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper --weights-from recipes/asr_real/results \
-    --lexicon recipes/asr_real/results/hama_lexicon.txt --systems "head hama" --data "$data" --exp "$exp"
+  r=recipes/asr_real/results; systems=head  # hama where its lexicon and weights are committed
+  [ -f $r/hama_lexicon.txt ] && [ -f $r/weights_hama_lm.json ] && systems="head hama"
+  bash recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper --weights-from $r --lexicon $r/hama_lexicon.txt \
+    --systems "$systems" --data "$data" --exp "$exp"
   lap 2
 fi
 

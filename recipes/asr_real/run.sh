@@ -94,8 +94,8 @@ if step 3; then
 fi
 
 . recipes/common/ctc_systems.sh  # tune_systems, decode_systems
-hama() {  # decoder arguments of the hama systems: $1 = emissions dir
-  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$lexicon" --beam-size $beam \
+hama() {  # decoder arguments of the hama systems: $1 = emissions dir[, $2 = beam size]
+  echo --emissions "$1/manifest.jsonl" --labels "$1/labels.json" --lexicon "$lexicon" --beam-size ${2:-$beam} \
     --token-min-logp=$token_min_logp --history-words $history_words
 }
 hama_lms() {  # the LMs of a hama system: $1 = kenlm, lm or both
@@ -125,7 +125,8 @@ if step 5; then
     decode_systems "$d/$set/emissions_test" "$d/cathy" "$d/$set" "$lmd/ngram5.bin" "$lm"
   done
   for set in cathy unseen; do
-    has hama || continue
+    has hama || continue  # its greedy baseline: beam 1 through the lexicon (phones alone are no words)
+    run decode $(hama "$d/$set/hama_test" 1) --out "$d/$set/hyps_hama_greedy.jsonl" --stats "$d/$set/stats_hama_greedy.json" --quiet
     run decode $(hama "$d/$set/hama_test") --out "$d/$set/hyps_hama_nolm.jsonl" --stats "$d/$set/stats_hama_nolm.json" --quiet
     for sys in kenlm lm both; do
       t=tune_hama; [ $sys = kenlm ] || t=tune_hama_$sys

@@ -95,19 +95,88 @@ def test_user_errors_exit_2_with_one_line(toy, capsys):
 MULTI30K_ENV = "LMPLUG_MULTI30K"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (Path(sys.executable).parent / "lmplz").is_file(), reason="needs lmplz (tools/setup.sh)")
-def test_tiny_recipe_end_to_end(tmp_path, fake_multi30k):
-    source = os.environ.get(MULTI30K_ENV) or str(fake_multi30k)
+SETS = ("len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel")  # the recipe's feature sets
+NEEDS_LMPLZ = pytest.mark.skipif(not (Path(sys.executable).parent / "lmplz").is_file(),
+                                 reason="needs lmplz (tools/setup.sh)")
+
+
+def _recipe(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["bash", "recipes/mt_nbest_rerank/run.sh", "--scale", "tiny", "--corpus", "multi30k",
-                           "--data-dir", str(tmp_path / "data"), "--multi30k-from", source,
-                           "--exp", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run(["bash", "recipes/mt_nbest_rerank/run.sh", "--scale", "tiny", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory, fake_multi30k):
+    """The tiny recipe run once, all stages (~1 min): (its exp dir, its data dir, the Multi30k source)."""
+    exp = tmp_path_factory.mktemp("mt_recipe")
+    source = os.environ.get(MULTI30K_ENV) or str(fake_multi30k)
+    proc = _recipe("--corpus", "multi30k", "--data-dir", str(exp / "data"), "--multi30k-from", source, "--exp", str(exp))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((tmp_path / "data" / "multi30k" / "manifest.json").read_text())["source"] == source
-    res = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    return exp, exp / "data", source
+
+
+@pytest.mark.slow
+@NEEDS_LMPLZ
+def test_tiny_recipe_end_to_end(tiny_recipe):
+    exp, data, source = tiny_recipe
+    assert json.loads((data / "multi30k" / "manifest.json").read_text())["source"] == source
+    res = json.loads((exp / "tiny" / "results.json").read_text())
     rows = {r["name"] for r in res["corpora"]["multi30k"]["eval_test"]["systems"]}
-    assert rows == {"1best", "len", "lm", "channel", "lm_channel", "norm", "norm_lm_channel", "oracle"}
+    assert rows == {"1best", *SETS, "oracle"}
+    d = exp / "tiny" / "multi30k"
+    for name in SETS:  # the tuned weights, for committing (what --weights-from reads)
+        assert (d / "weights" / f"weights.{name}.json").read_bytes() == (d / f"weights.{name}.json").read_bytes()
+
+
+@pytest.mark.slow
+@NEEDS_LMPLZ
+def test_tiny_recipe_on_references_with_given_weights(tiny_recipe, tmp_path):
+    """The tiny run's models exported as references (float16) and its tuned weights given: test only, nothing
+    trained or tuned, and the same translations, features and BLEU as the tiny run's."""
+    exp, data, _ = tiny_recipe
+    d = exp / "tiny" / "multi30k"
+    models = tmp_path / "models"
+    for ckpt, name, kind in (("nmt", "nmt-multi30k-en-de", "nmt"), ("channel", "nmt-multi30k-de-en", "nmt"),
+                             ("lm", "lm-multi30k-de", "lm")):
+        assert main(["export-model", "--checkpoint", str(d / ckpt), "--out", str(models / name), "--name", name,
+                     "--kind", kind]) == 0
+    proc = _recipe("--corpus", "multi30k", "--data-dir", str(data), "--exp", str(tmp_path / "ref"), "--references",
+                   "--models", str(models), "--weights-from", str(d / "weights"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = tmp_path / "ref" / "tiny" / "multi30k"
+    assert not any((r / f).exists() for f in ("nmt", "channel", "lm", "nmt_tok.model", "dev.nbest", "dev.feat.nbest"))
+    assert "tune-rerank" not in proc.stderr and f"--model {models / 'nmt-multi30k-en-de'} " in proc.stderr
+    for name in SETS:
+        assert (r / f"weights.{name}.json").read_bytes() == (d / f"weights.{name}.json").read_bytes()
+    # float16 weights: the same hypotheses (by position) score alike; KenLM and lengths exactly
+    got, want = read_nbest(r / "test.feat.nbest"), read_nbest(d / "test.feat.nbest")
+    pairs = [(a, b) for g, w in zip(got, want) for a, b in zip(g, w) if a.text == b.text]
+    assert len(pairs) >= 0.9 * sum(map(len, want))
+    for a, b in pairs:
+        assert a.scores.keys() == b.scores.keys()
+        assert all(abs(a.scores[k] - b.scores[k]) <= (0 if k.startswith(("kenlm", "words", "len")) else 0.1)
+                   for k in a.scores), (a, b)
+    bleu = {e: {s["name"]: s["bleu"] for s in json.loads((x / "eval.test.json").read_text())["systems"]}
+            for e, x in (("got", r), ("want", d))}
+    assert bleu["got"].keys() == bleu["want"].keys()
+    assert all(abs(bleu["got"][k] - bleu["want"][k]) <= 1.0 for k in bleu["want"]), bleu
+
+
+def test_recipe_refuses_missing_references_and_weights_in_one_line(tmp_path):
+    (tmp_path / "models" / "nmt-bible-es-en").mkdir(parents=True)
+    (tmp_path / "models" / "nmt-bible-es-en" / "card.json").write_text("{}")
+    m = tmp_path / "models"
+    proc = _recipe("--corpus", "bible", "--references", "--models", str(m), "--exp", str(tmp_path / "exp"))
+    assert proc.returncode == 2 and proc.stderr == (
+        f"--references --corpus bible: expected reference checkpoints (lmplug export-model) {m}/nmt-bible-es-en, "
+        f"{m}/nmt-bible-en-es, {m}/lm-bible-en; found no card.json in {m}/nmt-bible-en-es, {m}/lm-bible-en\n")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "weights.len.json").write_text("{}")
+    proc = _recipe("--weights-from", str(tmp_path / "w"), "--exp", str(tmp_path / "exp"))
+    assert proc.returncode == 2 and proc.stderr == (
+        f"--weights-from: expected tuned weights {tmp_path}/w/weights.<set>.json for each set ({' '.join(SETS)}), "
+        f"found no {tmp_path}/w/weights.lm.json\n")
 
 
 def test_prepare_multi30k_copies_and_fails_offline_in_one_line(fake_multi30k, tmp_path, capsys):

@@ -142,6 +142,25 @@ def test_checkpoint_errors(tmp_path, toy_translator):
                           *nmt_configs("tiny")[:2], progress=False)
 
 
+def test_a_reference_export_loads_as_float32_and_scores_alike(tmp_path, toy_translator):
+    """models/nmt-*: float16 weights with a card (lmplug export-model) load into float32, score as the
+    float32 checkpoint does within float16 rounding, and a changed file is refused."""
+    from lmplug.references import export_reference
+
+    card = export_reference(toy_translator.path, tmp_path / "ref", name="nmt-toy", kind="nmt", description="",
+                            data="_toy", train_command="(test)")
+    assert card["dtype"] == "float16" and set(card["files"]) == {"config.json", "model.safetensors", "tokenizer.model"}
+    ref = load_translator(tmp_path / "ref")
+    assert all(p.dtype == torch.float32 for p in ref.model.parameters()) and ref.direction == "lo-up"
+    src, tgt = _toy(20, 2)
+    assert ref.score(src, tgt) == pytest.approx(toy_translator.score(src, tgt), abs=0.05)
+    assert [h[0][0] for h in ref.translate(src, beam=4)] == [h[0][0] for h in toy_translator.translate(src, beam=4)]
+    w = tmp_path / "ref" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:-4])
+    with pytest.raises(LmplugError, match="model.safetensors: expected sha256 .* changed or truncated"):
+        load_translator(tmp_path / "ref")
+
+
 @pytest.mark.parametrize("n, batch_size, world_size, sizes", [
     (10, 4, 1, [4, 4, 2]),  # one process: batches as cut
     (9, 4, 2, [4, 5]),  # a last batch of 1 pair would leave rank 1 nothing: it joins the one before

@@ -5,7 +5,7 @@
 # reports, so the numbers are those of the RESULTS (the summary prints both side by side).
 #
 # Usage (from the repository root, after `make setup`):
-#   recipes/demo/run.sh                     # all stages (~10 min on 2 cores)
+#   recipes/demo/run.sh                     # all stages (~10 min on 2 cores; ~7 more with translation)
 #   recipes/demo/run.sh --stage 2           # from the real-speech part on
 #   recipes/demo/run.sh --lm-steps 600      # train the small LM longer
 #
@@ -16,14 +16,17 @@
 #           committed lexicon, the committed dev weights: Cathy test and the unseen speakers
 #         3 synthetic speech: recipes/asr_ctc_fusion --references on the bible test voices, with its
 #           committed dev weights (skipped, and said so, where none are committed for a domain)
-#         4 summary: one table printed and written to exp/demo/SUMMARY.md (tools/demo_summary.py)
-# Not yet here (no reference NMT, channel model or German LM in models/): translation
-# (recipes/mt_nbest_rerank); the summary says so.
-# Outputs: exp/demo/{lm,real}/..., exp/demo/summary.json, exp/demo/SUMMARY.md
+#         4 translation: recipes/mt_nbest_rerank --references (models/nmt-multi30k-en-de, nmt-multi30k-de-en,
+#           lm-multi30k-de) on the whole Multi30k test, beam 50, with its committed dev weights
+#           (results/weights/); needs data/multi30k (research-use terms, never committed: `lmplug
+#           prepare-multi30k`). Else the Bible references (models/nmt-bible-es-en ..., weights in
+#           results/weights/bible/); else skipped, and the one missing file said (exp/demo/mt/skipped.txt)
+#         5 summary: one table printed and written to exp/demo/SUMMARY.md (tools/demo_summary.py)
+# Outputs: exp/demo/{lm,real,asr,mt}/..., exp/demo/summary.json, exp/demo/SUMMARY.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=4; lm_steps=300; exp=exp/demo; data=data
+stage=0; stop_stage=5; lm_steps=300; exp=exp/demo; data=data
 . recipes/common/stages.sh "$@"  # options, PY, run, step
 mkdir -p "$exp"
 t0=$(date +%s)
@@ -62,6 +65,26 @@ if step 3; then
   lap 3
 fi
 
-if step 4; then
+if step 4; then  # Multi30k, else the Bible, else skipped: the first file missing says why
+  w=recipes/mt_nbest_rerank/results/weights; rm -f "$exp/mt/skipped.txt"
+  first_missing() { local f; for f in "$@"; do [ -f "$f" ] || { echo "$f"; return; }; done; }
+  corpus=multi30k; weights=$w
+  why=$(first_missing "$data/multi30k/manifest.json" models/{nmt-multi30k-en-de,nmt-multi30k-de-en,lm-multi30k-de}/card.json \
+    "$w/weights.lm_channel.json")
+  if [ -n "$why" ] && [ -z "$(first_missing models/{nmt-bible-es-en,nmt-bible-en-es,lm-bible-en}/card.json \
+        "$w/bible/weights.lm_channel.json")" ]; then
+    corpus=bible; weights=$w/bible; why=""
+  fi
+  if [ -z "$why" ]; then
+    bash recipes/mt_nbest_rerank/run.sh --scale cpu --corpus $corpus --references --weights-from "$weights" \
+      --data-dir "$data" --exp "$exp/mt"
+  else
+    mkdir -p "$exp/mt"; echo "no $why" > "$exp/mt/skipped.txt"
+    echo "[demo] translation skipped: no $why" >&2
+  fi
+  lap 4
+fi
+
+if step 5; then
   "$PY" tools/demo_summary.py "$exp" --out "$exp/summary.json" --markdown "$exp/SUMMARY.md"
 fi

@@ -52,6 +52,40 @@ def test_rows_compare_with_the_committed_results(tmp_path, monkeypatch):
     assert speech["WER %, synthetic speech (recipes/asr_ctc_fusion)"]["note"] == "stage 3 not run"
 
 
+def _mt_results(bleu: dict[str, float], weights: dict[str, float]) -> dict:
+    """One corpus of tools/mt_results.py's output: eval-mt's rows (p against the 1-best), the weights files."""
+    systems = [{"name": k, "bleu": b, "p_bleu": None if k == "1best" else 0.001} for k, b in bleu.items()]
+    return {"eval_test": {"systems": systems, "n_sentences": 1000}, "translate": {"dev": None, "test": {"beam": 50}},
+            "weights": {name: {"weights": weights, "dev_bleu": 38.3} for name in ("lm", "lm_channel")}}
+
+
+def test_translation_rows_compare_with_the_run_of_the_same_weights(tmp_path, monkeypatch):
+    tool = _tool()
+    bleu = {"1best": 35.15, "lm": 35.31, "lm_channel": 37.51}
+    w, other = {"nmt_norm": 0.83, "lm": 0.02, "channel": 0.08}, {"nmt_norm": 1.0, "lm": 0.0, "channel": 0.0}
+    committed = {"corpora": {"multi30k_first": _mt_results({"1best": 8.95, "lm": 9.0, "lm_channel": 9.11}, other),
+                             "multi30k_beam50": _mt_results(bleu, w)}}
+    _write(tmp_path / "mt.json", committed)
+    monkeypatch.setattr(tool, "COMMITTED", {"mt": tmp_path / "mt.json"})
+    exp = tmp_path / "demo"
+    _write(exp / "mt" / "cpu" / "results.json", {"corpora": {"multi30k": _mt_results({**bleu, "lm_channel": 37.20}, w)}})
+    lm, channel = tool.mt_rows(exp)
+    assert lm["what"].startswith("BLEU (higher is better), Multi30k En->De test (1000 sentences), beam 50 1-best")
+    assert (lm["baseline"], lm["with_lm"], lm["change"], lm["committed"], lm["match"]) == (
+        "beam 1-best 35.15", "reranked 35.31 (p = 0.001)", "+0.16 BLEU", "35.15 / 35.31", "yes")
+    assert lm["note"] == "committed: the run `multi30k_beam50` of recipes/mt_nbest_rerank/results/results.json"
+    assert channel["what"] == "the same, reranked with the LMs and the channel model"
+    assert channel["change"] == "+2.05 BLEU" and channel["match"] == "no (-0.31)" and "note" not in channel
+    # weights of no committed run: nothing to compare with, and the row says so
+    _write(exp / "mt" / "cpu" / "results.json", {"corpora": {"multi30k": _mt_results(bleu, {"nmt_norm": 0.5})}})
+    lm, _ = tool.mt_rows(exp)
+    assert lm["committed"] == "" and lm["match"] == "" and lm["note"] == "no run of the committed results.json has these weights"
+    # the demo left translation out this time: its reason, not the results of an earlier run
+    (exp / "mt" / "skipped.txt").write_text("no models/nmt-multi30k-en-de/card.json\n")
+    assert tool.mt_rows(exp) == [{"what": "BLEU, translation n-best reranking (recipes/mt_nbest_rerank)",
+                                  "note": "stage 4 not run: no models/nmt-multi30k-en-de/card.json"}]
+
+
 def test_missing_parts_are_rows(tmp_path, capsys):
     tool = _tool()
     import sys
@@ -65,5 +99,6 @@ def test_missing_parts_are_rows(tmp_path, capsys):
     text = (tmp_path / "S.md").read_text()
     assert "| per-word perplexity, bible test | stage 1 not run |" in text
     assert "| WER %, real speech (recipes/asr_real) | stage 2 not run |" in text
-    assert "synthetic speech" in text and "translation" in text
+    assert "synthetic speech" in text
+    assert "| BLEU, translation n-best reranking (recipes/mt_nbest_rerank) | stage 4 not run | | | | |" in text
     assert capsys.readouterr().out.strip() == text.strip()

@@ -6,8 +6,11 @@ with the number the recipe's committed results give for the same checkpoints bes
 
 Reads (under the demo's exp dir): lm/demo/bible/{ppl.json,lm/train_summary.json} (the LM trained in
 the demo), lm/reference_bible.json (`lmplug ppl` of models/lm-bible and the KenLM), real/cpu/results.json
-and asr/cpu/results.json (tools/asr_results.py). The committed numbers: models/lm-bible/card.json, recipes/lm/results/results.json,
-recipes/asr_real/results/results_cpu.json, recipes/asr_ctc_fusion/results/results_references.json. A part whose outputs are missing is a row saying so.
+and asr/cpu/results.json (tools/asr_results.py), mt/cpu/results.json (tools/mt_results.py) or
+mt/skipped.txt (why the demo left translation out). The committed numbers: models/lm-bible/card.json,
+recipes/lm/results/results.json, recipes/asr_real/results/results_cpu.json,
+recipes/asr_ctc_fusion/results/results_references.json, recipes/mt_nbest_rerank/results/results.json (the run
+whose tuned weights are those the demo reranked with). A part whose outputs are missing is a row saying so.
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ COMMITTED = {
     "lm_results": ROOT / "recipes" / "lm" / "results" / "results.json",
     "asr_real": ROOT / "recipes" / "asr_real" / "results" / "results_cpu.json",
     "asr_synthetic": ROOT / "recipes" / "asr_ctc_fusion" / "results" / "results_references.json",
+    "mt": ROOT / "recipes" / "mt_nbest_rerank" / "results" / "results.json",
 }
-NOT_YET = [  # parts whose recipes' RESULTS are not on reference checkpoints yet
-    ("BLEU, translation n-best reranking (recipes/mt_nbest_rerank)", "no reference NMT, channel and German LM in "
-     "models/ yet: run `recipes/mt_nbest_rerank/run.sh --scale cpu`"),
-]
+MT_CORPORA = {"multi30k": "Multi30k En->De", "bible": "Bible Es->En"}
+MT_SYSTEMS = [("lm", "the LMs (Transformer + KenLM)"), ("lm_channel", "the LMs and the channel model")]  # eval-mt names
 
 
 def _read(path: Path):
@@ -110,6 +112,47 @@ def compare(got: dict | None, want: dict | None, pairs: list, what_all: str, sta
     return rows
 
 
+def mt_rows(exp: Path) -> list[dict]:
+    """The translation rows (recipes/mt_nbest_rerank): test BLEU of the beam 1-best and of the n-best
+    reranked with the LMs, then also with the channel model, each with its p against the 1-best."""
+    got, skipped = _read(exp / "mt" / "cpu" / "results.json"), exp / "mt" / "skipped.txt"
+    if skipped.is_file() or got is None:
+        why = f": {skipped.read_text().strip()}" if skipped.is_file() else ""
+        return [{"what": "BLEU, translation n-best reranking (recipes/mt_nbest_rerank)", "note": f"stage 4 not run{why}"}]
+    rows = []
+    for corpus, res in got["corpora"].items():
+        key, want = committed_run(res, _read(COMMITTED["mt"]))
+        g = {r["name"]: r for r in res["eval_test"]["systems"]}
+        w = {r["name"]: r for r in want["eval_test"]["systems"]} if want else {}
+        beam = (res["translate"].get("test") or {}).get("beam", "?")
+        source = (f"committed: the run `{key}` of recipes/mt_nbest_rerank/results/results.json" if key else
+                  "no run of the committed results.json has these weights")
+        for i, (sys, with_what) in enumerate(MT_SYSTEMS):
+            what = (f"BLEU (higher is better), {MT_CORPORA.get(corpus, corpus)} test ({res['eval_test']['n_sentences']} "
+                    f"sentences), beam {beam} 1-best vs reranked with {with_what}" if i == 0 else
+                    f"the same, reranked with {with_what}")
+            if "1best" not in g or sys not in g:
+                rows.append({"what": what, "note": f"1best or {sys} not evaluated"})
+                continue
+            b, s, p = g["1best"]["bleu"], g[sys]["bleu"], g[sys].get("p_bleu")
+            wb, ws = (w["1best"]["bleu"], w[sys]["bleu"]) if "1best" in w and sys in w else (None, None)
+            rows.append({"what": what, "baseline": f"beam 1-best {b:.2f}",
+                         "with_lm": f"reranked {s:.2f}" + (f" (p = {p:.3f})" if p is not None else ""),
+                         "change": f"{s - b:+.2f} BLEU", "committed": f"{wb:.2f} / {ws:.2f}" if wb is not None else "",
+                         "match": _same((b, wb), (s, ws)), **({"note": source} if i == 0 else {})})
+    return rows
+
+
+def committed_run(got: dict, committed: dict | None) -> tuple[str, dict | None]:
+    """The run of the committed results.json (its key and results) whose tuned weights are those ``got``
+    (one corpus of tools/mt_results.py's output) reranked with: ("", None) when none is."""
+    mine = {name: w["weights"] for name, w in got["weights"].items()}
+    for key, run in (committed or {}).get("corpora", {}).items():
+        if mine and {name: w["weights"] for name, w in run.get("weights", {}).items()} == mine:
+            return key, run
+    return "", None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("exp", help="the demo's exp dir (exp/demo)")
@@ -117,7 +160,7 @@ def main() -> None:
     ap.add_argument("--markdown", required=True, help="summary Markdown (SUMMARY.md)")
     args = ap.parse_args()
     exp = Path(args.exp)
-    rows = lm_rows(exp) + speech_rows(exp) + [{"what": w, "note": n} for w, n in NOT_YET]
+    rows = lm_rows(exp) + speech_rows(exp) + mt_rows(exp)
     head = ("| what is measured | baseline | with the Transformer LM | change | committed RESULTS (baseline / LM) "
             "| same? |\n|---|---|---|---|---|---|")
     lines = [head] + [
@@ -128,7 +171,7 @@ def main() -> None:
     text = ("# lmplug demo: the reference checkpoints on the test sets\n\n"
             "Each row: a test set decoded or scored once with the checkpoints in models/ and the weights tuned on "
             "dev by the recipe (committed), beside the number the recipe's results give. Lower is better for "
-            "perplexity and WER; change = LM row vs baseline row.\n\n" + "\n".join(lines) + "\n"
+            "perplexity and WER, higher for BLEU; change = LM row vs baseline row.\n\n" + "\n".join(lines) + "\n"
             + ("\n" + "\n".join(notes) + "\n" if notes else ""))
     Path(args.out).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     Path(args.markdown).write_text(text)

@@ -119,9 +119,9 @@ def mt_rows(exp: Path) -> list[dict]:
     if skipped.is_file() or got is None:
         why = f": {skipped.read_text().strip()}" if skipped.is_file() else ""
         return [{"what": "BLEU, translation n-best reranking (recipes/mt_nbest_rerank)", "note": f"stage 4 not run{why}"}]
-    rows = []
+    rows, committed = [], _read(COMMITTED["mt"])
     for corpus, res in got["corpora"].items():
-        key, want = committed_run(res, _read(COMMITTED["mt"]))
+        key, want = committed_run(res, committed)
         g = {r["name"]: r for r in res["eval_test"]["systems"]}
         w = {r["name"]: r for r in want["eval_test"]["systems"]} if want else {}
         beam = (res["translate"].get("test") or {}).get("beam", "?")

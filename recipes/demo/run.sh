@@ -19,7 +19,7 @@
 #         4 translation: recipes/mt_nbest_rerank --references (models/nmt-multi30k-en-de, nmt-multi30k-de-en,
 #           lm-multi30k-de) on the whole Multi30k test, beam 50, with its committed dev weights
 #           (results/weights/); needs data/multi30k (research-use terms, never committed: `lmplug
-#           prepare-multi30k`). Else the Bible references (models/nmt-bible-es-en ..., weights in
+#           prepare-multi30k`). Else the Bible references (models/nmt-bible-es-en, nmt-bible-en-es, lm-bible; beam 12; weights in
 #           results/weights/bible/); else skipped, and the one missing file said (exp/demo/mt/skipped.txt)
 #         5 summary: one table printed and written to exp/demo/SUMMARY.md (tools/demo_summary.py)
 # Outputs: exp/demo/{lm,real,asr,mt}/..., exp/demo/summary.json, exp/demo/SUMMARY.md
@@ -71,7 +71,7 @@ if step 4; then  # Multi30k, else the Bible, else skipped: the first file missin
   corpus=multi30k; weights=$w
   why=$(first_missing "$data/multi30k/manifest.json" models/{nmt-multi30k-en-de,nmt-multi30k-de-en,lm-multi30k-de}/card.json \
     "$w/weights.lm_channel.json")
-  if [ -n "$why" ] && [ -z "$(first_missing models/{nmt-bible-es-en,nmt-bible-en-es,lm-bible-en}/card.json \
+  if [ -n "$why" ] && [ -z "$(first_missing models/{nmt-bible-es-en,nmt-bible-en-es,lm-bible}/card.json \
         "$w/bible/weights.lm_channel.json")" ]; then
     corpus=bible; weights=$w/bible; why=""
   fi

@@ -12,6 +12,7 @@
 #   recipes/mt_nbest_rerank/run.sh --scale demo --corpus bible --nmt-args "--max-steps 300" \
 #       --lm exp/lm/demo/bible/lm --kenlm exp/lm/demo/bible/ngram5.bin --lm-normalize lower   # the LM recipe's LMs
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --references   # the reference checkpoints, no training
+#   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus bible --references      # the Bible's (models/nmt-bible-*, lm-bible)
 #   recipes/mt_nbest_rerank/run.sh --scale cpu --corpus multi30k --references \
 #       --weights-from recipes/mt_nbest_rerank/results/weights --exp exp/demo/mt   # `make demo`: the committed dev
 #                                      weights, no tuning (test only: no dev n-best, no dev features)
@@ -25,11 +26,13 @@
 #   bible     data/bible (lmplug prepare-bible): rv.* -> kjv.*, split by book; English LM on the
 #             KJV + WEB text of the training books.
 # Scales:  tiny (first 2000 train / 60 dev / 60 test sentences), demo (all train, first 200 dev /
-#          300 test), cpu and gpu (whole splits). n-best size = --beam: 10 tiny, 12 demo, 50 cpu/gpu.
+#          300 test), cpu and gpu (whole splits). n-best size = --beam: 10 tiny, 12 demo, 50 gpu, cpu 50
+#          (multi30k) / 12 (bible).
 # Tuning:  MERT, --restarts 20, --window 2 (smoothed line search; 0 = plain MERT).
 # References (--references): the NMT, the channel and the target LM from --models DIR (default models/),
-#          named nmt-<corpus>-<src>-<tgt>, nmt-<corpus>-<tgt>-<src>, lm-<corpus>-<tgt> (`lmplug export-model` of
-#          this recipe's cpu models; each holds its tokenizer): stages 1, 3, 4 and 5 train nothing, KenLM (2) is built.
+#          named nmt-<corpus>-<src>-<tgt>, nmt-<corpus>-<tgt>-<src> (`lmplug export-model` of this recipe's cpu
+#          models; each holds its tokenizer) and lm-multi30k-de / lm-bible (the LM recipe's English LM, with
+#          --lm-normalize lower and a KenLM of its text): stages 1, 3, 4 and 5 train nothing, KenLM (2) is built.
 # Weights (--weights-from DIR): stage 8 copies DIR/weights.<set>.json (what stage 9 leaves in
 #          exp/mt/<scale>/<corpus>/weights/, committed as results/weights/) in place of tuning.
 # Stages:  0 data   1 tokenizers   2 KenLM 5-gram   3 Transformer LM   4 forward NMT   5 channel NMT
@@ -54,17 +57,22 @@ case $corpus in
     m=$data_dir/multi30k; src=en; tgt=de
     train_src=$m/task1/train.en; train_tgt=$m/task1/train.de; dev_src=$m/task1/val.en; dev_tgt=$m/task1/val.de
     test_src=$m/task1/test_2016_flickr.en; test_tgt=$m/task1/test_2016_flickr.de
-    lm_parts="$m/task1/train.de $m/task2/train.1.de $m/task2/train.2.de $m/task2/train.3.de $m/task2/train.4.de $m/task2/train.5.de";;
+    lm_parts="$m/task1/train.de $m/task2/train.1.de $m/task2/train.2.de $m/task2/train.3.de $m/task2/train.4.de $m/task2/train.5.de"
+    ref_lm=lm-multi30k-de; cpu_beam=50;;
   bible)
     b=data/bible; src=es; tgt=en
     train_src=$b/rv.train.txt; train_tgt=$b/kjv.train.txt; dev_src=$b/rv.dev.txt; dev_tgt=$b/kjv.dev.txt
-    test_src=$b/rv.test.txt; test_tgt=$b/kjv.test.txt; lm_parts="$b/kjv.train.txt $b/web.train.txt";;
+    test_src=$b/rv.test.txt; test_tgt=$b/kjv.test.txt; lm_parts="$b/kjv.train.txt $b/web.train.txt"
+    # the reference target LM is the LM recipe's (lower-cased text without punctuation: en.train.txt is
+    # kjv + web train, normalized), so the KenLM is built from that text and hypotheses are lower-cased
+    ref_lm=lm-bible; cpu_beam=12
+    if [ "$references" = 1 ] && [ -z "$lm" ]; then lm_parts=$b/en.train.txt; lm_normalize=lower; fi;;
   *) echo "unknown corpus $corpus (multi30k|bible)" >&2; exit 2;;
 esac
 case $scale in
   tiny) vocab=300; lm_vocab=300; beam=${beam:-10}; restarts=2;;
   demo) vocab=4000; lm_vocab=4000; beam=${beam:-12};;
-  cpu) vocab=6000; lm_vocab=4000; beam=${beam:-50};;
+  cpu) vocab=6000; lm_vocab=4000; beam=${beam:-$cpu_beam};;
   gpu) vocab=8000; lm_vocab=8000; beam=${beam:-50};;
   *) echo "unknown scale $scale (tiny|demo|cpu|gpu)" >&2; exit 2;;
 esac
@@ -80,7 +88,7 @@ names="len lm channel lm_channel norm norm_lm_channel"
 nmt=$d/nmt; channel=$d/channel
 if [ "$references" = 1 ]; then
   nmt=$models/nmt-$corpus-$src-$tgt; channel=$models/nmt-$corpus-$tgt-$src; refs="$nmt $channel"
-  [ -n "$lm" ] || { lm=$models/lm-$corpus-$tgt; refs="$refs $lm"; }
+  [ -n "$lm" ] || { lm=$models/$ref_lm; refs="$refs $lm"; }
   missing=$(for r in $refs; do [ -f "$r/card.json" ] || printf ', %s' "$r"; done)
   if [ -n "$missing" ]; then
     echo "--references --corpus $corpus: expected reference checkpoints (lmplug export-model) ${refs// /, };" \

@@ -170,7 +170,7 @@ def test_recipe_refuses_missing_references_and_weights_in_one_line(tmp_path):
     proc = _recipe("--corpus", "bible", "--references", "--models", str(m), "--exp", str(tmp_path / "exp"))
     assert proc.returncode == 2 and proc.stderr == (
         f"--references --corpus bible: expected reference checkpoints (lmplug export-model) {m}/nmt-bible-es-en, "
-        f"{m}/nmt-bible-en-es, {m}/lm-bible-en; found no card.json in {m}/nmt-bible-en-es, {m}/lm-bible-en\n")
+        f"{m}/nmt-bible-en-es, {m}/lm-bible; found no card.json in {m}/nmt-bible-en-es, {m}/lm-bible\n")
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "weights.len.json").write_text("{}")
     proc = _recipe("--weights-from", str(tmp_path / "w"), "--exp", str(tmp_path / "exp"))

@@ -12,6 +12,7 @@ from lmplug.mt.nbest import NBestEntry, read_nbest, write_nbest
 from lmplug.mt.nmt import Translator, load_translator, train_translation
 from lmplug.scorers.base import Scorer
 from lmplug.scorers.kenlm import KenLMScorer
+from lmplug.scorers.memo import MemoScorer
 from lmplug.scorers.pyctcdecode_lm import PyctcdecodeLM, build_pyctcdecode_decoder
 from lmplug.scorers.torchaudio_lm import TorchaudioLM
 from lmplug.scorers.transformer import TransformerScorer
@@ -26,6 +27,7 @@ __all__ = [
     "CTCHypothesis",
     "KenLMScorer",
     "Lexicon",
+    "MemoScorer",
     "NBestEntry",
     "Translator",
     "load_translator",

@@ -78,6 +78,10 @@ NGRAM_ORDER = 5
 
 # CTC word fusion: new words word-scored per frame and utterance, as a multiple of the beam size
 LM_PREFILTER = 2.0
+# lmplug.scorers.memo.MemoScorer (tune-ctc --memo): entries held before the memo drops some (about
+# 200 bytes each: ~400 MB per tuning process at most; tools/bench_tune.py counted 250,000 entries
+# for 20 utterances x 12 grid points of the speech recipe's Transformer system)
+MEMO_MAX_ENTRIES = 2_000_000
 # CTC beam search implementations (CTCDecoder(search=...)): on the host (numpy), or as tensor
 # operations on the LM's / emissions' device (torch, lmplug.ctc.torch_search)
 SEARCHES = ("numpy", "torch")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmplug.cli.args import FMT, parse_grid
-from lmplug.constants import COMPILE_MODES, SEARCHES
+from lmplug.constants import COMPILE_MODES, MEMO_MAX_ENTRIES, SEARCHES
 from lmplug.ctc.backends import BACKENDS, DecodeSpec, ScorerSpec, build_decoder, load_scorers
 from lmplug.ctc.io import read_ctc_nbest, read_references
 from lmplug.ctc.types import CTCDecoderConfig as DEFAULTS
@@ -282,14 +282,19 @@ class _TuneJob:
     tune: str | None  # the scorer whose weight is tuned (None: the only one)
     outer: str | None  # NAME=W1,W2,...: another scorer searched in an outer loop
     weights: dict  # fixed weights (--weights/--weights-file)
+    memo: bool = True  # costly word scorers behind a MemoScorer shared by the process's grid points
+    memo_entries: int = MEMO_MAX_ENTRIES  # its bound
 
 
 def _tune_setup(job: _TuneJob):
     """The decoder (the tuned scorer at weight 0), dev batches, references, the tuned scorer's
     name and the outer search of a tune-ctc run."""
     from lmplug.ctc.io import load_emissions
+    from lmplug.ctc.tune import memoize_word_scorers
 
     scorers = load_scorers(job.models, job.search.backend)
+    if job.memo:
+        scorers = memoize_word_scorers(scorers, job.search.mode, job.memo_entries)
     if job.tune:
         if job.tune not in scorers:
             raise LmplugError(f"--tune {job.tune}: expected one of the scorers {sorted(scorers)}, found none by that name")
@@ -334,7 +339,9 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     """Grid-search LM weight x insertion bonus on dev WER; write weights.json and a heatmap.
 
     Every finished grid point is appended to OUT_DIR/grid.jsonl: run the same command again after
-    an interruption and it decodes only the points still missing (--restart: all of them)."""
+    an interruption and it decodes only the points still missing (--restart: all of them). The
+    Transformer's word scores (word mode) are kept in memory and shared by the grid points a
+    process decodes (--no-memo: recomputed at each point; the same results)."""
     import functools
     import os
     from contextlib import nullcontext
@@ -344,10 +351,11 @@ def cmd_tune_ctc(args: argparse.Namespace) -> int:
     setup_decoding(args)
     if args.jobs < 1:
         raise LmplugError(f"--jobs: expected at least 1, found {args.jobs}")
+    expect_number("", "--memo-entries", args.memo_entries, integer=True, at_least=1)
     lm_w, bon = parse_grid(args.lm_weights, "--lm-weights"), parse_grid(args.bonuses, "--bonuses")
     make_out_dir(args.out_dir, "weights.json")
     job = _TuneJob(scorer_spec(args), decode_spec(args), args.emissions, args.batch_size, args.logits, args.tune,
-                   args.outer, _weights_of(args, {}))
+                   args.outer, _weights_of(args, {}), args.memo, args.memo_entries)
     dec, batches, refs, name, outer = _tune_setup(job)
     journal = Path(args.out_dir) / "grid.jsonl"
     if args.restart and journal.exists():
@@ -471,6 +479,12 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="grid points decoded at once, each in its own process (with --threads, else cores/jobs, torch threads)")
     p.add_argument("--restart", action="store_true", help="decode every grid point again (ignore OUT_DIR/grid.jsonl)")
+    p.add_argument("--memo", action=argparse.BooleanOptionalAction, default=True,
+                   help="word mode: the Transformer's word scores kept in memory and shared by the grid points a "
+                        "process decodes (each (history, word) forwarded once; the same results)")
+    p.add_argument("--memo-entries", type=int, default=MEMO_MAX_ENTRIES,
+                   help="--memo: entries held (about 200 bytes each) before the memo drops some "
+                        "(its look-ahead scores first)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_tune_ctc)
 

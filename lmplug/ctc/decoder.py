@@ -144,7 +144,7 @@ class CTCDecoder:
         for n in lookahead:
             if n not in self.word_scorers:
                 raise LmplugError(f"lookahead: expected the name of a word-mode scorer ({self.word_scorers}), found {n!r}")
-            if type(self.scorers[n]).prefix_scores is Scorer.prefix_scores:
+            if not self.scorers[n].has_prefix_scores:
                 raise LmplugError(f"lookahead: expected a scorer with prefix_scores, found {n!r} "
                                   f"({type(self.scorers[n]).__name__}) without")
         self.set_weights(weights)

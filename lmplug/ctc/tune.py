@@ -7,6 +7,8 @@ Writes the chosen weights (JSON, with the WER grid and a signature) and a WER he
 Each finished grid point can be written to a :class:`GridJournal` (one JSON line), so an
 interrupted tuning resumes where it stopped; a :class:`ParallelGrid` decodes grid points in
 worker processes (one decoder each), for machines with more cores than one decode uses.
+:func:`memoize_word_scorers` puts the costly word scorers (the Transformer in word mode) behind a
+:class:`~lmplug.scorers.memo.MemoScorer`, so the grid points a process decodes share their scores.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,11 @@ from typing import Any
 import numpy as np
 
 from lmplug.ctc.decoder import WORDS, CTCDecoder
+from lmplug.constants import MEMO_MAX_ENTRIES
 from lmplug.errors import LmplugError
 from lmplug.features import TunedWeights
+from lmplug.scorers.base import Scorer
+from lmplug.scorers.memo import MemoScorer
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -66,6 +71,21 @@ class TuneResult(TunedWeights):
     outer_name: str = ""
     outer_weights: list[float] = field(default_factory=list)
     outer_wer: list[float] = field(default_factory=list)
+
+
+def memoize_word_scorers(scorers: Mapping[str, Scorer | None], mode: str,
+                         max_entries: int = MEMO_MAX_ENTRIES) -> dict[str, Scorer | None]:
+    """``scorers`` with every costly word scorer behind a :class:`~lmplug.scorers.memo.MemoScorer`
+    (build the tuning's decoder from them: its grid points then share the scores).
+
+    A scorer is memoized where a decoder in ``mode`` scores words with it (not a token-level
+    scorer in token mode, which must stay token level) and where its words are not
+    ``cheap_words`` already (KenLM's table lookups); the others, and ``None`` (pyctcdecode's
+    own KenLM), are returned as they are. The signatures do not change.
+    """
+    return {n: MemoScorer(s, max_entries)
+            if isinstance(s, Scorer) and not s.cheap_words and not (mode == "token" and s.token_level) else s
+            for n, s in scorers.items()}
 
 
 def decode_texts(decoder: CTCDecoder, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[str]:

@@ -18,7 +18,8 @@ sentences (``<s>`` context, ``</s>`` included): CTC n-best rescoring and the MT 
 features both call it. The rest are optional hooks with defaults: ``token_logprobs`` (partial
 scoring of given tokens, ESPnet's ``score_partial``), ``prefix_scores`` (look-ahead),
 ``word_bounds`` (a cheap upper bound of ``score_words``, so a decoder scores exactly only the words
-that can still rank), ``compact`` (memory), ``known_words``, ``signature``.
+that can still rank), ``advance_words`` (states after several words, scores not needed: a memo
+rebuilding states it skipped), ``compact`` (memory), ``known_words``, ``signature``.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def words_signature(words) -> str:
 class Scorer:
     """Base class. A new scorer implements three methods: ``init_state``, ``score_words``,
     ``final_score`` (word level), and ``batch_score`` + ``advance`` to be token level too; the other
-    seven (``token_logprobs``, ``prefix_scores``, ``word_bounds``, ``compact``, ``known_words``,
-    ``signature``, ``score_sentences``) have working defaults that a scorer overrides for speed or features.
+    eight (``token_logprobs``, ``prefix_scores``, ``word_bounds``, ``advance_words``, ``compact``,
+    ``known_words``, ``signature``, ``score_sentences``) have working defaults that a scorer overrides
+    for speed or features.
 
     Attributes:
         name: short default feature name (``"lm"``, ``"kenlm"``, ...).
@@ -71,6 +73,11 @@ class Scorer:
     def token_level(self) -> bool:
         """Whether ``batch_score``/``advance`` are available (the scorer implements ``batch_score``)."""
         return type(self).batch_score is not Scorer.batch_score
+
+    @property
+    def has_prefix_scores(self) -> bool:
+        """Whether ``prefix_scores`` is implemented (a decoder's ``lookahead`` needs it)."""
+        return type(self).prefix_scores is not Scorer.prefix_scores
 
     def init_state(self, batch_size: int) -> list[Any]:
         """States of ``batch_size`` empty sentences (after ``<s>``)."""
@@ -111,6 +118,12 @@ class Scorer:
         rank among its beams); None when the scorer has none (the default: every word is scored)."""
         return None
 
+    def advance_words(self, states: Sequence[Any], words: Sequence[Sequence[str]]) -> list[Any]:
+        """The states ``score_words`` leaves after the words ``words[i]`` (in order) follow
+        ``states[i]``, their scores not needed (a memo rebuilding the states of histories whose
+        scores it kept). Default: one batched ``score_words`` per word position."""
+        return self._by_position(states, words)[0]
+
     def compact(self, states: Sequence[Any]) -> list[Any]:
         """The same states, possibly re-packed to free memory; a decoder calls it with the states
         it still holds (everything else may be released). Default: unchanged."""
@@ -125,16 +138,21 @@ class Scorer:
 
     def score_sentences(self, texts: Sequence[str]) -> np.ndarray:
         """``log P(text + </s>)`` per text, float64 ``(N,)``; words split on whitespace."""
-        words = [t.split() for t in texts]
-        total = np.zeros(len(texts))
-        states = self.init_state(len(texts))
+        states, total = self._by_position(self.init_state(len(texts)), [t.split() for t in texts])
+        return total + self.final_score(states)
+
+    def _by_position(self, states: Sequence[Any], words: Sequence[Sequence[str]]) -> tuple[list[Any], np.ndarray]:
+        """``score_words`` over ``words[i]`` after ``states[i]``, one batched call per word
+        position: the states after the words and the summed scores (N,)."""
+        states = list(states)
+        total = np.zeros(len(states))
         for j in range(max((len(w) for w in words), default=0)):
             rows = [i for i, w in enumerate(words) if j < len(w)]
-            s, new = self.score_words([states[i] for i in rows], [words[i][j] for i in rows])
-            for i, st, sc in zip(rows, new, s):
+            sc, new = self.score_words([states[i] for i in rows], [words[i][j] for i in rows])
+            for i, st, x in zip(rows, new, sc):
                 states[i] = st
-                total[i] += sc
-        return total + self.final_score(states)
+                total[i] += x
+        return states, total
 
 
 def prefix_span(texts: Sequence[str], prefix: str) -> tuple[int, int]:

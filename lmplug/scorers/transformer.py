@@ -308,6 +308,26 @@ class TransformerScorer(Scorer):
         return self._run(self.materialize(states), tokens)[0]
 
     @torch.inference_mode()
+    def advance_words(self, states, words):
+        """The states after ``words[i]`` in ONE forward over all their pieces (the states
+        ``score_words`` would leave, computed rather than lazy). Rows whose history and words
+        pass ``block_size`` go word by word (the default), as the context slides word by word."""
+        out = list(states)
+        ids = [[t for w in ws for t in self.word_ids(w)] for ws in words]
+        todo = [i for i, t in enumerate(ids) if t]
+        base = dict(zip(todo, self.materialize([states[i] for i in todo])))
+        fits = [i for i in todo if base[i].n_tokens + len(ids[i]) <= self.config.block_size]
+        if fits:
+            new, _ = self._run([base[i] for i in fits], [ids[i] for i in fits])
+            for i, a in zip(fits, new):
+                out[i] = WordEndState(a.cache, a.row, a.table, a.n_tokens) if self.word_end else a
+        slide = sorted(set(todo) - set(fits))
+        if slide:
+            for i, st in zip(slide, Scorer.advance_words(self, [base[i] for i in slide], [words[i] for i in slide])):
+                out[i] = st
+        return out
+
+    @torch.inference_mode()
     def compact(self, states, min_use: float = 0.5):
         """Copy the rows of sparsely used caches into one new cache, so that caches whose other
         rows belonged to dropped hypotheses can be freed (KV memory stays ~ live states)."""

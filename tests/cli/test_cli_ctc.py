@@ -304,6 +304,32 @@ def test_tune_ctc_one_weight_of_two_lms(workdir, tmp_path, tune_arpa, capsys):
     assert "|lookahead:|lm_prefilter:1|n:" in json.loads((tmp_path / "tune" / "weights.json").read_text())["signature"]
 
 
+def test_tune_ctc_memo_gives_the_grid_and_weights_of_none(workdir, tmp_path, monkeypatch):
+    """--memo (the default): the Transformer's word scores shared by the grid points give the
+    grid, the weights and the signature of --no-memo; a journal of one serves the other."""
+    pytest.importorskip("jiwer")
+    pytest.importorskip("matplotlib")
+    import lmplug.ctc.tune as ct
+    from lmplug.checkpoint import save_lm
+
+    lm = tiny_lm(tmp_path, steps=20)
+    save_lm(tmp_path / "lm", lm.model, lm.tokenizer)
+    (tmp_path / "words.txt").write_text("\n".join(sorted({w for s in SENTENCES for w in s.split()})) + "\n")
+    args = ["tune-ctc", "--emissions", str(workdir / "dev.jsonl"), "--labels", str(workdir / "labels.json"),
+            "--lm", str(tmp_path / "lm"), "--vocabulary", str(tmp_path / "words.txt"), "--lm-weights", "0,0.5,1",
+            "--bonuses", "0,1", "--beam-size", "4", "--lookahead", "lm", "--history-words", "1", "--quiet"]
+    res = {}
+    for flag, out in (("--memo", "memo"), ("--no-memo", "plain")):
+        assert main(args + [flag, "--out-dir", str(tmp_path / out)]) == 0
+        res[out] = json.loads((tmp_path / out / "weights.json").read_text())
+    assert res["memo"] == res["plain"]
+    decoded = []
+    real = ct.decode_texts
+    monkeypatch.setattr(ct, "decode_texts", lambda dec, b: decoded.append(dict(dec.weights)) or real(dec, b))
+    assert main(args + ["--no-memo", "--out-dir", str(tmp_path / "memo")]) == 0 and decoded == []
+    assert main(args + ["--memo-entries", "0", "--out-dir", str(tmp_path / "x")]) == 2
+
+
 def test_rescore_with_transformer_lm_flips_the_first_pass(tmp_path):
     lm = tiny_lm(tmp_path, steps=80, seed=0)
     labels = char_labels(SENTENCES, delimiter=" ")

@@ -126,6 +126,20 @@ def save_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def write_benchmark(out: str | None, result: dict[str, Any]) -> None:
+    """A benchmark's JSON (tools/bench_*.py): ``result`` with the machine it ran on, written to
+    ``out`` (None: nothing written)."""
+    import platform
+
+    import torch
+
+    result = {**result, "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"-> {out}")
+
+
 def atomic_dir(final: Path, write) -> None:
     """Call ``write(tmp_dir)`` and then swap ``tmp_dir`` in as ``final``."""
     final = Path(final)

@@ -50,11 +50,8 @@ Conformer-CTC: 10 ms fbank hop, subsampled 4x = 40 ms).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -66,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lmplug.ctc.decoder import build_ctc_decoder, greedy_decode, search_variant
 from lmplug.ctc.types import CTCDecoderConfig
+from lmplug.files import write_benchmark
 from lmplug.ctc.tune import word_error_rate
 from lmplug.ngram import arpa_unigrams
 from lmplug.scorers.kenlm import KenLMScorer
@@ -339,12 +337,8 @@ def main() -> int:
     signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
                  f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|token_min_logp:{CFG.token_min_logp}|token_top_k:{CFG.token_top_k}|beam_prune_logp:{CFG.beam_prune_logp}|lm_prefilter:{CFG.lm_prefilter}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
-    result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"-> {args.out}")
+    result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s}
+    write_benchmark(args.out, result)
     return 0
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ from lmplug.cli.args import parse_grid
 from lmplug.ctc.backends import read_words
 from lmplug.ctc.decoder import build_ctc_decoder
 from lmplug.ctc.simulate import char_labels, simulate_emissions, text_to_char_ids
+from lmplug.files import write_benchmark
 from lmplug.ctc.tune import SerialGrid, decode_texts, memoize_word_scorers, tune_ctc_weights, word_error_rate
 from lmplug.scorers.transformer import TransformerScorer
 
@@ -150,12 +149,8 @@ def main() -> int:
                  f"lm_weights:{args.lm_weights}|bonuses:{args.bonuses}|beam:{args.beam_size}|token_min_logp:{args.token_min_logp:g}|"
                  f"history_words:{args.history_words}|lookahead:{args.lookahead}|oov_penalty:{args.oov_penalty:g}|"
                  f"batch:{args.batch_size}|threads:{args.threads}|lmplug:{lmplug.__version__}")
-    result = {"signature": signature, "runs": runs, "checks": checks,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__}}
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"-> {args.out}")
+    result = {"signature": signature, "runs": runs, "checks": checks}
+    write_benchmark(args.out, result)
     return 0
 
 

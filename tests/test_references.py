@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +78,24 @@ def test_cli_export_model_measures_the_stored_weights(lm_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["ppl", "--model", str(out), "--text", str(text)]) == 0
     assert f"{want:.2f}" in capsys.readouterr().out
+
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+COMMITTED = sorted(p for p in MODELS.iterdir() if p.is_dir()) if MODELS.is_dir() else []
+
+
+def test_the_committed_references_fit_the_budget():
+    """models/ holds at most 100 MB (issue 24), each reference a directory with its card."""
+    total = sum(f.stat().st_size for f in MODELS.rglob("*") if f.is_file())
+    assert COMMITTED and total <= 100 * 10**6, f"models/: {total / 1e6:.1f} MB in {len(COMMITTED)} references"
+
+
+@pytest.mark.parametrize("ref", COMMITTED, ids=lambda p: p.name)
+def test_each_committed_reference_has_a_complete_card_and_intact_files(ref):
+    card = verify_reference(ref)  # every digest checked
+    assert card is not None, f"{ref}: no {CARD}"
+    assert card["name"] == ref.name
+    for key in ("data", "train_command", "eval_command", "description", "lmplug_commit"):
+        assert card[key], f"{ref.name}: its card has no {key}"
+    assert card["metrics"] and all(isinstance(v, (int, float)) for v in card["metrics"].values())
+    assert (ref / "README.md").read_text(encoding="utf-8").startswith(f"# {ref.name}")

@@ -185,15 +185,16 @@ class MemoScorer(Scorer):
         return out, miss
 
     def _ask_inner(self, method, miss: dict[Any, list[int]], states: Sequence[MemoState],
-                   args: Sequence[Any] | None = None) -> list[float] | None:
+                   extra: Sequence[Any] | None = None) -> list[float] | None:
         """``method`` of the inner scorer (``final_score``, ``word_bounds``, ``prefix_scores``) for
-        the first row of each missing key, on their inner states (and ``args``): a value per key,
-        in ``miss`` order, or None where the inner scorer gives none."""
+        the first row of each missing key, on their inner states (and their ``extra`` rows, the
+        method's second argument): a value per key, in ``miss`` order, or None where the inner
+        scorer gives none."""
         if not miss:
             return []
         first = [rows[0] for rows in miss.values()]
         inner = self._materialize([states[i] for i in first])
-        got = method(inner) if args is None else method(inner, [args[i] for i in first])
+        got = method(inner) if extra is None else method(inner, [extra[i] for i in first])
         return None if got is None else np.asarray(got, dtype=np.float64).reshape(-1).tolist()
 
     # -- the Scorer interface -----------------------------------------------------------------

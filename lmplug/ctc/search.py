@@ -286,10 +286,16 @@ class Search:
         return [states[h] for h in hist]
 
     def release(self, nodes: np.ndarray) -> None:
-        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack."""
+        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack.
+        A word scorer also keeps the states of the words just after those nodes (their children in
+        the trie): a hypothesis that dropped such a word may take it again while its parent lives,
+        and its state would cost a forward of its own to recompute."""
         a = self.nodes.a
         for name, keep in [(n, a["hist"][nodes]) for n in self.plan.word_scorers] + [(n, nodes) for n in self.plan.token_scorers]:
             table = self.wstate[name] if name in self.wstate else self.tstate[name]
+            if name in self.wstate and table:
+                held = np.fromiter(table, dtype=np.int64, count=len(table))
+                keep = np.concatenate([keep, held[np.isin(a["parent"][held], nodes)]])
             keys = [k for k in set(keep.tolist()) | {0} if k in table]
             vals = self.plan.scorers[name].compact([table[k] for k in keys])
             table.clear()

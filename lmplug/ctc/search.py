@@ -55,8 +55,8 @@ class Search:
         # LM states: word scorers keyed by history node, token scorers keyed by node
         self.wstate: dict[str, dict[int, Any]] = {n: {} for n in plan.word_scorers}
         self.tstate: dict[str, dict[int, Any]] = {n: {} for n in plan.token_scorers}
-        # look-ahead scores of open words: (history node, pid) -> log-prob
-        self.lookahead_by_hist: dict[str, dict[tuple[int, int], float]] = {n: {} for n in plan.lookahead_scorers}
+        # look-ahead scores of open words: history node << 32 | pid -> log-prob
+        self.lookahead_by_hist: dict[str, dict[int, float]] = {n: {} for n in plan.lookahead_scorers}
         self.lookahead_by_pid: dict[str, np.ndarray] = {}  # pid -> log-prob (NaN: not yet), state-free ones
         root = self.nodes.alloc(1)[0]
         a = self.nodes.a
@@ -262,13 +262,17 @@ class Search:
                 table[todo] = sc if sc is not None else 0.0
             return table[pid]
         memo = self.lookahead_by_hist[name]
-        keys = list(zip(hist.tolist(), pid.tolist()))
-        todo = list(dict.fromkeys(k for k in keys if k not in memo))
-        if todo:
-            states = self.word_states(name, [h for h, _ in todo])
-            sc = scorer.prefix_scores(states, [self.partial[p] for _, p in todo])
-            memo.update(zip(todo, sc.tolist() if sc is not None else [0.0] * len(todo)))
-        return np.array([memo[k] for k in keys])
+        uk, inv = np.unique((hist.astype(np.int64) << 32) | pid, return_inverse=True)  # node, pid < 2**31
+        get = memo.get
+        out = np.fromiter((get(k, np.nan) for k in uk.tolist()), dtype=np.float64, count=len(uk))
+        todo = np.flatnonzero(np.isnan(out))
+        if len(todo):
+            keys = uk[todo]
+            states = self.word_states(name, (keys >> 32).tolist())
+            sc = scorer.prefix_scores(states, [self.partial[p] for p in (keys & 0xFFFFFFFF).tolist()])
+            out[todo] = sc if sc is not None else 0.0
+            memo.update(zip(keys.tolist(), out[todo].tolist()))
+        return out[inv]
 
     def word_states(self, name: str, hist: list[int]) -> list[Any]:
         """Word-scorer states of history nodes, recomputing any released earlier (rare)."""
@@ -282,10 +286,16 @@ class Search:
         return [states[h] for h in hist]
 
     def release(self, nodes: np.ndarray) -> None:
-        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack."""
+        """Keep only the LM states that hypotheses on ``nodes`` can still use; let scorers re-pack.
+        A word scorer also keeps the states of the words just after those nodes (their children in
+        the trie): a hypothesis that dropped such a word may take it again while its parent lives,
+        and its state would cost a forward of its own to recompute."""
         a = self.nodes.a
         for name, keep in [(n, a["hist"][nodes]) for n in self.plan.word_scorers] + [(n, nodes) for n in self.plan.token_scorers]:
             table = self.wstate[name] if name in self.wstate else self.tstate[name]
+            if name in self.wstate and table:
+                held = np.fromiter(table, dtype=np.int64, count=len(table))
+                keep = np.concatenate([keep, held[np.isin(a["parent"][held], nodes)]])
             keys = [k for k in set(keep.tolist()) | {0} if k in table]
             vals = self.plan.scorers[name].compact([table[k] for k in keys])
             table.clear()

@@ -188,7 +188,10 @@ class TransformerScorer(Scorer):
         self.word_end = word_end
         self._boundary: torch.Tensor | None = None
         self._initial: tuple[torch.Tensor, list[str], dict[str, int]] | None = None
-        self._prefix_ranges: dict[str, tuple[int, int, np.ndarray]] = {}
+        self._prefix_index: dict[str, int] = {}  # look-ahead prefix -> its row of the arrays below
+        self._prefix_lo = np.zeros(0, dtype=np.int64)  # see _prefix_rows
+        self._prefix_hi = np.zeros(0, dtype=np.int64)
+        self._prefix_short = np.zeros((0, 1), dtype=np.int64)
         # the model's work so far (``lmplug decode --stats`` reports it): forward calls, rows,
         # new tokens, and tokens as padded (rows x the longest row of each call: attention's
         # layout; every other layer runs on the new tokens only)
@@ -396,17 +399,34 @@ class TransformerScorer(Scorer):
                              [t for t, _ in pieces], {t: k for k, (t, _) in enumerate(pieces)})
         return self._initial
 
-    def _prefix_range(self, prefix: str) -> tuple[int, int, np.ndarray]:
-        """Word-initial pieces (by position in :meth:`_word_initial` order) that can begin a word
-        spelled ``prefix...``: the range of pieces whose text starts with ``prefix``, and the
-        pieces that are shorter prefixes of it ("▁" alone included)."""
-        got = self._prefix_ranges.get(prefix)
-        if got is None:
+    def _prefix_rows(self, prefixes: Sequence[str]) -> np.ndarray:
+        """Rows of ``prefixes`` in the prefix table (new prefixes added): the word-initial pieces
+        (by position in :meth:`_word_initial` order) that can begin a word spelled ``prefix...``,
+        as ``_prefix_lo``/``_prefix_hi`` (the range of pieces whose text starts with the prefix)
+        and ``_prefix_short`` (the pieces that are shorter prefixes of it, "▁" alone included, in
+        order of length; -1 padded)."""
+        get = self._prefix_index.get
+        rows = np.fromiter((get(p, -1) for p in prefixes), dtype=np.int64, count=len(prefixes))
+        miss = np.flatnonzero(rows < 0)
+        if len(miss):
             _, texts, pos = self._word_initial()
-            lo, hi = prefix_span(texts, prefix)
-            shorter = np.array([pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos], dtype=np.int64)
-            got = self._prefix_ranges[prefix] = (lo, hi, shorter)
-        return got
+            new = list(dict.fromkeys(prefixes[i] for i in miss.tolist()))
+            n0 = len(self._prefix_index)
+            if n0 + len(new) > len(self._prefix_lo):  # grown geometrically
+                cap = max(n0 + len(new), 2 * len(self._prefix_lo), 1024)
+                width = 1 + max(map(len, texts), default=0)  # at most one shorter piece per length
+                self._prefix_lo = np.resize(self._prefix_lo, cap)
+                self._prefix_hi = np.resize(self._prefix_hi, cap)
+                short = np.full((cap, width), -1, dtype=np.int64)
+                short[:n0] = self._prefix_short[:n0]
+                self._prefix_short = short
+            for r, prefix in enumerate(new, n0):
+                self._prefix_lo[r], self._prefix_hi[r] = prefix_span(texts, prefix)
+                shorter = [pos[prefix[:k]] for k in range(len(prefix)) if prefix[:k] in pos]
+                self._prefix_short[r, : len(shorter)] = shorter
+                self._prefix_index[prefix] = r
+            rows[miss] = [self._prefix_index[prefixes[i]] for i in miss.tolist()]
+        return rows
 
     @torch.inference_mode()
     def prefix_scores(self, states, prefixes):
@@ -428,17 +448,19 @@ class TransformerScorer(Scorer):
             for k, c in zip(pos, np.concatenate([np.zeros((len(rows), 1)), cum], axis=1)):
                 uniq[k].lacum = c
         cum = np.stack([s.lacum for s in uniq])  # (U, pieces + 1)
-        ranges = [self._prefix_range(p) for p in prefixes]
-        lo = np.array([r[0] for r in ranges], dtype=np.int64)
-        hi = np.array([r[1] for r in ranges], dtype=np.int64)
-        out = cum[inv, hi] - cum[inv, lo]
-        n_short = np.array([len(r[2]) for r in ranges])
-        if n_short.any():  # + the probabilities of the pieces that are shorter prefixes
-            owner = np.repeat(np.arange(len(states)), n_short)
-            piece = np.concatenate([r[2] for r in ranges])
-            row = inv[owner]
-            out += np.bincount(owner, weights=cum[row, piece + 1] - cum[row, piece], minlength=len(states))
-        return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(states)
+        rows = self._prefix_rows(prefixes)
+        out = cum[inv, self._prefix_hi[rows]] - cum[inv, self._prefix_lo[rows]]
+        short = self._prefix_short[rows]  # (N, width)
+        if (short[:, 0] >= 0).any():  # + the probabilities of the pieces that are shorter prefixes
+            add = np.zeros(len(states))
+            for piece in short.T:  # summed in order of length, one piece per row at a time
+                has = np.flatnonzero(piece >= 0)
+                if not len(has):
+                    break
+                row, piece = inv[has], piece[has]
+                add[has] += cum[row, piece + 1] - cum[row, piece]
+            out += add
+        return np.log(np.maximum(out, 1e-30)) - self.boundary_logmass(uniq)[inv]
 
     @torch.inference_mode()
     def word_bounds(self, states, words):

@@ -219,6 +219,22 @@ def test_transformer_prefix_scores_sum_the_compatible_first_pieces(lm):
             assert np.all(np.diff(steps) <= 1e-12) and steps[-1] >= pieces - 1e-9
 
 
+def test_transformer_prefix_scores_batched_equal_one_at_a_time(lm):
+    # one call over mixed states and repeated prefixes (rows of the prefix table shared, some
+    # added by an earlier call) == each pair alone on a fresh scorer, to the bit
+    sc = TransformerScorer(lm)
+    start = sc.init_state(1)[0]
+    after = sc.score_words([start], ["the"])[1][0]
+    sc.prefix_scores([start], ["th"])
+    states = [start, after, start, after, after, start, after]
+    prefixes = ["the", "the", "th", "zq", "", "ca", "thee"]
+    got = sc.prefix_scores(states, prefixes)
+    for st, p, g in zip(states, prefixes, got):
+        fresh = TransformerScorer(lm)
+        st1 = fresh.init_state(1)[0] if st is start else fresh.score_words(fresh.init_state(1), ["the"])[1][0]
+        assert fresh.prefix_scores([st1], [p])[0] == g
+
+
 def test_kenlm_prefix_scores_are_unigram_masses(arpa):
     sc = KenLMScorer(arpa)
     import kenlm

@@ -135,6 +135,45 @@ class KVCache:
         )
 
 
+class KVPool:
+    """Keys and values of many token sequences, one slot per token, shared between them.
+
+    A sequence is a list of slots (its context); sequences that share a prefix share its slots,
+    so extending one by a token stores that token's keys and values once and copies no history.
+    Slots are handed out in order (:meth:`alloc`) and never reused: a pool is filled, then
+    replaced by a new one (its users copy the slots they still need, see
+    ``lmplug.scorers.transformer``). Slot 0 is padding: zeros, never written.
+    """
+
+    def __init__(self, config: "LMConfig", capacity: int, device: torch.device | str, dtype: torch.dtype) -> None:
+        hs = config.n_embd // config.n_head
+        self.keys = [torch.zeros(capacity, config.n_head, hs, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(capacity, config.n_head, hs, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.size = 1  # slots in use, padding included
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[0]
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.size
+
+    def alloc(self, n: int) -> int:
+        """The first of ``n`` new consecutive slots."""
+        if n > self.free:
+            raise ValueError(f"KVPool: expected at most {self.free} new slots, found a request for {n}")
+        start, self.size = self.size, self.size + n
+        return start
+
+    def copy_from(self, other: "KVPool", slots: torch.Tensor) -> int:
+        """Copy ``other``'s ``slots`` (a (n,) long tensor) into new slots here: the first of them."""
+        start = self.alloc(len(slots))
+        for dst, src in zip(self.keys + self.values, other.keys + other.values):
+            torch.index_select(src, 0, slots, out=dst[start : start + len(slots)])
+        return start
+
+
 def _rope_tables(positions: torch.Tensor, head_size: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables (B, 1, T, hs/2) for integer positions (B, T)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, head_size, 2, device=positions.device, dtype=torch.float32) / head_size))
@@ -218,6 +257,27 @@ class CausalSelfAttention(nn.Module):
         if pack is not None:
             y = pack.pack(y)
         return self.resid_dropout(self.proj(y)), (k, v)
+
+
+    def forward_pooled(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor,
+                       values: torch.Tensor, start: int, index: torch.Tensor, mask: torch.Tensor, pack: Pack) -> torch.Tensor:
+        """Attention of new tokens ``x`` (n, C), packed from a (B, T) batch by ``pack``, over keys
+        and values in a :class:`KVPool`'s layer tensors ``keys``/``values`` (slots, nh, hs): the new
+        tokens' own are written into slots ``start .. start + n`` first, then each row reads the
+        slots of ``index`` (B, L) under ``mask`` (B, 1, T, L). ``cos``/``sin``: (n, 1, hs/2)."""
+        n, C = x.shape
+        B, T = pack.B, pack.T
+        q, k, v = self.qkv(x).split(C, dim=1)
+        q = _apply_rope(q.view(n, self.n_head, self.head_size), cos, sin)
+        keys[start : start + n] = _apply_rope(k.view(n, self.n_head, self.head_size), cos, sin)
+        values[start : start + n] = v.view(n, self.n_head, self.head_size)
+        L = index.shape[1]
+        flat = index.reshape(-1)
+        k = keys.index_select(0, flat).view(B, L, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, L, hs)
+        v = values.index_select(0, flat).view(B, L, self.n_head, self.head_size).transpose(1, 2)
+        q = pack.unpack(q.reshape(n, C)).view(B, T, self.n_head, self.head_size).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        return self.proj(pack.pack(y.transpose(1, 2).reshape(B, T, C)))
 
 
 class Block(nn.Module):
@@ -353,6 +413,29 @@ class TransformerLM(nn.Module):
             keys.append(k)
             values.append(v)
         return self.lm_head(self.ln_f(x)).float(), keys, values
+
+    def forward_pooled(self, idx: torch.Tensor, positions: torch.Tensor, pool: KVPool, start: int,
+                       index: torch.Tensor, mask: torch.Tensor, pack: Pack) -> torch.Tensor:
+        """Logits (n, V) float32 of new tokens over contexts kept in ``pool`` (inference only).
+
+        Args:
+            idx: (n,) the new tokens of a (B, T) batch, packed row after row (``pack``).
+            positions: (n,) their rotary positions.
+            pool: where every row's context is, and where the new tokens' keys and values go:
+                slots ``start .. start + n`` (allocated by the caller), in the order of ``idx``.
+            index: (B, L) long, the slots each row attends to (its context, then its new tokens;
+                slot 0: padding).
+            mask: (B, 1, T, L) bool, True = attend (each new token: its row's context and the
+                row's new tokens up to itself).
+        """
+        hs = self.config.n_embd // self.config.n_head
+        cos, sin = _rope_tables(positions.view(1, -1), hs, self.config.rope_base)  # (1, 1, n, hs/2)
+        cos, sin = cos.view(-1, 1, hs // 2), sin.view(-1, 1, hs // 2)
+        x = self.wte(idx)
+        for i, block in enumerate(self.blocks):
+            x = x + block.attn.forward_pooled(block.ln1(x), cos, sin, pool.keys[i], pool.values[i], start, index, mask, pack)
+            x = x + block.mlp(block.ln2(x))
+        return self.lm_head(self.ln_f(x)).float()
 
     def forward_slot(
         self,

@@ -62,10 +62,8 @@ def test_packed_forward_equals_padded_forward(tiny_model):
 def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model, packed):
     """Rows that skip steps (token_mask False), with and without a sliding window: each row's logits
     as a growing cache gives them (slid as TransformerScorer does: cached keys are kept, not
-    re-encoded). Columns by step (slot t), or packed per row (slot = positions) in a cache that
+    re-encoded; the oldest dropped). Columns by step (slot t), or packed per row (slot = positions) in a cache that
     starts with 2 columns and is grown by KVCache.reserve."""
-    from lmplug.scorers.transformer import _window
-
     torch.manual_seed(3)
     V, L = tiny_model.config.vocab_size, 10
     idx = torch.randint(0, V, (2, L))
@@ -90,7 +88,7 @@ def test_forward_slot_into_preallocated_columns_equals_growing_cache(tiny_model,
             ref = tiny_model.empty_cache(1)
             for j, tok in enumerate(idx[r][take[r]].tolist()):
                 if window is not None:
-                    ref = _window(ref, window - 1)
+                    ref = ref.trim(window - 1)  # one row, every column valid
                 logits, ref = tiny_model(torch.tensor([[tok]]), ref)
                 torch.testing.assert_close(got[r][j], logits[0, 0], atol=1e-5, rtol=1e-5)
 
@@ -124,3 +122,35 @@ def test_forward_rejects_bad_shapes(tiny_model):
         tiny_model(torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match="block_size"):
         tiny_model(torch.zeros(1, tiny_model.config.block_size + 1, dtype=torch.long))
+
+
+@torch.inference_mode()
+def test_pooled_forward_equals_full_forward(tiny_model):
+    """Rows whose contexts share pool slots (a common prefix), with different context lengths and
+    different numbers of new tokens in one call: each new token's logits as a plain forward of
+    its row's whole sequence gives them."""
+    from lmplug.model import KVPool, Pack
+
+    torch.manual_seed(4)
+    V = tiny_model.config.vocab_size
+    seq = torch.randint(0, V, (9,))
+    pool = KVPool(tiny_model.config, 64, "cpu", torch.float32)
+    first = pool.alloc(5)  # a 5-token prefix, run once
+
+    def run(ids, pos, index, mask, lens, start):
+        pack = Pack.of(torch.arange(max(lens))[None, :] < torch.tensor(lens)[:, None])
+        return tiny_model.forward_pooled(ids, pos, pool, start, index, mask, pack)
+
+    run(seq[:5], torch.arange(5), torch.arange(first, first + 5)[None], torch.ones(5, 5).tril().bool()[None, None], [5], first)
+    # row 0: the prefix's first 3 tokens + 2 new; row 1: all 5 + 1 new (other tokens)
+    new = [seq[3:5] + 1, seq[5:6]]
+    start = pool.alloc(3)
+    index = torch.tensor([[first, first + 1, first + 2, 0, 0, start, start + 1],
+                          [first, first + 1, first + 2, first + 3, first + 4, start + 2, 0]])
+    hist, T = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool(), 2
+    own = torch.tensor([[[1, 0], [1, 1]], [[1, 0], [1, 0]]]).bool()  # row 1's padded query sees its one token
+    mask = torch.cat([hist[:, None, :].expand(2, T, 5), own], dim=2)[:, None]
+    got = run(torch.cat(new), torch.tensor([3, 4, 5]), index, mask, [2, 1], start)
+    full0, _ = tiny_model(torch.cat([seq[:3], new[0]])[None])
+    full1, _ = tiny_model(torch.cat([seq[:5], new[1]])[None])
+    torch.testing.assert_close(got, torch.cat([full0[0, 3:], full1[0, 5:]]), atol=1e-5, rtol=1e-5)

@@ -156,7 +156,7 @@ def main() -> int:
                     help="known words of the Transformer for the partial-word OOV penalty (word mode): the KenLM "
                          "unigrams (both LMs are trained on the same text), or none")
     ap.add_argument("--batch-size", type=int, default=256, help="lmplug and lmplug+kenlm utterances per batch")
-    ap.add_argument("--lm-batch-size", type=int, default=32,
+    ap.add_argument("--lm-batch-size", type=int, default=64,
                     help="lmplug+transformer utterances per batch (KV caches: memory grows with batch x beam)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
     ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")

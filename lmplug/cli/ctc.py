@@ -79,7 +79,8 @@ def add_search_args(p: argparse.ArgumentParser, defaults: dict | None = None) ->
                    help="word mode: per frame, only the best LM-prefilter x beam-size new words of an utterance "
                         "(ranked before their word scores) are scored by the word scorers: the Transformer's work")
     p.add_argument("--token-min-logp", type=float, default=own["token_min_logp"], help="labels below this log-prob are not expanded")
-    p.add_argument("--batch-size", type=int, default=16, help="utterances decoded together")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="utterances decoded together (the Transformer runs one forward for all their new words)")
     p.add_argument("--device", default="cpu", help="device of the Transformer LM and emissions: cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default, or 0: torch's)")
     p.add_argument("--backend", choices=BACKENDS, default="lmplug",

@@ -18,15 +18,18 @@ from lmplug.scorers.base import Scorer, prefix_span, words_signature
 
 
 class TransformerState:
-    """One row of a KV cache plus the next-token log-probs it predicts (immutable)."""
+    """A token sequence's context in a :class:`~lmplug.model.KVPool` plus the next-token
+    log-probs it predicts (immutable, but for where its context is stored: see
+    :meth:`TransformerScorer._migrate`)."""
 
-    __slots__ = ("cache", "lacum", "n_tokens", "row", "table")
+    __slots__ = ("ctx", "lacum", "n_tokens", "pool", "row", "table")
 
-    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
-        self.cache = cache  # KVCache holding this row (shared with sibling states)
+    def __init__(self, pool, ctx: np.ndarray, row: int, table: torch.Tensor, n_tokens: int) -> None:
+        self.pool = pool  # the KVPool holding the context's keys and values
+        self.ctx = ctx  # (<= block_size,) int64 slots of the context in ``pool``, oldest first
         self.row = row
-        self.table = table  # (rows, V) next-token log-probs of the cache's rows (shared)
-        self.n_tokens = n_tokens  # tokens seen so far, <s> included
+        self.table = table  # (rows, V) next-token log-probs of the forward that made it (shared)
+        self.n_tokens = n_tokens  # tokens seen so far, <s> included (the next rotary position)
         self.lacum: np.ndarray | None = None  # memoized cumulative word-initial probs (prefix_scores)
 
     @property
@@ -42,9 +45,13 @@ class WordEndState(TransformerState):
 
     __slots__ = ("bmass",)
 
-    def __init__(self, cache, row: int, table: torch.Tensor, n_tokens: int) -> None:
-        super().__init__(cache, row, table, n_tokens)
+    def __init__(self, pool, ctx: np.ndarray, row: int, table: torch.Tensor, n_tokens: int) -> None:
+        super().__init__(pool, ctx, row, table, n_tokens)
         self.bmass: float | None = None  # memoized TransformerScorer.boundary_logmass
+
+    @classmethod
+    def of(cls, st: TransformerState) -> "WordEndState":
+        return cls(st.pool, st.ctx, st.row, st.table, st.n_tokens)
 
 
 class PendingState:
@@ -63,89 +70,16 @@ class PendingState:
         self.mat: TransformerState | None = None  # memoized materialization
 
 
-def _gather_cache(model, states: Sequence[TransformerState], max_len):
-    """One KVCache with a row per state: each source cache's rows copied once into place, right
-    aligned, without the columns none of them attends to (the rows of a shorter or sparser
-    source get invalid columns on the left)."""
-    from lmplug.model import KVCache
-
-    groups: dict[int, tuple[Any, list[int], list[int]]] = {}
-    for i, s in enumerate(states):
-        g = groups.setdefault(id(s.cache), (s.cache, [], []))
-        g[1].append(s.row)
-        g[2].append(i)
-    if len(groups) == 1:
-        cache, rows, _ = next(iter(groups.values()))
-        if rows == list(range(cache.batch_size)):  # the whole cache, in order: no copy
-            return _window(cache.compact(), max_len)
-    parts = []  # (cache, rows, columns or None: all, valid (r, l), output positions)
-    for cache, rows, pos in groups.values():
-        dev = cache.valid.device
-        idx = torch.tensor(rows, dtype=torch.long, device=dev)
-        valid = cache.valid.index_select(0, idx)
-        used = valid.any(0)
-        cols = None if bool(used.all()) else used.nonzero().squeeze(1)
-        parts.append((cache, idx, cols, valid if cols is None else valid.index_select(1, cols),
-                      torch.tensor(pos, dtype=torch.long, device=dev)))
-    first = parts[0][0]
-    N, L = len(states), max(p[3].shape[1] for p in parts)
-    shape = (N, first.keys[0].shape[1], L, first.keys[0].shape[3])  # (N, nh, L, hs)
-    keys = [first.keys[0].new_zeros(shape) for _ in first.keys]
-    values = [first.values[0].new_zeros(shape) for _ in first.values]
-    valid = first.valid.new_zeros(N, L)
-    positions = first.positions.new_empty(N)
-    for cache, idx, cols, v, pos in parts:
-        n = v.shape[1]
-        for dst, src in zip(keys + values, cache.keys + cache.values):
-            src = src.index_select(0, idx)
-            dst.narrow(2, L - n, n).index_copy_(0, pos, src if cols is None else src.index_select(2, cols))
-        valid.narrow(1, L - n, n).index_copy_(0, pos, v)
-        positions.index_copy_(0, pos, cache.positions.index_select(0, idx))
-    return _window(KVCache(keys, values, valid, positions), max_len)
-
-
-def _window(cache, max_len):
-    """Each row attends to at most its last ``max_len`` tokens (an int, or a (B,) tensor: one limit
-    per row). Exact per row whatever the column layout (``KVCache.trim`` cuts columns, which rows
-    with padding holes share unevenly)."""
-    from lmplug.model import KVCache
-
-    v = cache.valid
-    limit = torch.as_tensor(max_len, device=v.device).reshape(-1, 1)  # (1, 1) or (B, 1)
-    if cache.length <= int(limit.min()):
-        return cache
-    from_right = v.flip(1).long().cumsum(1).flip(1)  # valid tokens at or after each column
-    keep = v & (from_right <= limit)
-    if bool((keep == v).all()):
-        return cache
-    return KVCache(cache.keys, cache.values, keep, cache.positions).compact()
-
-
-def _length_groups(lengths: Sequence[int], call_cost: int | None) -> list[list[int]]:
-    """Positions of ``lengths`` (tokens per row of a forward) as one group, or as two (the shorter
-    and the longer rows, each in original order) where padding every row to the longest costs
-    more padded tokens than the split plus ``call_cost`` (what one more forward costs, in tokens;
-    None: never split)."""
-    n = len(lengths)
-    ls = np.asarray(lengths)
-    order = np.argsort(ls, kind="stable")
-    srt = ls[order]
-    if call_cost is None or n < 2 or srt[0] == srt[-1]:
-        return [list(range(n))]
-    k = np.arange(1, n)  # the first k sorted rows form the short group
-    cost = k * srt[k - 1] + (n - k) * srt[-1] + call_cost
-    best = int(np.argmin(cost))
-    if cost[best] >= n * srt[-1]:
-        return [list(range(n))]
-    return [sorted(order[: best + 1].tolist()), sorted(order[best + 1 :].tolist())]
-
-
 class TransformerScorer(Scorer):
     """A :class:`~lmplug.checkpoint.LanguageModel` as a KV-cached, batched scorer.
 
-    Every call runs ONE forward for all its states: the rows of their caches are gathered into
-    one batch, the new tokens are right-padded, and each state keeps its row of the result. The
-    context slides past ``block_size`` (oldest tokens dropped; RoPE keeps distances exact).
+    Every call runs ONE forward for all its states. The keys and values of every token the
+    scorer has run live in a :class:`~lmplug.model.KVPool` (a state is the list of its context's
+    slots there: states that share a history share its slots, and extending one copies nothing);
+    a forward reads each row's slots for attention only, every other layer runs on the new
+    tokens alone. A full pool is replaced by a new one, into which the states still in use move
+    when they are next used (or when the decoder calls :meth:`compact`). The context slides past
+    ``block_size`` (oldest tokens dropped; RoPE keeps distances exact).
 
     Args:
         lm: a loaded LM (``lmplug.checkpoint.load_lm``).
@@ -168,7 +102,7 @@ class TransformerScorer(Scorer):
             length-scaled ``partial_oov_logp`` was the better lever on dev (recipes/asr_ctc_fusion/NOTES.md).
     """
 
-    CPU_CALL_COST = 32  # padded tokens one more forward costs on CPU (cache gathering, per-call work)
+    POOL_BYTES = 128 * 2**20  # keys and values of one KVPool (a new one when full; see _pool_for)
 
     def __init__(self, lm, name: str = "lm", max_batch: int = 1024, vocabulary: Sequence[str] | None = None,
                  word_end: bool = True, unk_offset: float = 0.0) -> None:
@@ -196,6 +130,9 @@ class TransformerScorer(Scorer):
         # new tokens, and tokens as padded (rows x the longest row of each call: attention's
         # layout; every other layer runs on the new tokens only)
         self.work = {"forwards": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
+        self._pool = None  # the KVPool new tokens go to (lmplug.model.KVPool)
+        c = self.config
+        self.pool_tokens = max(4096, self.POOL_BYTES // (2 * c.n_layer * c.n_embd * self.model.wte.weight.element_size()))
 
     def known_words(self) -> set[str] | None:
         return self.vocabulary
@@ -222,37 +159,86 @@ class TransformerScorer(Scorer):
     @torch.inference_mode()
     def _forward(self, states: Sequence[TransformerState], tokens: Sequence[Sequence[int]]):
         """Append ``tokens[i]`` to ``states[i]``: returns the new states, the log-probs after
-        every new token (n, V), packed row after row (padding is never computed: the model's
-        ``packed`` forward), and where each row's tokens start in them (N,)."""
+        every new token (n, V), packed row after row (padding is never computed), and where each
+        row's tokens start in them (N,).
+
+        The new tokens' keys and values go to the current :class:`~lmplug.model.KVPool` (the
+        states' contexts are moved there first if they are elsewhere); each row attends to its
+        context's last ``block_size`` minus ITS new tokens (not minus the longest in the batch: a
+        hypothesis' score must not depend on what it is decoded with)."""
+        from lmplug.model import Pack
+
         n = len(states)
-        T = max(len(t) for t in tokens)
-        dev = self.device
+        lens = np.fromiter(map(len, tokens), dtype=np.int64, count=n)
+        T, total = int(lens.max()), int(lens.sum())
         w = self.work
         w["forwards"] += 1
         w["rows"] += n
-        w["tokens"] += sum(len(t) for t in tokens)
+        w["tokens"] += total
         w["padded_tokens"] += n * T
-        idx = torch.zeros(n, T, dtype=torch.long)
-        mask = torch.zeros(n, T, dtype=torch.bool)
-        for i, t in enumerate(tokens):
-            idx[i, : len(t)] = torch.as_tensor(t, dtype=torch.long)
-            mask[i, : len(t)] = True
-        idx, mask = idx.to(dev), mask.to(dev)
-        # each row keeps block_size minus ITS new tokens of history (not minus the longest in the
-        # batch: a hypothesis' score must not depend on what it is decoded with)
-        lens = torch.tensor([len(t) for t in tokens])
-        cache = _gather_cache(self.model, states, (self.config.block_size - lens).clamp(min=1))
-        logits, new_cache = self.model(idx, cache, token_mask=mask, packed=True)
+        pool = self._pool_for(states, total)
+        dev = self.device
+        keep = np.maximum(self.config.block_size - lens, 1)
+        hist = [s.ctx[-k:] if len(s.ctx) > k else s.ctx for s, k in zip(states, keep.tolist())]
+        hlen = np.fromiter(map(len, hist), dtype=np.int64, count=n)
+        H = int(hlen.max())
+        start = pool.alloc(total)
+        first = start + np.cumsum(lens) - lens  # each row's first new slot
+        index = np.zeros((n, H + T), dtype=np.int64)  # slot 0: padding
+        for i, h in enumerate(hist):
+            index[i, : len(h)] = h
+        cols = np.arange(T)
+        is_new = cols[None, :] < lens[:, None]  # (n, T): the row's new tokens (token_mask)
+        index[:, H:] = np.where(is_new, first[:, None] + cols[None, :], 0)
+        mask = np.concatenate([np.broadcast_to((np.arange(H)[None, :] < hlen[:, None])[:, None, :], (n, T, H)),
+                               (cols[None, :, None] >= cols[None, None, :]) & is_new[:, None, :]], axis=2)
+        ids = np.fromiter((t for tk in tokens for t in tk), dtype=np.int64, count=total)
+        pos = np.repeat(np.array([s.n_tokens for s in states], dtype=np.int64) - first, lens) + np.arange(start, start + total)
+        pack = Pack.of(torch.from_numpy(is_new).to(dev))
+        logits = self.model.forward_pooled(torch.from_numpy(ids).to(dev), torch.from_numpy(pos).to(dev), pool, start,
+                                           torch.from_numpy(index).to(dev), torch.from_numpy(mask[:, None]).to(dev), pack)
         logp = torch.log_softmax(logits, dim=-1)  # (n, V): the valid tokens, row after row
-        starts = (lens.cumsum(0) - lens).to(dev)  # (N,)
-        last = logp.index_select(0, starts + lens.to(dev) - 1)  # (N, V)
-        new = [TransformerState(new_cache, i, last, s.n_tokens + len(t)) for i, (s, t) in enumerate(zip(states, tokens))]
+        starts = torch.from_numpy(first - start).to(dev)  # (N,)
+        last = logp.index_select(0, starts + torch.from_numpy(lens).to(dev) - 1)  # (N, V)
+        new = [TransformerState(pool, np.concatenate([h, np.arange(f, f + m)]), i, last, s.n_tokens + m)
+               for i, (s, h, f, m) in enumerate(zip(states, hist, first.tolist(), lens.tolist()))]
         return new, logp, starts
+
+    def _pool_for(self, states: Sequence[TransformerState], need: int):
+        """The pool a forward of ``states`` plus ``need`` new tokens writes into: the current one,
+        or a new one when it lacks room, with every state's context moved into it first."""
+        from lmplug.model import KVPool
+
+        pool = self._pool
+        outside = [s for s in states if s.pool is not pool]
+        moving = sum(len(s.ctx) for s in outside)
+        if pool is None or pool.free < need + moving:
+            moving = sum(len(s.ctx) for s in states)
+            cap = max(self.pool_tokens, 2 * (need + moving) + 1)
+            pool = self._pool = KVPool(self.config, cap, self.device, self.model.wte.weight.dtype)
+            outside = list(states)
+        self._migrate(outside)
+        return pool
+
+    def _migrate(self, states: Sequence[TransformerState]) -> None:
+        """Move the contexts of ``states`` that live in an older pool into the current one, IN
+        PLACE (one copy per slot however many states share it), so old pools can be freed."""
+        uniq = list({id(s): s for s in states}.values())  # a state listed twice moves once
+        by_pool: dict[int, tuple[Any, list[TransformerState]]] = {}
+        for s in uniq:
+            if s.pool is not self._pool and len(s.ctx):
+                by_pool.setdefault(id(s.pool), (s.pool, []))[1].append(s)
+        for old, group in by_pool.values():
+            slots = np.unique(np.concatenate([s.ctx for s in group]))
+            start = self._pool.copy_from(old, torch.from_numpy(slots).to(self.device))
+            for s in group:
+                s.ctx = start + np.searchsorted(slots, s.ctx)
+        for s in uniq:
+            s.pool = self._pool
 
     def _root_state(self) -> TransformerState:
         if self._root is None:
-            cache = self.model.empty_cache(1)
-            empty = TransformerState(cache, 0, torch.zeros(1, self.vocab_size, device=self.device), 0)
+            empty = TransformerState(self._pool, np.zeros(0, dtype=np.int64), 0, torch.zeros(1, self.vocab_size, device=self.device), 0)
             self._root = self._forward([empty], [[self.config.bos_id]])[0][0]
         return self._root
 
@@ -323,7 +309,7 @@ class TransformerScorer(Scorer):
         if fits:
             new, _ = self._run([base[i] for i in fits], [ids[i] for i in fits])
             for i, a in zip(fits, new):
-                out[i] = WordEndState(a.cache, a.row, a.table, a.n_tokens) if self.word_end else a
+                out[i] = WordEndState.of(a) if self.word_end else a
         slide = sorted(set(todo) - set(fits))
         if slide:
             for i, st in zip(slide, Scorer.advance_words(self, [base[i] for i in slide], [words[i] for i in slide])):
@@ -331,9 +317,10 @@ class TransformerScorer(Scorer):
         return out
 
     @torch.inference_mode()
-    def compact(self, states, min_use: float = 0.5):
-        """Copy the rows of sparsely used caches into one new cache, so that caches whose other
-        rows belonged to dropped hypotheses can be freed (KV memory stays ~ live states)."""
+    def compact(self, states):
+        """Move the contexts of ``states`` (the live ones) out of older pools into the current
+        one, in place, so that pools only dropped states still use can be freed (KV memory stays
+        ~ live states plus one pool); the same states are returned."""
         core: list[TransformerState] = []
         for st in states:
             if isinstance(st, PendingState):
@@ -342,35 +329,10 @@ class TransformerScorer(Scorer):
                     core.append(st.mat)
             else:
                 core.append(st)
-        rows: dict[int, set[int]] = {}
-        size: dict[int, int] = {}
-        for st in core:
-            rows.setdefault(id(st.cache), set()).add(st.row)
-            size[id(st.cache)] = st.cache.batch_size
-        sparse = {c for c, r in rows.items() if size[c] > 8 and len(r) < min_use * size[c]}
-        if not sparse:
-            return list(states)
-        uniq: dict[tuple[int, int], TransformerState] = {}
-        for st in core:
-            if id(st.cache) in sparse:
-                uniq.setdefault((id(st.cache), st.row), st)
-        olds = list(uniq.values())
-        cache = _gather_cache(self.model, olds, 10**9)
-        table = torch.stack([st.logp for st in olds])
-        remap = {k: type(st)(cache, i, table, st.n_tokens) for i, (k, st) in enumerate(uniq.items())}
-
-        def m(st: TransformerState) -> TransformerState:
-            return remap.get((id(st.cache), st.row), st)
-
-        out: list[Any] = []
-        for st in states:
-            if isinstance(st, PendingState):
-                p = PendingState(m(st.base), st.tokens)
-                p.mat = m(st.mat) if st.mat is not None else None
-                out.append(p)
-            else:
-                out.append(m(st))
-        return out
+        old = [st for st in core if st.pool is not self._pool]
+        if old and self._pool is not None:
+            self._pool_for(old, 0)
+        return list(states)
 
     def boundary_logmass(self, states: Sequence[TransformerState]) -> np.ndarray:
         """``log P(next piece starts a word or is </s>)`` per :class:`WordEndState`; 0 for others."""
@@ -487,7 +449,7 @@ class TransformerScorer(Scorer):
         scores = self._first_piece_scores(states, words)
         if self.word_end:
             after, later = self._forward_pieces(states, ids, range(len(ids)), full=True)
-            new = [WordEndState(a.cache, a.row, a.table, a.n_tokens) for a in after]
+            new = [WordEndState.of(a) for a in after]
             return scores + later + self.boundary_logmass(new), new
         multi = [r for r, i in enumerate(ids) if len(i) > 1]
         new: list[Any] = [PendingState(s, [i[0]]) for s, i in zip(states, ids)]
@@ -500,30 +462,23 @@ class TransformerScorer(Scorer):
 
     def _forward_pieces(self, states, ids: list[list[int]], rows: Sequence[int], full: bool):
         """The pieces of words ``ids[r]`` (all of them, or all but the last) after ``states[r]``,
-        ``r in rows``, in one forward, or on CPU two (shorter and longer words) where padding every
-        row to the longest word would cost more (:func:`_length_groups`): (states after them,
-        summed log-probs of pieces 2.. (len(rows),))."""
+        ``r in rows``, in one forward (rows padded to the longest word only in attention):
+        (states after them, summed log-probs of pieces 2.. (len(rows),))."""
         rows = list(rows)
-        lens = [len(ids[r]) - (0 if full else 1) for r in rows]
-        after: list[Any] = [None] * len(rows)
+        after, parts = self._run([states[r] for r in rows], [ids[r] if full else ids[r][:-1] for r in rows])
         out = np.zeros(len(rows))
-        for group in _length_groups(lens, self.CPU_CALL_COST if self.device.type == "cpu" else None):
-            sub = [rows[i] for i in group]
-            new, parts = self._run([states[r] for r in sub], [ids[r] if full else ids[r][:-1] for r in sub])
-            k = 0
-            for logp, starts in parts:  # piece j+1 is predicted at the row's position j
-                n = len(starts)
-                words = [ids[r] for r in sub[k : k + n]]
-                npred = [len(w) - 1 for w in words]
-                if sum(npred):
-                    row = np.repeat(np.arange(n), npred)
-                    pos = starts.cpu().numpy()[row] + np.concatenate([np.arange(m) for m in npred])
-                    tgt = np.fromiter((p for w in words for p in w[1:]), dtype=np.int64)
-                    lp = logp[torch.as_tensor(pos, device=logp.device), torch.as_tensor(tgt, device=logp.device)]
-                    out[group[k : k + n]] = np.bincount(row, weights=lp.double().cpu().numpy(), minlength=n)
-                k += n
-            for i, st in zip(group, new):
-                after[i] = st
+        k = 0
+        for logp, starts in parts:  # piece j+1 is predicted at the row's position j
+            n = len(starts)
+            words = [ids[r] for r in rows[k : k + n]]
+            npred = [len(w) - 1 for w in words]
+            if sum(npred):
+                row = np.repeat(np.arange(n), npred)
+                pos = starts.cpu().numpy()[row] + np.concatenate([np.arange(m) for m in npred])
+                tgt = np.fromiter((p for w in words for p in w[1:]), dtype=np.int64)
+                lp = logp[torch.as_tensor(pos, device=logp.device), torch.as_tensor(tgt, device=logp.device)]
+                out[k : k + n] = np.bincount(row, weights=lp.double().cpu().numpy(), minlength=n)
+            k += n
         return after, out
 
     @torch.inference_mode()

@@ -249,25 +249,37 @@ def test_kenlm_prefix_scores_are_unigram_masses(arpa):
     assert ZeroScorer().prefix_scores([None], ["a"]) is None
 
 
-def test_words_split_by_piece_count_score_as_one_padded_forward(lm):
-    from lmplug.scorers.transformer import _length_groups
+def test_scores_survive_pool_turnover(lm):
+    """Word scores and the states after them do not depend on the KVPool they were computed in: a
+    scorer whose pools hold a few tokens (a new pool almost every call, the contexts in use moved
+    into it, a state listed several times moved once) scores as one with a single large pool."""
+    words = ["the", "zebra", "a", "mat", "catastrophe", "fish"]  # one to several pieces each
+    got = []
+    for pool_tokens in (12, 10**5):
+        sc = TransformerScorer(lm)
+        sc.pool_tokens = pool_tokens
+        root = sc.init_state(1)[0]
+        prev = sc.score_words([root], ["we"])[1][0]
+        first, new = sc.score_words([root, prev] * 3, words)
+        some = [new[4], new[1], new[4], new[3]]  # later slots, one twice
+        kept = sc.compact(some)  # the same states, moved into the newest pool
+        assert all(a is b for a, b in zip(kept, some))
+        second, after = sc.score_words(some, words[:4])
+        third, _ = sc.score_words(after + after, words[2:] + words[:4])
+        got.append((first, second, third, sc.final_score(after)))
+    for a, b in zip(*got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
-    assert _length_groups([1, 1, 1, 1, 5], 2) == [[0, 1, 2, 3], [4]]  # 9 + 2 padded tokens < 25
-    assert _length_groups([3, 1, 3, 1], 1) == [[1, 3], [0, 2]]
-    assert _length_groups([3, 1, 3], 100) == [[0, 1, 2]]  # one more forward costs more than the padding
-    assert _length_groups([1, 4], None) == [[0, 1]]
+
+def test_states_listed_twice_move_to_a_new_pool_once(lm):
     sc = TransformerScorer(lm)
     root = sc.init_state(1)[0]
-    prev = sc.score_words([root], ["we"])[1][0]
-    words = ["the", "zebra", "a", "mat", "catastrophe", "fish"]  # one to several pieces each
-    assert len(_length_groups([len(sc.word_ids(w)) for w in words], 0)) == 2
-    states = [root, prev] * 3
-    sc.CPU_CALL_COST = 0  # split wherever it saves a padded token
-    split, split_new = sc.score_words(states, words)
-    sc.CPU_CALL_COST = None  # one padded forward
-    padded, padded_new = sc.score_words(states, words)
-    np.testing.assert_allclose(split, padded, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(sc.final_score(split_new), sc.final_score(padded_new), rtol=1e-5, atol=1e-5)
+    _, new = sc.score_words([root] * 4, ["the", "zebra", "catastrophe", "fish"])
+    some = [new[3], new[1], new[3]]  # contexts with gaps between their slots, one listed twice
+    want = sc.score_words(some, ["a", "mat", "a"])[0]
+    sc._pool = None  # as if full: the next call starts a new pool and moves the states into it
+    np.testing.assert_allclose(sc.score_words(some, ["a", "mat", "a"])[0], want, rtol=1e-5, atol=1e-5)
+    assert all(s.pool is sc._pool for s in some)
 
 
 def test_long_sentence_scored_alike_by_both_entry_points(lm):

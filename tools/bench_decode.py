@@ -159,6 +159,8 @@ def main() -> int:
     ap.add_argument("--lm-batch-size", type=int, default=64,
                     help="lmplug+transformer utterances per batch (KV caches: memory grows with batch x beam)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: what pyctcdecode gets)")
+    ap.add_argument("--device", default="cpu",
+                    help="device of the Transformer LM in every Transformer system, lmplug's and the peers' (cpu, cuda, auto)")
     ap.add_argument("--frame-ms", type=float, default=20.0, help="emission frame shift, for RTF")
     ap.add_argument("--lexicon", action="store_true", help="lmplug word-mode systems spell only known words")
     ap.add_argument("--seed", type=int, default=0)
@@ -215,7 +217,9 @@ def main() -> int:
     if args.lm:
         from lmplug.checkpoint import load_lm
 
-        tlm = load_lm(args.lm)
+        from lmplug.train import pick_device
+
+        tlm = load_lm(args.lm, device=pick_device(args.device))
     vocab = unis if args.lm_vocabulary == "unigrams" else None
     for beam in beams:
         if on("pyctcdecode+kenlm"):
@@ -336,7 +340,7 @@ def main() -> int:
     source = f"real:{args.emissions}" if args.emissions else f"simulate(seed={args.seed})|text:{args.text}"
     signature = (f"emissions:{source}|n:{len(texts)}|kenlm:{args.kenlm}|"
                  f"lm:{tlm.signature() if tlm else None}|alpha:{args.alpha}|beta:{args.beta}|lm_weight:{args.lm_weight}|"
-                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|token_min_logp:{CFG.token_min_logp}|token_top_k:{CFG.token_top_k}|beam_prune_logp:{CFG.beam_prune_logp}|lm_prefilter:{CFG.lm_prefilter}|threads:{args.threads}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
+                 f"lm_bonus:{args.lm_bonus}|lm_vocabulary:{args.lm_vocabulary}|word_end:{WORD_END}|lexicon:{args.lexicon}|token_min_logp:{CFG.token_min_logp}|token_top_k:{CFG.token_top_k}|beam_prune_logp:{CFG.beam_prune_logp}|lm_prefilter:{CFG.lm_prefilter}|threads:{args.threads}|device:{args.device}|batch:{args.batch_size}|lm_batch:{args.lm_batch_size}|lmplug:{lmplug.__version__}")
     result = {"signature": signature, "rows": rows, "checks": checks, "audio_s": audio_s}
     write_benchmark(args.out, result)
     return 0

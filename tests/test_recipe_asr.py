@@ -50,3 +50,13 @@ def test_asr_recipe_tiny_end_to_end(tmp_path):
     after = json.loads((lm / "lm" / "train_summary.json").read_text())
     assert (lm / "tok.model").read_bytes() == tok and "train-tokenizer" not in r.stderr
     assert after["steps"] == 70 > before["steps"], (before, after)
+
+
+def test_decode_only_names_the_systems_stage_5_decodes():
+    """recipes/common/ctc_systems.sh: `--decode-only` (make demo: the systems its summary shows) picks
+    systems by their hyps_<name>; empty decodes every system."""
+    script = ('set -euo pipefail; . recipes/common/ctc_systems.sh; decode_only="greedy lmplug_both"; '
+              'for s in greedy beam lmplug_both kenlm_rescore; do wants $s && echo $s || true; done; '
+              'decode_only=""; wants beam && echo all')
+    out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["greedy", "lmplug_both", "all"]

@@ -18,6 +18,7 @@
 #                                                              # models/lm-<domain> (no training: stage 1 builds KenLM only)
 #   recipes/asr_ctc_fusion/run.sh --scale cpu --references --weights-from recipes/asr_ctc_fusion/results/weights \
 #       --exp exp/demo --domains bible                         # `make demo`: the committed dev weights, no tuning
+#   recipes/asr_ctc_fusion/run.sh ... --decode-only "lmplug_kenlm lmplug_both"  # stage 5 decodes these hyps_<name> only
 #
 # Stages: 0 speech corpus (bible train/dev/test + gutenberg dev/test)   1 LMs (recipes/lm)
 #         2 acoustic model   3 emissions   4 tune weights on dev   5 decode test   6 results
@@ -50,7 +51,7 @@ cd "$(dirname "$0")/../.."
 # $exp/asr/<scale>/weights/) instead of tuning, and stage 3 computes no dev emissions
 # --lm-steps: stage 1 trains the Transformer LMs this many steps (recipes/lm --max-steps; default: the
 # scale's preset), also on past an existing checkpoint
-lm_steps=""; references=0; weights_from=""; scale=cpu; stage=0; stop_stage=6; beam=16; token_min_logp=-8; history_words=1; lookahead=1
+lm_steps=""; references=0; weights_from=""; decode_only=""; scale=cpu; stage=0; stop_stage=6; beam=16; token_min_logp=-8; history_words=1; lookahead=1
 oov_penalty=-20; jobs=2; data=data; exp=exp; domains="bible gutenberg"; gutenberg=data/gutenberg/gutenberg_nltk17.txt
 flags="references"
 . recipes/common/stages.sh "$@"  # options, PY, run, step
@@ -98,8 +99,10 @@ fi
 if step 1; then
   for dom in $domains; do
     if [ $references = 1 ]; then  # the KenLM only (the Transformer is the reference checkpoint)
-      [ -f "$lmd/$dom/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 2 \
-        --data "$data" --exp "$exp/lm" --gutenberg "$gutenberg"
+      for st in 0 2; do  # data, then KenLM (stage 1, the tokenizer, is the reference LM's own)
+        [ -f "$lmd/$dom/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $st --stop-stage $st \
+          --data "$data" --exp "$exp/lm" --gutenberg "$gutenberg"
+      done
     elif [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
       from=3; [ -f "$lmd/$dom/tok.model" ] && [ -f "$lmd/$dom/ngram5.bin" ] || from=1  # text: stage 0 above
       bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $from --stop-stage 3 --data "$data" --exp "$exp/lm" \

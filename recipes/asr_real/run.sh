@@ -14,6 +14,7 @@
 #     --lexicon recipes/asr_real/results/hama_lexicon.txt --exp exp/demo    # `make demo`: the committed dev weights,
 #                                                                            # no tuning (stage 4 copies them)
 #   recipes/asr_real/run.sh --scale cpu --stage 4 --systems hama   # stages 4-5 of some systems only (head, hama, whisper)
+#   ... --decode-only "lmplug_kenlm lmplug_transformer hama_kenlm hama_lm"   # stage 5 decodes these hyps_<name> only
 #
 # Stages: 0 manifests (Cathy by prompt + augmented copies, pocketsphinx-testdata; synthetic training
 #         speech)   1 KenLM (recipes/lm stages 0-2, Gutenberg; the Transformer is --lm, by default the
@@ -32,7 +33,7 @@ cd "$(dirname "$0")/../.."
 
 scale=cpu; stage=0; stop_stage=6; beam=16; token_min_logp=-8; history_words=1; lookahead=1; oov_penalty=-20; jobs=2
 data=data; exp=exp; cathy=data/cathy; lm=models/lm-gutenberg; am=""; weights_from=""; lexicon=""
-sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"
+sphinx=/usr/share/pocketsphinx/test/data; frontend=whisper-base; systems="head hama whisper"; decode_only=""
 . recipes/common/stages.sh "$@"  # options, PY, run, step
 has() { case " $systems " in *" $1 "*) true;; *) false;; esac; }
 
@@ -69,8 +70,10 @@ if step 0; then
 fi
 
 if step 1; then
-  [ -f "$lmd/ngram5.bin" ] || \
-    bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 2 --data "$data" --exp "$exp/lm"
+  for st in 0 2; do  # data, then KenLM (stage 1, the tokenizer, is the Transformer's own: --lm)
+    [ -f "$lmd/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stage $st --stop-stage $st \
+      --data "$data" --exp "$exp/lm"
+  done
 fi
 
 if step 2 && [ -z "$am" ]; then
@@ -126,10 +129,11 @@ if step 5; then
   done
   for set in cathy unseen; do
     has hama || continue  # its greedy baseline: beam 1 through the lexicon (phones alone are no words)
-    run decode $(hama "$d/$set/hama_test" 1) --out "$d/$set/hyps_hama_greedy.jsonl" --stats "$d/$set/stats_hama_greedy.json" --quiet
-    run decode $(hama "$d/$set/hama_test") --out "$d/$set/hyps_hama_nolm.jsonl" --stats "$d/$set/stats_hama_nolm.json" --quiet
+    wants hama_greedy && run decode $(hama "$d/$set/hama_test" 1) --out "$d/$set/hyps_hama_greedy.jsonl" --stats "$d/$set/stats_hama_greedy.json" --quiet
+    wants hama_nolm && run decode $(hama "$d/$set/hama_test") --out "$d/$set/hyps_hama_nolm.jsonl" --stats "$d/$set/stats_hama_nolm.json" --quiet
     for sys in kenlm lm both; do
       t=tune_hama; [ $sys = kenlm ] || t=tune_hama_$sys
+      wants hama_$sys || continue
       run decode $(hama "$d/$set/hama_test") $(hama_lms $sys) --weights-file "$d/cathy/$t/weights.json" \
         --out "$d/$set/hyps_hama_$sys.jsonl" --stats "$d/$set/stats_hama_$sys.json" --quiet
     done

@@ -6,6 +6,8 @@
 #   weights_out TUNE_ROOT DIR [PREFIX]     # the tuned weights as DIR/weights_<PREFIX><system>.json (results/)
 #   weights_in DIR PREFIX TUNE_ROOT        # those files back as TUNE_ROOT/tune_<system>/weights.json (no tuning)
 #
+# decode_only (optional): the systems decode_systems decodes, by their hyps_<system> names (greedy beam
+# lmplug_kenlm pyctcdecode_kenlm lmplug_transformer lmplug_both kenlm_rescore); empty: all.
 # The caller sets: run (runs `lmplug ARGS`), beam, token_min_logp, history_words (0: none), lookahead
 # (1/0), oov_penalty (the Transformer systems' --oov-penalty), jobs, and the grids
 # grid (KenLM systems), grid_lm (the Transformer), grid_both (both fused). The KenLM unigrams are
@@ -39,19 +41,24 @@ tune_systems() {  # all weights are chosen on dev; an interrupted tuning resumes
     --weights-file "$t/tune_kenlm/weights.json" --out-dir "$t/tune_rescore"
 }
 
-decode_systems() {  # every system on test emissions with the weights tuned on dev
+wants() {  # true when system $1 is to be decoded (decode_only empty, or naming it)
+  [ -z "${decode_only:-}" ] || [[ " $decode_only " == *" $1 "* ]]
+}
+
+decode_systems() {  # every system (or those of decode_only) on test emissions with the weights tuned on dev
   local em=$1 t=$2 o=$3 kenlm="--kenlm $4" lm=$5 vocab="--vocabulary ${4%.bin}.arpa"
   mkdir -p "$o"
-  run decode $(ctc_common $em | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
-  run decode $(ctc_common $em) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
-  run decode $(ctc_common $em) $kenlm $(ctc_search kenlm) --weights-file "$t/tune_kenlm/weights.json" \
+  wants greedy && run decode $(ctc_common $em | sed "s/--beam-size $beam/--beam-size 1/") --out "$o/hyps_greedy.jsonl" --stats "$o/stats_greedy.json" --quiet
+  wants beam && run decode $(ctc_common $em) --out "$o/hyps_beam.jsonl" --stats "$o/stats_beam.json" --quiet
+  wants lmplug_kenlm && run decode $(ctc_common $em) $kenlm $(ctc_search kenlm) --weights-file "$t/tune_kenlm/weights.json" \
     --out "$o/hyps_lmplug_kenlm.jsonl" --stats "$o/stats_lmplug_kenlm.json" --quiet
-  run decode $(ctc_common $em pyctcdecode) $kenlm --weights-file "$t/tune_pyctcdecode/weights.json" \
+  wants pyctcdecode_kenlm && run decode $(ctc_common $em pyctcdecode) $kenlm --weights-file "$t/tune_pyctcdecode/weights.json" \
     --out "$o/hyps_pyctcdecode_kenlm.jsonl" --stats "$o/stats_pyctcdecode_kenlm.json" --quiet
-  run decode $(ctc_common $em) --lm "$lm" $vocab $(ctc_search lm) --weights-file "$t/tune_lm/weights.json" \
+  wants lmplug_transformer && run decode $(ctc_common $em) --lm "$lm" $vocab $(ctc_search lm) --weights-file "$t/tune_lm/weights.json" \
     --out "$o/hyps_lmplug_transformer.jsonl" --stats "$o/stats_lmplug_transformer.json" --quiet
-  run decode $(ctc_common $em) $kenlm --lm "$lm" $(ctc_search lm) --weights-file "$t/tune_both/weights.json" \
+  wants lmplug_both && run decode $(ctc_common $em) $kenlm --lm "$lm" $(ctc_search lm) --weights-file "$t/tune_both/weights.json" \
     --out "$o/hyps_lmplug_both.jsonl" --stats "$o/stats_lmplug_both.json" --quiet
+  wants kenlm_rescore || return 0
   run decode $(ctc_common $em) $kenlm $(ctc_search kenlm) --weights-file "$t/tune_kenlm/weights.json" --nbest $beam \
     --out "$o/nbest_kenlm_test.jsonl" --stats "$o/stats_kenlm_rescore.json" --quiet
   run rescore --nbest "$o/nbest_kenlm_test.jsonl" --lm "$lm" --weights-file "$t/tune_rescore/weights.json" \

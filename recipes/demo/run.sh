@@ -45,11 +45,14 @@ if step 1; then
   lap 1
 fi
 
+# the speech systems the summary shows (tools/demo_summary.py); the recipes' other systems are not decoded
+summarized="greedy lmplug_kenlm lmplug_transformer lmplug_both"
+
 if step 2; then
   r=recipes/asr_real/results; systems=head  # hama where its lexicon and weights are committed
   [ -f $r/hama_lexicon.txt ] && [ -f $r/weights_hama_lm.json ] && systems="head hama"
   bash recipes/asr_real/run.sh --scale cpu --am models/am-real-whisper --weights-from $r --lexicon $r/hama_lexicon.txt \
-    --systems "$systems" --data "$data" --exp "$exp"
+    --systems "$systems" --decode-only "$summarized hama_kenlm hama_lm" --data "$data" --exp "$exp"
   lap 2
 fi
 
@@ -58,7 +61,7 @@ if step 3; then
   for dom in bible gutenberg; do ls "$w"/weights_"$dom"_*.json > /dev/null 2>&1 && doms="$doms $dom"; done
   if [ -n "$doms" ]; then
     bash recipes/asr_ctc_fusion/run.sh --scale cpu --references --weights-from "$w" --domains "${doms# }" \
-      --data "$data" --exp "$exp"
+      --decode-only "$summarized" --data "$data" --exp "$exp"
   else
     echo "[demo] no committed weights in $w: synthetic speech skipped" >&2
   fi

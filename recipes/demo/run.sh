@@ -5,7 +5,7 @@
 # reports, so the numbers are those of the RESULTS (the summary prints both side by side).
 #
 # Usage (from the repository root, after `make setup`):
-#   recipes/demo/run.sh                     # all stages (14.4 min on 2 cores, the Bible translation, 2026-12-06)
+#   recipes/demo/run.sh                     # all stages (~14 min on 2 cores, the Bible translation: README)
 #   recipes/demo/run.sh --stage 2           # from the real-speech part on
 #   recipes/demo/run.sh --lm-steps 600      # train the small LM longer
 #
@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=0; stop_stage=5; lm_steps=300; exp=exp/demo; data=data
+stage=0; stop_stage=5; lm_steps=200; exp=exp/demo; data=data
 . recipes/common/stages.sh "$@"  # options, PY, run, step
 mkdir -p "$exp"
 t0=$(date +%s)

@@ -258,7 +258,6 @@ class CausalSelfAttention(nn.Module):
             y = pack.pack(y)
         return self.resid_dropout(self.proj(y)), (k, v)
 
-
     def forward_pooled(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor,
                        values: torch.Tensor, start: int, index: torch.Tensor, mask: torch.Tensor, pack: Pack) -> torch.Tensor:
         """Attention of new tokens ``x`` (n, C), packed from a (B, T) batch by ``pack``, over keys

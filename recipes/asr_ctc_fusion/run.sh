@@ -99,10 +99,8 @@ fi
 if step 1; then
   for dom in $domains; do
     if [ $references = 1 ]; then  # the KenLM only (the Transformer is the reference checkpoint)
-      for st in 0 2; do  # data, then KenLM (stage 1, the tokenizer, is the reference LM's own)
-        [ -f "$lmd/$dom/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $st --stop-stage $st \
-          --data "$data" --exp "$exp/lm" --gutenberg "$gutenberg"
-      done
+      [ -f "$lmd/$dom/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stop-stage 2 --kenlm-only \
+        --data "$data" --exp "$exp/lm" --gutenberg "$gutenberg"
     elif [ -n "$lm_steps" ]; then  # train on (resumes a shorter checkpoint; tokenizer and KenLM kept if there)
       from=3; [ -f "$lmd/$dom/tok.model" ] && [ -f "$lmd/$dom/ngram5.bin" ] || from=1  # text: stage 0 above
       bash recipes/lm/run.sh --scale "$scale" --corpus $dom --stage $from --stop-stage 3 --data "$data" --exp "$exp/lm" \

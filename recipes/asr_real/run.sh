@@ -70,10 +70,8 @@ if step 0; then
 fi
 
 if step 1; then
-  for st in 0 2; do  # data, then KenLM (stage 1, the tokenizer, is the Transformer's own: --lm)
-    [ -f "$lmd/ngram5.bin" ] || bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stage $st --stop-stage $st \
-      --data "$data" --exp "$exp/lm"
-  done
+  [ -f "$lmd/ngram5.bin" ] || \
+    bash recipes/lm/run.sh --scale "$scale" --corpus gutenberg --stop-stage 2 --kenlm-only --data "$data" --exp "$exp/lm"
 fi
 
 if step 2 && [ -z "$am" ]; then

@@ -6,6 +6,7 @@
 #   recipes/lm/run.sh --scale tiny --corpus bible         # seconds; what the test suite runs
 #   recipes/lm/run.sh --scale cpu --corpus gutenberg --stage 3 --stop-stage 4
 #   recipes/lm/run.sh --scale cpu --stage 3 --stop-stage 4 --max-steps 8000   # train on past the preset
+#   recipes/lm/run.sh --scale cpu --corpus bible --stop-stage 2 --kenlm-only  # data and KenLM, no tokenizer
 #
 # Corpora: bible (embedded default: Debian's KJV + WEB, lowercased, split by book; see
 #          data/README.md) and gutenberg (--gutenberg PATH, default data/gutenberg/gutenberg_nltk17.txt:
@@ -18,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 scale=cpu; corpus="bible gutenberg"; stage=0; stop_stage=5
-gutenberg=data/gutenberg/gutenberg_nltk17.txt; data=data; exp=exp/lm; max_steps=""
+gutenberg=data/gutenberg/gutenberg_nltk17.txt; data=data; exp=exp/lm; max_steps=""; kenlm_only=0
+flags="kenlm_only"  # skip stage 1: the tokenizer only the Transformer needs (the speech recipes' reference LMs bring theirs)
 . recipes/common/stages.sh "$@"  # options, PY, run, step
 
 for c in $corpus; do
@@ -38,7 +40,7 @@ for c in $corpus; do
     head -n 3000 "$train" > "$d/train.txt"; head -n 300 "$dev" > "$d/dev.txt"; head -n 300 "$test" > "$d/test.txt"
     train=$d/train.txt; dev=$d/dev.txt; test=$d/test.txt
   fi
-  if step 1; then
+  if step 1 && [ "$kenlm_only" = 0 ]; then
     run train-tokenizer --text "$train" --out "$d/tok.model" --scale "$scale"
   fi
   if step 2; then
